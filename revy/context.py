@@ -1,0 +1,375 @@
+"""The revision context: who acts, in which revision, why, and whether tracking is on.
+
+`Context` is framework-free. Values live on an immutable stack of frames kept in one
+`contextvars.ContextVar`, so every thread and every asyncio task sees its own values, and a
+block's changes vanish when the block exits. Each frame is a tuple holding, per value, the head
+of a linked list of assignments: pushing a block, setting, unsetting and reading a value are all
+O(1) and copy a fixed number of slots.
+
+Integrations (the Django app) attach their per-context state to the outermost block's `Scope`
+and may register a boundary listener, called just before the actor, the attribute delta
+description or the enabled flag changes, so that they can attribute pending changes to the actor
+that made them.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Context", "Scope", "add_boundary_listener", "current_scope", "enabled_scope"]
+
+# Frame layout: (parent, scope, *value heads). A value head is None (never assigned) or a
+# tuple (value, previous head).
+_PARENT = 0
+_SCOPE = 1
+_KEYS = (
+    "actor",
+    "revision",
+    "revision_description",
+    "object_delta_description",
+    "attribute_delta_description",
+    "deletion_description",
+    "enabled",
+)
+_INDEX = {key: position + 2 for position, key in enumerate(_KEYS)}
+_DEFAULTS = {
+    "actor": None,
+    "revision": None,
+    "revision_description": "",
+    "object_delta_description": "",
+    "attribute_delta_description": "",
+    "deletion_description": "",
+    "enabled": True,
+}
+# A change to one of these ends the span of assignments attributed to the current actor.
+_BOUNDARY_KEYS = frozenset({"actor", "attribute_delta_description", "enabled"})
+_ACTOR = _INDEX["actor"]
+_REVISION = _INDEX["revision"]
+_ENABLED = _INDEX["enabled"]
+
+_frame_var: contextvars.ContextVar[tuple | None] = contextvars.ContextVar(
+    "revy_context", default=None
+)
+_boundary_listeners: list[Callable[[Scope], None]] = []
+
+
+class Scope:
+    """State shared by an outermost context block and every block nested in it.
+
+    `revision` caches the revision created lazily for the block; `tracked` and `extras` belong
+    to integrations (the Django app keeps the instances it watches there).
+    """
+
+    __slots__ = ("extras", "revision", "tracked")
+
+    def __init__(self) -> None:
+        self.revision: Any = None
+        self.tracked: list = []
+        self.extras: dict[str, Any] = {}
+
+
+class _Lazy:
+    """A revision given as a zero-argument callable, called once on first use."""
+
+    __slots__ = ("factory", "resolved", "value")
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+        self.resolved = False
+        self.value = None
+
+    def get(self) -> Any:
+        if not self.resolved:
+            self.value = self.factory()
+            self.resolved = True
+        return self.value
+
+
+def current_scope() -> Scope | None:
+    """Return the scope of the outermost open block, or None outside any context."""
+    frame = _frame_var.get()
+    return None if frame is None else frame[_SCOPE]
+
+
+def enabled_scope() -> Scope | None:
+    """Return the outermost block's scope when tracking is enabled here, else None."""
+    # Hot path: called for every row loaded and every instance built inside a context.
+    frame = _frame_var.get()
+    if frame is None:
+        return None
+    head = frame[_ENABLED]
+    if head is None or head[0]:
+        return frame[_SCOPE]
+    return None
+
+
+def add_boundary_listener(listener: Callable[[Scope], None]) -> None:
+    """Call `listener(scope)` just before the actor, attribute description or enabled flag
+    changes inside an open context. Registering the same listener twice has no effect."""
+    if listener not in _boundary_listeners:
+        _boundary_listeners.append(listener)
+
+
+def _notify_boundary(frame: tuple) -> None:
+    scope = frame[_SCOPE]
+    if scope.tracked:
+        for listener in _boundary_listeners:
+            listener(scope)
+
+
+def _read(frame: tuple | None, key: str) -> Any:
+    if frame is None:
+        return _DEFAULTS[key]
+    head = frame[_INDEX[key]]
+    if head is None:
+        return _DEFAULTS[key]
+    return head[0]
+
+
+def _replace(frame: tuple, index: int, head: tuple | None) -> tuple:
+    return (*frame[:index], head, *frame[index + 1 :])
+
+
+def _require_frame(action: str) -> tuple:
+    frame = _frame_var.get()
+    if frame is None:
+        raise RuntimeError(
+            f"Context.{action}() was called outside of a revy context. Open one first, "
+            "for example `with Context(): ...` or the `@Context()` decorator."
+        )
+    return frame
+
+
+class _Accessors(type):
+    """Generate via_X / set_X / get_X / unset_X / reset_X classmethods for every value."""
+
+    def __new__(mcs, name, bases, namespace):
+        cls = super().__new__(mcs, name, bases, namespace)
+        for key in _KEYS:
+            if key == "enabled":
+                continue
+            for verb, factory in (
+                ("via", _make_via),
+                ("set", _make_set),
+                ("get", _make_get),
+                ("unset", _make_unset),
+                ("reset", _make_reset),
+            ):
+                attribute = f"{verb}_{key}"
+                if attribute not in namespace:
+                    setattr(cls, attribute, classmethod(factory(key)))
+        return cls
+
+
+def _make_via(key: str):
+    def via(cls, value):
+        return cls(**{key: value})
+
+    via.__doc__ = f"Return a block in which {key} is `value`."
+    return via
+
+
+def _make_set(key: str):
+    def set_(cls, value):
+        cls._assign(key, _wrap(key, value))
+
+    set_.__doc__ = f"Make {key} `value` until the current block exits."
+    return set_
+
+
+def _make_get(key: str):
+    def get(cls):
+        return _read(_frame_var.get(), key)
+
+    get.__doc__ = f"Return the current {key} ({_DEFAULTS[key]!r} when never set)."
+    return get
+
+
+def _make_unset(key: str):
+    def unset(cls):
+        frame = _require_frame(f"unset_{key}")
+        head = frame[_INDEX[key]]
+        if head is not None:
+            cls._move(frame, key, head[1])
+
+    unset.__doc__ = f"Forget the nearest assignment of {key}, in this block or an enclosing one."
+    return unset
+
+
+def _make_reset(key: str):
+    def reset(cls):
+        cls._assign(key, _DEFAULTS[key])
+
+    reset.__doc__ = f"Make {key} read as its default until the current block exits."
+    return reset
+
+
+def _wrap(key: str, value: Any) -> Any:
+    if key == "revision" and callable(value) and not isinstance(value, _Lazy):
+        return _Lazy(value)
+    return value
+
+
+class Context(metaclass=_Accessors):
+    """A block of code whose model changes are recorded.
+
+    Use an instance as a context manager (`with` or `async with`) or as a decorator on sync and
+    async functions. Keyword arguments set values for the block::
+
+        with Context(actor=user, revision_description="Imported from CSV"):
+            ...
+
+    Every value is also reachable through classmethods: `via_actor(user)` returns a block,
+    `set_actor(user)` assigns inside the current block, `get_actor()` reads, `unset_actor()`
+    forgets the nearest assignment and `reset_actor()` goes back to the default; the same for
+    `revision`, `revision_description`, `object_delta_description`,
+    `attribute_delta_description` and `deletion_description`.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(_KEYS)
+        if unknown:
+            raise TypeError(
+                f"Unknown context value(s): {', '.join(sorted(unknown))}. "
+                f"Valid names: {', '.join(_KEYS)}."
+            )
+        self._values = {key: _wrap(key, value) for key, value in values.items()}
+
+    # Blocks -------------------------------------------------------------------------------
+
+    def __enter__(self) -> Context:
+        parent = _frame_var.get()
+        if parent is None:
+            frame = [None, Scope(), *([None] * len(_KEYS))]
+        else:
+            if self._values.keys() & _BOUNDARY_KEYS:
+                _notify_boundary(parent)
+            frame = list(parent)
+        frame[_PARENT] = parent
+        for key, value in self._values.items():
+            index = _INDEX[key]
+            frame[index] = (value, frame[index])
+        _frame_var.set(tuple(frame))
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        frame = _frame_var.get()
+        parent = frame[_PARENT]
+        if parent is not None and any(
+            frame[_INDEX[key]] is not parent[_INDEX[key]] for key in _BOUNDARY_KEYS
+        ):
+            _notify_boundary(frame)
+        _frame_var.set(parent)
+
+    async def __aenter__(self) -> Context:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.__exit__(*exc_info)
+
+    def __call__(self, function: Callable) -> Callable:
+        """Run every call of `function` (sync or async) in a fresh block with these values."""
+        values = self._values
+        if inspect.iscoroutinefunction(function):
+
+            @functools.wraps(function)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with Context(**values):
+                    return await function(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(function)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with Context(**values):
+                return function(*args, **kwargs)
+
+        return wrapper
+
+    # Internals shared by the generated accessors -----------------------------------------
+
+    @classmethod
+    def _assign(cls, key: str, value: Any) -> None:
+        frame = _require_frame(f"set_{key}")
+        cls._move(frame, key, (value, frame[_INDEX[key]]))
+
+    @staticmethod
+    def _move(frame: tuple, key: str, head: tuple | None) -> None:
+        if key in _BOUNDARY_KEYS:
+            _notify_boundary(frame)
+        _frame_var.set(_replace(frame, _INDEX[key], head))
+
+    # Values with behaviour of their own ---------------------------------------------------
+
+    @classmethod
+    def via(cls, **values: Any) -> Context:
+        """Return a block with several values at once: `Context.via(actor=u, revision=r)`."""
+        return cls(**values)
+
+    @classmethod
+    def get_revision(cls) -> Any:
+        """Return the current revision; a lazy one is created on first call and kept."""
+        frame = _frame_var.get()
+        if frame is None:
+            return None
+        head = frame[_REVISION]
+        if head is None:
+            return None
+        value = head[0]
+        return value.get() if isinstance(value, _Lazy) else value
+
+    @classmethod
+    def get_actor(cls) -> Any:
+        """Return the current actor (None, the system, when never set)."""
+        frame = _frame_var.get()
+        if frame is None or frame[_ACTOR] is None:
+            return None
+        return frame[_ACTOR][0]
+
+    # Enabling and disabling ---------------------------------------------------------------
+
+    @classmethod
+    def is_enabled(cls) -> bool:
+        """Return True inside an open context whose tracking is not disabled."""
+        # Hot path: called for every row loaded and every save.
+        frame = _frame_var.get()
+        if frame is None:
+            return False
+        head = frame[_ENABLED]
+        return head is None or head[0]
+
+    @classmethod
+    def is_disabled(cls) -> bool:
+        """Return True outside any context or where tracking was disabled."""
+        return not cls.is_enabled()
+
+    @classmethod
+    def is_active(cls) -> bool:
+        """Return True inside any open context, enabled or not."""
+        return _frame_var.get() is not None
+
+    @classmethod
+    def disable(cls) -> None:
+        """Stop tracking until `enable()` or until the current block exits."""
+        cls._assign("enabled", False)
+
+    @classmethod
+    def enable(cls) -> None:
+        """Resume tracking until `disable()` or until the current block exits."""
+        cls._assign("enabled", True)
+
+    @classmethod
+    def as_disabled(cls) -> Context:
+        """Return a block in which tracking is off."""
+        return cls(enabled=False)
+
+    @classmethod
+    def as_enabled(cls) -> Context:
+        """Return a block in which tracking is on."""
+        return cls(enabled=True)

@@ -1,0 +1,1 @@
+"""The Django app of revy (label `revy`): delta tables, tracking, snapshots and history."""

@@ -1,0 +1,270 @@
+"""The history tables: revisions, object deltas, attribute deltas and aggregates.
+
+All three main models are swappable (`REVY_REVISION_MODEL`, `REVY_OBJECT_DELTA_MODEL`,
+`REVY_ATTRIBUTE_DELTA_MODEL`); subclass the abstract bases to add fields. The tables are flat
+and written in batches by `revy.contrib.django.recorder`; they are meant to be read, never
+edited.
+
+This module also exports the deletion handlers (`CASCADE`, `SET`, `SET_NULL`, `SET_DEFAULT`)
+and the `ObjectSnapshot` expression, so that the source README's imports work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
+from revy.contrib.django.encoding import JSONEncoder
+from revy.contrib.django.snapshots import ObjectSnapshot
+
+__all__ = [
+    "CASCADE",
+    "SET",
+    "SET_DEFAULT",
+    "SET_NULL",
+    "AbstractAttributeDelta",
+    "AbstractObjectDelta",
+    "AbstractRevision",
+    "AttributeDelta",
+    "ObjectDelta",
+    "ObjectDeltaAggregate",
+    "ObjectSnapshot",
+    "Revision",
+]
+
+
+def _actors_of(rows) -> list[Any]:
+    """Resolve (actor_type_id, actor_id) pairs to instances, one query per actor model."""
+    by_type: dict[int, list[str]] = {}
+    system = False
+    for type_id, object_id in rows:
+        if type_id is None:
+            system = True
+        else:
+            by_type.setdefault(type_id, []).append(object_id)
+    actors: list[Any] = [None] if system else []
+    for type_id, ids in by_type.items():
+        model = ContentType.objects.get_for_id(type_id).model_class()
+        if model is None:
+            continue
+        actors.extend(model._base_manager.filter(pk__in=ids))
+    return actors
+
+
+class AbstractRevision(models.Model):
+    """A set of changes made together, by one or more actors, for one reason."""
+
+    id = models.BigAutoField(primary_key=True)
+    description = models.TextField(_("description"), blank=True, default="")
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    metadata = models.JSONField(_("metadata"), default=dict, blank=True, encoder=JSONEncoder)
+
+    class Meta:
+        abstract = True
+        ordering = ("-id",)
+        verbose_name = _("revision")
+        verbose_name_plural = _("revisions")
+
+    def __str__(self) -> str:
+        return (
+            f"Revision {self.pk}: {self.description}" if self.description else f"Revision {self.pk}"
+        )
+
+    def get_object_deltas(self) -> models.QuerySet:
+        """Return this revision's object deltas, oldest first."""
+        return self.object_deltas.order_by("id")
+
+    def get_attribute_deltas(self) -> models.QuerySet:
+        """Return this revision's attribute deltas, oldest first."""
+        return self.attribute_deltas.order_by("id")
+
+    def get_actors(self) -> list[Any]:
+        """Return every actor of this revision; None stands for the system."""
+        pairs = set(self.object_deltas.values_list("actor_type_id", "actor_id"))
+        pairs.update(self.attribute_deltas.values_list("actor_type_id", "actor_id"))
+        return _actors_of(sorted(pairs, key=lambda pair: (pair[0] or 0, pair[1] or "")))
+
+
+class Actions(models.TextChoices):
+    CREATE = "Create", _("Create")
+    UPDATE = "Update", _("Update")
+    DELETE = "Delete", _("Delete")
+    EVENT = "Event", _("Event")
+    BASELINE = "Baseline", _("Baseline")
+
+
+class ObjectDeltaQuerySet(models.QuerySet):
+    def for_object(self, obj: models.Model) -> ObjectDeltaQuerySet:
+        """Deltas whose content is `obj`."""
+        return self.filter(
+            content_type=ContentType.objects.get_for_model(obj), content_id=str(obj.pk)
+        )
+
+    def for_aggregate(self, obj: models.Model) -> ObjectDeltaQuerySet:
+        """Deltas that affected `obj` directly or through its aggregates, in one query."""
+        content_type = ContentType.objects.get_for_model(obj)
+        return self.filter(
+            models.Q(content_type=content_type, content_id=str(obj.pk))
+            | models.Q(
+                pk__in=ObjectDeltaAggregate.objects.filter(
+                    content_type=content_type, content_id=str(obj.pk)
+                ).values("delta_id")
+            )
+        )
+
+
+class AbstractObjectDelta(models.Model):
+    """One change to one row: its creation, an update, its deletion or a custom event.
+
+    `data` holds the row's full state after the change (before it, for a deletion), so any
+    past state is one indexed lookup away; for a custom event it holds the event's data.
+    """
+
+    ACTION_CREATE = Actions.CREATE.value
+    ACTION_UPDATE = Actions.UPDATE.value
+    ACTION_DELETE = Actions.DELETE.value
+    ACTION_EVENT = Actions.EVENT.value
+    ACTION_BASELINE = Actions.BASELINE.value
+    ACTION_CHOICES = Actions.choices
+    # Actions whose `data` is the row's state.
+    STATE_ACTIONS = (ACTION_CREATE, ACTION_UPDATE, ACTION_DELETE, ACTION_BASELINE)
+
+    id = models.BigAutoField(primary_key=True)
+    revision = models.ForeignKey(
+        revy_settings.get("REVY_REVISION_MODEL"),
+        on_delete=models.CASCADE,
+        related_name="object_deltas",
+        verbose_name=_("revision"),
+    )
+    actor_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_id = models.CharField(max_length=255, null=True, blank=True)
+    actor = GenericForeignKey("actor_type", "actor_id")
+    action = models.CharField(_("action"), max_length=16, choices=Actions.choices)
+    event_type = models.CharField(_("event type"), max_length=255)
+    description = models.TextField(_("description"), blank=True, default="")
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    content_id = models.CharField(max_length=255)
+    content = GenericForeignKey("content_type", "content_id")
+    data = models.JSONField(_("data"), null=True, blank=True, encoder=JSONEncoder)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    objects = ObjectDeltaQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+        ordering = ("-id",)
+        verbose_name = _("object delta")
+        verbose_name_plural = _("object deltas")
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.event_type} #{self.content_id}"
+
+
+class AbstractAttributeDelta(models.Model):
+    """One field's change within an object delta, by one actor."""
+
+    ACTION_SET = "Set"
+    ACTION_UNSET = "Unset"
+    ACTION_CHOICES = ((ACTION_SET, _("Set")), (ACTION_UNSET, _("Unset")))
+
+    id = models.BigAutoField(primary_key=True)
+    revision = models.ForeignKey(
+        revy_settings.get("REVY_REVISION_MODEL"),
+        on_delete=models.CASCADE,
+        related_name="attribute_deltas",
+        verbose_name=_("revision"),
+    )
+    parent = models.ForeignKey(
+        revy_settings.get("REVY_OBJECT_DELTA_MODEL"),
+        on_delete=models.CASCADE,
+        related_name="children",
+        verbose_name=_("object delta"),
+    )
+    actor_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_id = models.CharField(max_length=255, null=True, blank=True)
+    actor = GenericForeignKey("actor_type", "actor_id")
+    action = models.CharField(_("action"), max_length=8, choices=ACTION_CHOICES)
+    description = models.TextField(_("description"), blank=True, default="")
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    content_id = models.CharField(max_length=255)
+    content = GenericForeignKey("content_type", "content_id")
+    field_name = models.CharField(_("field name"), max_length=255)
+    old_value = models.JSONField(_("old value"), null=True, blank=True, encoder=JSONEncoder)
+    new_value = models.JSONField(_("new value"), null=True, blank=True, encoder=JSONEncoder)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ("id",)
+        verbose_name = _("attribute delta")
+        verbose_name_plural = _("attribute deltas")
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.field_name}"
+
+
+class Revision(AbstractRevision):
+    class Meta(AbstractRevision.Meta):
+        swappable = "REVY_REVISION_MODEL"
+
+
+class ObjectDelta(AbstractObjectDelta):
+    class Meta(AbstractObjectDelta.Meta):
+        swappable = "REVY_OBJECT_DELTA_MODEL"
+        indexes = [
+            # history_of, snapshots and rollback: one row's deltas in order.
+            models.Index(
+                fields=["content_type", "content_id", "id"], name="revy_delta_content_idx"
+            ),
+            models.Index(fields=["actor_type", "actor_id"], name="revy_delta_actor_idx"),
+            models.Index(fields=["event_type"], name="revy_delta_event_type_idx"),
+            models.Index(fields=["created_at"], name="revy_delta_created_idx"),
+        ]
+
+
+class AttributeDelta(AbstractAttributeDelta):
+    class Meta(AbstractAttributeDelta.Meta):
+        swappable = "REVY_ATTRIBUTE_DELTA_MODEL"
+        indexes = [
+            # Revert conflicts: later changes to the same field of the same row.
+            models.Index(
+                fields=["content_type", "content_id", "field_name", "id"],
+                name="revy_attr_content_idx",
+            ),
+            models.Index(fields=["actor_type", "actor_id"], name="revy_attr_actor_idx"),
+        ]
+
+
+class ObjectDeltaAggregate(models.Model):
+    """An object indirectly affected by a delta (see `get_event_aggregates`)."""
+
+    id = models.BigAutoField(primary_key=True)
+    delta = models.ForeignKey(
+        revy_settings.get("REVY_OBJECT_DELTA_MODEL"),
+        on_delete=models.CASCADE,
+        related_name="aggregates",
+    )
+    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    content_id = models.CharField(max_length=255)
+    content = GenericForeignKey("content_type", "content_id")
+
+    class Meta:
+        verbose_name = _("object delta aggregate")
+        verbose_name_plural = _("object delta aggregates")
+        indexes = [
+            models.Index(fields=["content_type", "content_id"], name="revy_aggregate_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.content_type_id}:{self.content_id}"

@@ -1,0 +1,397 @@
+"""Write deltas: the lazily created revision, then object and attribute deltas in batches.
+
+Deltas are inserted with one multi-row INSERT per table and batch (`REVY_BATCH_SIZE` rows),
+built from plain tuples: no model instance is created per delta, which is what keeps a tracked
+save within two extra statements of an untracked one. Everything is written on the connection
+of the change itself, inside its transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import connections, models, transaction
+from django.utils import timezone
+
+from revy.context import Context, current_scope
+from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.encoding import encode
+from revy.contrib.django.registry import ModelConfig
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
+
+ACTION_SET = "Set"
+ACTION_UNSET = "Unset"
+
+_OBJECT_DELTA_COLUMNS = (
+    "revision_id",
+    "actor_type_id",
+    "actor_id",
+    "action",
+    "event_type",
+    "description",
+    "content_type_id",
+    "content_id",
+    "data",
+    "created_at",
+)
+_ATTRIBUTE_DELTA_COLUMNS = (
+    "revision_id",
+    "parent_id",
+    "actor_type_id",
+    "actor_id",
+    "action",
+    "description",
+    "content_type_id",
+    "content_id",
+    "field_name",
+    "old_value",
+    "new_value",
+    "created_at",
+)
+_REVISION_COLUMNS = ("description", "created_at", "metadata")
+_AGGREGATE_COLUMNS = ("delta_id", "content_type_id", "content_id")
+
+
+class Change:
+    """An object delta waiting to be written, with its attribute changes.
+
+    `attributes` holds `(field index, action, old, new, actor, description)` tuples of Python
+    values, the index being into `config.attnames`; `data` is the JSON text of the row's state
+    (see `state_json`) or of a custom event's data.
+    """
+
+    __slots__ = (
+        "action",
+        "actor",
+        "attributes",
+        "config",
+        "data",
+        "description",
+        "event_type",
+        "instance",
+        "pk",
+    )
+
+    def __init__(
+        self,
+        config: ModelConfig,
+        pk: Any,
+        action: str,
+        *,
+        actor: Any,
+        description: str,
+        data: str | None,
+        attributes: Sequence[tuple] = (),
+        event_type: str | None = None,
+        instance: models.Model | None = None,
+    ) -> None:
+        self.config = config
+        self.pk = pk
+        self.action = action
+        self.actor = actor
+        self.description = description
+        self.data = data
+        self.attributes = attributes
+        self.event_type = event_type or f"{config.event_prefix}.{_EVENT_SUFFIX[action]}"
+        self.instance = instance
+
+
+_EVENT_SUFFIX = {
+    "Create": "created",
+    "Update": "updated",
+    "Delete": "deleted",
+    "Baseline": "baseline",
+    "Event": "event",
+}
+
+
+def state_json(config: ModelConfig, values: Sequence) -> str:
+    """Encode a row's state as a JSON object of its recorded, unmasked fields."""
+    # Built by joining per-field encodings: attnames are identifiers and need no escaping.
+    masked = config.masked
+    attnames = config.attnames
+    parts = [
+        f'"{attnames[index]}":{encode(values[index])}'
+        for index in config.recorded
+        if index not in masked and values[index] is not models.DEFERRED
+    ]
+    return "{" + ",".join(parts) + "}"
+
+
+def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
+    """Encode one field value for an attribute delta (masked fields become the mask)."""
+    if index in config.masked:
+        return encode(revy_settings.MASK)
+    return None if value is None else encode(value)
+
+
+def attribute_action(value: Any) -> str:
+    return ACTION_UNSET if value is None or value == "" else ACTION_SET
+
+
+# Inserting rows -------------------------------------------------------------------------
+
+
+class _Table:
+    """A multi-row INSERT ... RETURNING for one model and a fixed list of columns.
+
+    Columns of a swapped model that revy does not know get their field default.
+    """
+
+    def __init__(self, model: type[models.Model], attnames: tuple[str, ...]) -> None:
+        opts = model._meta
+        by_attname = {field.attname: field for field in opts.concrete_fields}
+        self.model = model
+        self.table = opts.db_table
+        self.pk_column = opts.pk.column
+        self.fields = [by_attname[name] for name in attnames]
+        self.extra = [
+            field
+            for field in opts.concrete_fields
+            if field.attname not in attnames and not field.primary_key
+        ]
+
+    def insert(self, using: str, rows: list[tuple], returning: bool = True) -> list[Any]:
+        if not rows:
+            return []
+        connection = connections[using]
+        quote = connection.ops.quote_name
+        fields = self.fields + self.extra
+        jsonb = connection.vendor == "postgresql"
+        placeholders = ", ".join(
+            "%s::jsonb" if jsonb and field.get_internal_type() == "JSONField" else "%s"
+            for field in fields
+        )
+        columns = ", ".join(quote(field.column) for field in fields)
+        ids: list[Any] = []
+        size = revy_settings.batch_size()
+        with connection.cursor() as cursor:
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                if self.extra:
+                    batch = [row + self._extra_values(connection) for row in batch]
+                sql = f"INSERT INTO {quote(self.table)} ({columns}) VALUES " + ", ".join(
+                    [f"({placeholders})"] * len(batch)
+                )
+                if returning:
+                    sql += f" RETURNING {quote(self.pk_column)}"
+                cursor.execute(sql, [value for row in batch for value in row])
+                if returning:
+                    ids.extend(row[0] for row in cursor.fetchall())
+        return ids
+
+    def _extra_values(self, connection) -> tuple:
+        return tuple(
+            field.get_db_prep_save(field.get_default(), connection) for field in self.extra
+        )
+
+
+_tables: dict[tuple[type, tuple[str, ...]], _Table] = {}
+
+
+def _table(model: type[models.Model], attnames: tuple[str, ...]) -> _Table:
+    key = (model, attnames)
+    table = _tables.get(key)
+    if table is None:
+        table = _tables[key] = _Table(model, attnames)
+    return table
+
+
+# Actors -----------------------------------------------------------------------------------
+
+
+def actor_key(actor: Any) -> tuple[int | None, str | None]:
+    """Return (content type id, pk as text) for an actor; (None, None) for the system."""
+    if actor is None:
+        return None, None
+    if not isinstance(actor, models.Model):
+        raise TypeError(
+            f"A revy actor must be a model instance or None (the system), not {actor!r}."
+        )
+    if actor.pk is None:
+        raise ValueError(f"The actor {actor!r} must be saved before it can act.")
+    return ContentType.objects.get_for_model(actor).pk, str(actor.pk)
+
+
+# Revisions --------------------------------------------------------------------------------
+
+
+class _RevisionHolder:
+    """The revision created lazily for one scope and database, and whether it still exists.
+
+    It is created inside the first write's transaction; if that transaction (or the savepoint
+    it was created in) is rolled back, the next write must create a new one.
+    """
+
+    __slots__ = ("durable", "outer", "revision", "savepoints")
+
+    def __init__(self, revision: models.Model, using: str) -> None:
+        connection = connections[using]
+        self.revision = revision
+        self.durable = not connection.in_atomic_block
+        self.outer = connection.atomic_blocks[0] if connection.atomic_blocks else None
+        self.savepoints = [sid for sid in connection.savepoint_ids if sid]
+        if not self.durable:
+            transaction.on_commit(self._committed, using=using)
+
+    def _committed(self) -> None:
+        self.durable = True
+
+    def is_valid(self, using: str) -> bool:
+        if self.durable:
+            return True
+        connection = connections[using]
+        blocks = connection.atomic_blocks
+        if blocks and blocks[0] is self.outer:
+            active = connection.savepoint_ids
+            if all(sid in active for sid in self.savepoints):
+                return True
+        # Rare: the block that created it has ended without a commit we saw. Ask the database.
+        model = type(self.revision)
+        if model._base_manager.using(using).filter(pk=self.revision.pk).exists():
+            self.outer = blocks[0] if blocks else None
+            self.savepoints = [sid for sid in connection.savepoint_ids if sid]
+            self.durable = not connection.in_atomic_block
+            return True
+        return False
+
+
+def _new_revision(using: str, metadata: dict | None) -> models.Model:
+    model = get_revision_model()
+    now = timezone.now()
+    connection = connections[using]
+    description = Context.get_revision_description() or ""
+    (pk,) = _table(model, _REVISION_COLUMNS).insert(
+        using,
+        [(description, connection.ops.adapt_datetimefield_value(now), encode(metadata or {}))],
+    )
+    revision = model(pk=pk, description=description, created_at=now, metadata=metadata or {})
+    revision._state.adding = False
+    revision._state.db = using
+    return revision
+
+
+def current_revision(using: str) -> models.Model:
+    """Return the revision new deltas belong to, creating the scope's revision if needed."""
+    revision = Context.get_revision()
+    if revision is not None:
+        return revision
+    scope = current_scope()
+    if scope is None:  # REVY_TRACK_OUTSIDE_CONTEXT: every write is its own revision
+        return _new_revision(using, None)
+    holder = scope.extras.get(("revision", using))
+    if holder is not None and holder.is_valid(using):
+        return holder.revision
+    revision = _new_revision(using, scope.extras.get("metadata"))
+    scope.extras[("revision", using)] = _RevisionHolder(revision, using)
+    return revision
+
+
+def pending_revision(using: str = "default") -> models.Model | None:
+    """Return the revision the current context has written to on `using`, if any."""
+    revision = Context.get_revision()
+    if revision is not None:
+        return revision
+    scope = current_scope()
+    holder = scope.extras.get(("revision", using)) if scope is not None else None
+    return holder.revision if holder is not None else None
+
+
+def update_revision_metadata(values: dict[str, Any]) -> None:
+    """Merge `values` into the metadata of the current context's revision.
+
+    Before the revision exists the values wait in the scope; afterwards the row is updated.
+    """
+    scope = current_scope()
+    if scope is None:
+        raise RuntimeError("update_revision_metadata() needs an open revy context.")
+    scope.extras.setdefault("metadata", {}).update(values)
+    for key, holder in scope.extras.items():
+        if isinstance(key, tuple) and key[0] == "revision":
+            revision = holder.revision
+            revision.metadata = {**(revision.metadata or {}), **values}
+            type(revision)._base_manager.using(key[1]).filter(pk=revision.pk).update(
+                metadata=revision.metadata
+            )
+
+
+# Writing deltas ---------------------------------------------------------------------------
+
+
+def write(using: str, changes: Iterable[Change]) -> list[int]:
+    """Insert the object and attribute deltas of `changes`; return the object delta ids."""
+    changes = list(changes)
+    if not changes:
+        return []
+    connection = connections[using]
+    revision_id = current_revision(using).pk
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    actors: dict[int, tuple] = {}
+
+    def key_of(actor: Any) -> tuple:
+        if actor is None:
+            return (None, None)
+        cached = actors.get(id(actor))
+        if cached is None:
+            cached = actors[id(actor)] = actor_key(actor)
+        return cached
+
+    rows = [
+        (
+            revision_id,
+            *key_of(change.actor),
+            change.action,
+            change.event_type,
+            change.description or "",
+            change.config.content_type_id,
+            str(change.pk),
+            change.data,
+            now,
+        )
+        for change in changes
+    ]
+    ids = _table(get_object_delta_model(), _OBJECT_DELTA_COLUMNS).insert(using, rows)
+    attribute_rows = []
+    for change, delta_id in zip(changes, ids, strict=True):
+        if not change.attributes:
+            continue
+        config = change.config
+        content_type_id = config.content_type_id
+        content_id = str(change.pk)
+        attnames = config.attnames
+        for index, action, old, new, actor, description in change.attributes:
+            attribute_rows.append(
+                (
+                    revision_id,
+                    delta_id,
+                    *key_of(actor),
+                    action,
+                    description or "",
+                    content_type_id,
+                    content_id,
+                    attnames[index],
+                    value_json(config, index, old),
+                    value_json(config, index, new),
+                    now,
+                )
+            )
+    _table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(
+        using, attribute_rows, returning=False
+    )
+    from revy.contrib.django import events
+
+    events.after_write(using, changes, ids)
+    return ids
+
+
+def insert_aggregates(using: str, rows: list[tuple]) -> None:
+    """Insert (delta id, content type id, content id) aggregate rows in batches."""
+    from revy.contrib.django.models import ObjectDeltaAggregate
+
+    _table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert(using, rows, returning=False)

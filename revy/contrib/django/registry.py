@@ -1,0 +1,159 @@
+"""Which models and fields are tracked, computed once per model from the settings.
+
+`config_for(model)` is on the hot path of every load and save: it is one dict lookup after the
+first call for a model. The cache is cleared when a `REVY_*` setting changes.
+"""
+
+from __future__ import annotations
+
+from operator import itemgetter
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+
+from revy.contrib.django import settings as revy_settings
+
+_configs: dict[type, ModelConfig | None] = {}
+
+
+class ModelConfig:
+    """Tracking facts about one concrete model.
+
+    `attnames` follows `_meta.concrete_fields`, the order Django loads rows in, so a row's
+    values tuple and an instance's state line up index by index. `recorded` lists the indexes
+    of fields that reach the history tables; `masked` those stored as a mask.
+    """
+
+    __slots__ = (
+        "_content_type_id",
+        "aggregate_fields",
+        "all_indexes",
+        "attnames",
+        "event_prefix",
+        "fields",
+        "has_aggregates",
+        "indexes",
+        "label",
+        "masked",
+        "model",
+        "pk_attname",
+        "pk_index",
+        "read",
+        "recorded",
+    )
+
+    def __init__(self, model: type[models.Model]) -> None:
+        opts = model._meta
+        self.model = model
+        self.fields = tuple(opts.concrete_fields)
+        self.attnames = tuple(field.attname for field in self.fields)
+        self.pk_attname = opts.pk.attname
+        self.pk_index = self.attnames.index(self.pk_attname)
+        self.all_indexes = frozenset(range(len(self.attnames)))
+        # Field names and attnames (author and author_id) to positions in `attnames`.
+        self.indexes = {attname: index for index, attname in enumerate(self.attnames)}
+        self.indexes.update({field.name: index for index, field in enumerate(self.fields)})
+        self.label = opts.label
+        self.event_prefix = opts.label_lower
+        excluded = revy_settings.excluded_fields().get(model, frozenset())
+        masked = set(revy_settings.masked_fields().get(model, frozenset()))
+        if _is_user_model(model) and "password" in self.attnames:
+            masked.add("password")  # password hashes never reach the history tables
+        self.recorded = tuple(
+            index
+            for index, attname in enumerate(self.attnames)
+            if attname not in excluded or index == self.pk_index
+        )
+        self.masked = frozenset(
+            index for index, attname in enumerate(self.attnames) if attname in masked
+        )
+        self.aggregate_fields = revy_settings.aggregates().get(model, ())
+        self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
+        getter = itemgetter(*self.attnames)
+        if len(self.attnames) == 1:
+            self.read = lambda values: (getter(values),)
+        else:
+            self.read = getter
+        self._content_type_id: int | None = None
+
+    @property
+    def content_type_id(self) -> int:
+        if self._content_type_id is None:
+            self._content_type_id = ContentType.objects.get_for_model(self.model).pk
+        return self._content_type_id
+
+    def index_of(self, name: str) -> int:
+        """Return the position of a field, given its name or attname."""
+        return self.indexes[name]
+
+    def indexes_of(self, names) -> frozenset[int]:
+        """Return the positions a save with `update_fields=names` writes (None: all)."""
+        if names is None:
+            return self.all_indexes
+        return frozenset(self.indexes[name] for name in names) | {self.pk_index}
+
+    def values_of(self, instance: models.Model) -> tuple:
+        """Return the instance's current field values, `DEFERRED` for fields not loaded."""
+        # Hot path: one C-level itemgetter call when every field is loaded.
+        try:
+            return self.read(instance.__dict__)
+        except KeyError:
+            data = instance.__dict__
+            return tuple(data.get(attname, models.DEFERRED) for attname in self.attnames)
+
+
+def _is_user_model(model: type) -> bool:
+    try:
+        from django.contrib.auth.base_user import AbstractBaseUser
+    except ImportError:  # pragma: no cover - auth is part of Django
+        return False
+    return issubclass(model, AbstractBaseUser)
+
+
+def is_tracked(model: type[models.Model]) -> bool:
+    """Return True when changes to `model` are recorded."""
+    return config_for(model) is not None
+
+
+def config_for(model: type[models.Model]) -> ModelConfig | None:
+    """Return the tracking config of `model` (proxies share their concrete model's)."""
+    try:
+        return _configs[model]
+    except KeyError:
+        pass
+    concrete = model._meta.concrete_model
+    if concrete not in _configs:
+        _configs[concrete] = ModelConfig(concrete) if _included(concrete) else None
+    config = _configs[model] = _configs[concrete]
+    return config
+
+
+def _included(model: type[models.Model]) -> bool:
+    opts = model._meta
+    if opts.abstract or opts.swapped:
+        return False
+    if opts.app_label in revy_settings.ALWAYS_EXCLUDED_APPS:
+        return False
+    if opts.label_lower in revy_settings.ALWAYS_EXCLUDED_MODELS:
+        return False
+    if model in revy_settings.excluded_models():
+        return False
+    everything, app_labels, listed = revy_settings.included()
+    if everything or opts.app_label in app_labels or model in listed:
+        return True
+    if opts.auto_created:
+        # An automatic M2M through model follows the model that declares the field.
+        source = opts.auto_created
+        return source in listed or source._meta.app_label in app_labels
+    return False
+
+
+def clear() -> None:
+    _configs.clear()
+
+
+def tracked_models() -> list[type[models.Model]]:
+    """Return every installed concrete model that is tracked."""
+    from django.apps import apps
+
+    return [model for model in apps.get_models(include_auto_created=True) if is_tracked(model)]

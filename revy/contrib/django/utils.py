@@ -1,0 +1,38 @@
+"""Look up the (swappable) history models."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+from revy.contrib.django import settings as revy_settings
+
+
+def _get(setting: str) -> type[models.Model]:
+    label = revy_settings.get(setting)
+    try:
+        return apps.get_model(label, require_ready=False)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{setting} must be of the form 'app_label.ModelName'."
+        ) from None
+    except LookupError:
+        raise ImproperlyConfigured(
+            f"{setting} refers to model {label!r}, which has not been installed."
+        ) from None
+
+
+def get_revision_model() -> type[models.Model]:
+    """Return the model named by REVY_REVISION_MODEL (default `revy.Revision`)."""
+    return _get("REVY_REVISION_MODEL")
+
+
+def get_object_delta_model() -> type[models.Model]:
+    """Return the model named by REVY_OBJECT_DELTA_MODEL (default `revy.ObjectDelta`)."""
+    return _get("REVY_OBJECT_DELTA_MODEL")
+
+
+def get_attribute_delta_model() -> type[models.Model]:
+    """Return the model named by REVY_ATTRIBUTE_DELTA_MODEL (default `revy.AttributeDelta`)."""
+    return _get("REVY_ATTRIBUTE_DELTA_MODEL")

@@ -1,0 +1,39 @@
+"""Shared fixtures and helpers for revy's tests."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+
+@pytest.fixture(autouse=True)
+def _warm_content_types(db):
+    """Content types are cached after first use; load them so query counts are stable."""
+    for content_type in ContentType.objects.all():
+        ContentType.objects._add_to_cache(ContentType.objects.db, content_type)
+
+
+@pytest.fixture
+def user(db):
+    return get_user_model().objects.create_user("alice", password="s3cret-Pass")
+
+
+@pytest.fixture
+def other_user(db):
+    return get_user_model().objects.create_user("bob", password="s3cret-Pass")
+
+
+class count_queries(CaptureQueriesContext):
+    """Capture the SQL statements run in a block: `with count_queries() as q: ...; len(q)`."""
+
+    def __init__(self, using: str = "default"):
+        from django.db import connections
+
+        super().__init__(connections[using] if using != "default" else connection)
+
+    @property
+    def statements(self) -> list[str]:
+        return [query["sql"] for query in self.captured_queries]

@@ -1,0 +1,118 @@
+"""Models revy's tests exercise: plain fields, relations, cascades, aggregates, secrets."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+from revy.contrib.django.models import CASCADE, SET, SET_DEFAULT, SET_NULL
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+    email = models.EmailField(blank=True, default="")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=CASCADE, related_name="+"
+    )
+
+    def __str__(self):
+        return self.name
+
+
+class Book(models.Model):
+    author = models.ForeignKey(Author, on_delete=CASCADE, related_name="books")
+    title = models.CharField(max_length=200)
+    pages = models.IntegerField(default=0)
+    price = models.DecimalField(max_digits=8, decimal_places=2, null=True, blank=True)
+    published = models.DateField(null=True, blank=True)
+    tags = models.ManyToManyField("Tag", blank=True, related_name="books")
+
+    def __str__(self):
+        return self.title
+
+
+class Review(models.Model):
+    book = models.ForeignKey(Book, on_delete=CASCADE, related_name="reviews")
+    text = models.TextField()
+
+
+class Tag(models.Model):
+    name = models.CharField(max_length=50, unique=True)
+
+
+def default_author():
+    return None
+
+
+class Note(models.Model):
+    """Deletion handlers that keep the row: SET_NULL, SET_DEFAULT and SET."""
+
+    text = models.CharField(max_length=100)
+    author = models.ForeignKey(Author, null=True, blank=True, on_delete=SET_NULL, related_name="+")
+    editor = models.ForeignKey(
+        Author, null=True, blank=True, default=None, on_delete=SET_DEFAULT, related_name="+"
+    )
+    reviewer = models.ForeignKey(
+        Author, null=True, blank=True, on_delete=SET(default_author), related_name="+"
+    )
+
+
+class Ledger(models.Model):
+    """The source README's collaborative example: the system corrects local_amount."""
+
+    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    exchange_rate = models.DecimalField(max_digits=12, decimal_places=4, default=1)
+    local_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    memo = models.CharField(max_length=100, blank=True, default="")
+
+
+class Stamped(models.Model):
+    """Values Django sets during save(): uuid pk default, auto_now, auto_now_add."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    label = models.CharField(max_length=50)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    payload = models.JSONField(default=dict, blank=True)
+    blob = models.BinaryField(null=True, blank=True)
+    duration = models.DurationField(null=True, blank=True)
+
+
+class Secret(models.Model):
+    name = models.CharField(max_length=50)
+    pin = models.CharField(max_length=10)
+    internal = models.CharField(max_length=50, blank=True, default="")
+
+
+class Untracked(models.Model):
+    name = models.CharField(max_length=50)
+
+
+class Car(models.Model):
+    manufacturer = models.CharField(max_length=50)
+
+
+class Engine(models.Model):
+    car = models.OneToOneField(Car, on_delete=CASCADE, related_name="engine")
+    num_cylinders = models.IntegerField(default=4)
+
+    def get_event_aggregates(self):
+        return (self.car,)
+
+
+class Cylinder(models.Model):
+    engine = models.ForeignKey(Engine, on_delete=CASCADE, related_name="cylinders")
+    volume = models.IntegerField(default=500)
+
+
+class Place(models.Model):
+    name = models.CharField(max_length=50)
+
+
+class Restaurant(Place):
+    serves_pizza = models.BooleanField(default=False)
+
+
+class ProxyBook(Book):
+    class Meta:
+        proxy = True

@@ -50,6 +50,8 @@ if os.environ.get("REVY_DB") == "postgres":
             "USER": os.environ.get("PGUSER", "revy"),
             "PASSWORD": os.environ.get("PGPASSWORD", ""),
             "NAME": os.environ.get("PGDATABASE", "revy"),
+            # One test database per run, so that several runs can share one server.
+            "TEST": {"NAME": f"test_revy_{os.getpid()}"},
         }
     }
 else:

@@ -485,3 +485,16 @@ def install() -> None:
     Collector.delete = _collector_delete
     add_boundary_listener(_on_boundary)
     _installed = True
+
+
+def uninstall() -> None:
+    """Restore Django's own methods (benchmarks use it to measure Django alone)."""
+    global _installed
+    if not _installed:
+        return
+    models.Model.__init__ = _django_init
+    models.Model.from_db = classmethod(_django_from_db)
+    models.Model.save_base = _django_save_base
+    models.Model.refresh_from_db = _django_refresh_from_db
+    Collector.delete = _django_collector_delete
+    _installed = False

@@ -89,6 +89,19 @@ class _Lazy:
         return self.value
 
 
+class _Dynamic:
+    """An actor given as a zero-argument callable, called each time the actor is read.
+
+    Request integrations use it so that a user authenticated late in the request (token or
+    JWT authentication inside the view) is the actor of every change.
+    """
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        self.factory = factory
+
+
 def current_scope() -> Scope | None:
     """Return the scope of the outermost open block, or None outside any context."""
     frame = _frame_var.get()
@@ -211,6 +224,8 @@ def _make_reset(key: str):
 def _wrap(key: str, value: Any) -> Any:
     if key == "revision" and callable(value) and not isinstance(value, _Lazy):
         return _Lazy(value)
+    if key == "actor" and callable(value) and not isinstance(value, _Dynamic):
+        return _Dynamic(value)
     return value
 
 
@@ -326,11 +341,15 @@ class Context(metaclass=_Accessors):
 
     @classmethod
     def get_actor(cls) -> Any:
-        """Return the current actor (None, the system, when never set)."""
+        """Return the current actor (None, the system, when never set).
+
+        An actor given as a zero-argument callable is called on every read.
+        """
         frame = _frame_var.get()
         if frame is None or frame[_ACTOR] is None:
             return None
-        return frame[_ACTOR][0]
+        value = frame[_ACTOR][0]
+        return value.factory() if type(value) is _Dynamic else value
 
     # Enabling and disabling ---------------------------------------------------------------
 

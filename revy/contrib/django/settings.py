@@ -48,6 +48,11 @@ def get(name: str) -> Any:
     return getattr(settings, name, DEFAULTS[name])
 
 
+def api(name: str, default: Any = None) -> Any:
+    """Return `REVY_API[name]` (the API plugin's settings), read at call time."""
+    return getattr(settings, "REVY_API", {}).get(name, default)
+
+
 @_cached
 def track_outside_context() -> bool:
     return bool(get("REVY_TRACK_OUTSIDE_CONTEXT"))

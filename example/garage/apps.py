@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class GarageConfig(AppConfig):
+    name = "example.garage"
+    label = "garage"

@@ -1,0 +1,295 @@
+"""History operations as the APIs offer them: points, dry runs, ETags, rollback and revert.
+
+REST views and GraphQL resolvers translate requests into these calls and `OperationError`s
+into their own error formats (problem details, GraphQL errors), so both APIs behave the same.
+Every writing operation is atomic: on any error nothing is written.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import models, transaction
+from django.utils.dateparse import parse_datetime
+from django.utils.timezone import is_naive, make_aware
+
+from revy.context import Context
+from revy.contrib.django import history
+from revy.contrib.django.encoding import encode
+from revy.contrib.django.recorder import pending_revision, state_json
+from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.utils import get_object_delta_model, get_revision_model
+from revy_api.visibility import VisibilityPolicy, get_policy
+
+PROBLEM_BASE = "https://revy.dev/problems/"
+
+
+class OperationError(Exception):
+    """An API-level failure with an HTTP status and a stable problem type."""
+
+    status = 400
+    problem = "bad-request"
+    title = "Bad request"
+    code = "BAD_REQUEST"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        self.detail = detail
+        self.extra = extra
+        super().__init__(detail)
+
+    @property
+    def type(self) -> str:
+        return PROBLEM_BASE + self.problem
+
+
+class BadRequest(OperationError):
+    pass
+
+
+class Forbidden(OperationError):
+    status, problem, title, code = 403, "forbidden", "Forbidden", "FORBIDDEN"
+
+
+class NotFound(OperationError):
+    status, problem, title, code = 404, "not-found", "Not found", "NOT_FOUND"
+
+
+class Conflict(OperationError):
+    status, problem, title, code = 409, "revision-conflict", "Revision conflict", "CONFLICT"
+
+
+class PreconditionFailed(OperationError):
+    status, problem, title, code = (
+        412,
+        "precondition-failed",
+        "Precondition failed",
+        "PRECONDITION_FAILED",
+    )
+
+
+# Points in history -----------------------------------------------------------------------
+
+
+def parse_datetime_value(value: Any, name: str) -> datetime.datetime:
+    """Return an aware datetime from an ISO 8601 string (naive values are UTC)."""
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    else:
+        try:
+            parsed = parse_datetime(str(value))
+        except ValueError:
+            parsed = None
+    if parsed is None:
+        raise BadRequest(f"{name} must be an ISO 8601 datetime, not {value!r}.", field=name)
+    return make_aware(parsed, datetime.UTC) if is_naive(parsed) else parsed
+
+
+def _integer(value: Any, name: str) -> int:
+    try:
+        return int(str(value))
+    except (TypeError, ValueError):
+        raise BadRequest(f"{name} must be an integer id, not {value!r}.", field=name) from None
+
+
+def get_revision(revision_id: Any) -> models.Model:
+    revision_id = _integer(revision_id, "revision")
+    try:
+        return get_revision_model()._base_manager.get(pk=revision_id)
+    except get_revision_model().DoesNotExist:
+        raise NotFound(f"There is no revision {revision_id}.") from None
+
+
+def get_delta(delta_id: Any) -> models.Model:
+    delta_id = _integer(delta_id, "delta")
+    try:
+        return get_object_delta_model()._base_manager.get(pk=delta_id)
+    except get_object_delta_model().DoesNotExist:
+        raise NotFound(f"There is no delta {delta_id}.") from None
+
+
+def parse_point(
+    *, revision: Any = None, delta: Any = None, at: Any = None, required: bool = True
+) -> history.Point | None:
+    """Turn request values (ids, ISO strings) into a history point; exactly one if required."""
+    given = {name: value for name, value in (("revision", revision), ("delta", delta), ("at", at))}
+    given = {name: value for name, value in given.items() if value not in (None, "")}
+    if len(given) > 1:
+        raise BadRequest("Give only one of revision, delta and at.")
+    if not given:
+        if required:
+            raise BadRequest("Give one of revision, delta or at.")
+        return None
+    name, value = next(iter(given.items()))
+    if name == "revision":
+        return get_revision(value)
+    if name == "delta":
+        return get_delta(value)
+    return parse_datetime_value(value, "at")
+
+
+def parse_diff_point(value: Any, name: str) -> history.Point | None:
+    """A diff bound: a revision id (integer) or an ISO datetime; empty means "now"."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+        return get_revision(value)
+    return parse_datetime_value(value, name)
+
+
+# ETags -----------------------------------------------------------------------------------
+
+
+def _config(model: type[models.Model]) -> ModelConfig:
+    return config_for(model) or ModelConfig(model._meta.concrete_model)
+
+
+def etag(instance: models.Model) -> str:
+    """Return a strong ETag of the instance's recorded state."""
+    config = _config(type(instance))
+    state = state_json(config, config.values_of(instance))
+    return '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
+
+
+# Rollback --------------------------------------------------------------------------------
+
+
+@dataclass
+class RollbackResult:
+    """What a rollback did (or, for a dry run, would do)."""
+
+    instance: models.Model
+    changes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    created: bool = False
+    revision: models.Model | None = None
+    dry_run: bool = False
+
+
+def _target_state(model, pk, point) -> dict[str, Any]:
+    try:
+        target = history.snapshot(model, pk, **_point_kwargs(point))
+    except history.HistoryNotFound as error:
+        raise NotFound(str(error)) from None
+    if target is None:
+        raise BadRequest(
+            f"{model._meta.label} {pk} did not exist at that point; there is nothing to "
+            "roll back to."
+        )
+    return target
+
+
+def _point_kwargs(point: history.Point | None) -> dict[str, Any]:
+    if point is None:
+        return {}
+    if isinstance(point, datetime.datetime):
+        return {"at": point}
+    if isinstance(point, get_revision_model()):
+        return {"revision": point}
+    return {"delta": point}
+
+
+def changes_between(before: models.Model | None, after: models.Model) -> dict[str, dict]:
+    """Return the recorded, unmasked fields whose values differ, as `{field: {old, new}}`."""
+    config = _config(type(after))
+    new_values = config.values_of(after)
+    old_values = config.values_of(before) if before is not None else (None,) * len(new_values)
+    encoded = {}
+    for index in config.recorded:
+        if index in config.masked or (index == config.pk_index and before is not None):
+            continue
+        old, new = old_values[index], new_values[index]
+        if old != new:
+            encoded[config.attnames[index]] = {"old": _plain(old), "new": _plain(new)}
+    return encoded
+
+
+def _plain(value: Any) -> Any:
+    """The JSON form of a field value, as the history tables store it."""
+    return None if value is None else json.loads(encode(value))
+
+
+def rollback(
+    model: type[models.Model],
+    pk: Any,
+    point: history.Point,
+    *,
+    user: Any = None,
+    dry_run: bool = False,
+    if_match: str | None = None,
+    policy: VisibilityPolicy | None = None,
+    check_permission: bool = True,
+) -> RollbackResult:
+    """Roll one row back to `point` (re-creating it if deleted); or describe it (`dry_run`).
+
+    `if_match` is compared with the current ETag (412 when stale). With `check_permission`,
+    the visibility policy decides (REST checks its own permission classes instead when the
+    row still exists).
+    """
+    model = model._meta.concrete_model
+    current = model._base_manager.filter(pk=pk).first()
+    policy = policy or get_policy()
+    if check_permission and not policy.can_restore_object(
+        user, model, pk, exists=current is not None
+    ):
+        raise Forbidden(f"You may not roll back {model._meta.label} {pk}.")
+    if if_match is not None and if_match.strip() != "*":
+        expected = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
+        if current is None or etag(current) not in expected:
+            raise PreconditionFailed(
+                "If-Match does not match the current state of the object; fetch it again."
+            )
+    target = _target_state(model, pk, point)
+    changes = changes_between(current, target)
+    result = RollbackResult(current or target, changes, created=current is None, dry_run=dry_run)
+    if dry_run or (current is not None and not changes):
+        return result
+    with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
+        result.instance = history.rollback(model, pk, **_point_kwargs(point))
+        result.revision = pending_revision()
+    return result
+
+
+class _Nothing:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        return None
+
+
+# Revert ----------------------------------------------------------------------------------
+
+
+def revert(
+    revision: models.Model,
+    *,
+    user: Any = None,
+    force: bool = False,
+    policy: VisibilityPolicy | None = None,
+) -> models.Model | None:
+    """Revert a whole revision; 403 unless the user may restore every row it touched."""
+    policy = policy or get_policy()
+    deltas = (
+        get_object_delta_model()
+        ._base_manager.filter(revision=revision)
+        .select_related("content_type")
+    )
+    for delta in deltas.exclude(action="Event"):
+        model = delta.content_type.model_class()
+        if model is None:
+            continue
+        exists = model._base_manager.filter(pk=delta.content_id).exists()
+        if not policy.can_restore_object(user, model, delta.content_id, exists=exists):
+            raise Forbidden(
+                f"Revision {revision.pk} changed {model._meta.label} {delta.content_id}, "
+                "which you may not change."
+            )
+    try:
+        with Context() if not Context.is_active() else _Nothing():
+            history.revert(revision, force=force)
+            return pending_revision()
+    except history.RevisionConflict as error:
+        raise Conflict(str(error), conflicts=error.conflicts) from None

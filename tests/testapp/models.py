@@ -116,3 +116,14 @@ class Restaurant(Place):
 class ProxyBook(Book):
     class Meta:
         proxy = True
+
+
+class Organization(models.Model):
+    """An actor that is not a user: members may act as it through X-Perform-As-Organization."""
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+
+    def __str__(self):
+        return self.name

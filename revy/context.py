@@ -188,7 +188,7 @@ def _make_via(key: str):
 
 def _make_set(key: str):
     def set_(cls, value):
-        cls._assign(key, _wrap(key, value))
+        cls._assign(key, _wrap(key, value), f"set_{key}")
 
     set_.__doc__ = f"Make {key} `value` until the current block exits."
     return set_
@@ -215,7 +215,7 @@ def _make_unset(key: str):
 
 def _make_reset(key: str):
     def reset(cls):
-        cls._assign(key, _DEFAULTS[key])
+        cls._assign(key, _DEFAULTS[key], f"reset_{key}")
 
     reset.__doc__ = f"Make {key} read as its default until the current block exits."
     return reset
@@ -254,7 +254,9 @@ class Context(metaclass=_Accessors):
                 f"Unknown context value(s): {', '.join(sorted(unknown))}. "
                 f"Valid names: {', '.join(_KEYS)}."
             )
-        self._values = {key: _wrap(key, value) for key, value in values.items()}
+        # A lazy revision is wrapped when a block is entered, not here: a decorated function or a
+        # reused instance must create one revision per block, never share one across calls.
+        self._values = values
 
     # Blocks -------------------------------------------------------------------------------
 
@@ -269,7 +271,7 @@ class Context(metaclass=_Accessors):
         frame[_PARENT] = parent
         for key, value in self._values.items():
             index = _INDEX[key]
-            frame[index] = (value, frame[index])
+            frame[index] = (_wrap(key, value), frame[index])
         _frame_var.set(tuple(frame))
         return self
 
@@ -310,8 +312,8 @@ class Context(metaclass=_Accessors):
     # Internals shared by the generated accessors -----------------------------------------
 
     @classmethod
-    def _assign(cls, key: str, value: Any) -> None:
-        frame = _require_frame(f"set_{key}")
+    def _assign(cls, key: str, value: Any, action: str) -> None:
+        frame = _require_frame(action)
         cls._move(frame, key, (value, frame[_INDEX[key]]))
 
     @staticmethod
@@ -376,12 +378,12 @@ class Context(metaclass=_Accessors):
     @classmethod
     def disable(cls) -> None:
         """Stop tracking until `enable()` or until the current block exits."""
-        cls._assign("enabled", False)
+        cls._assign("enabled", False, "disable")
 
     @classmethod
     def enable(cls) -> None:
         """Resume tracking until `disable()` or until the current block exits."""
-        cls._assign("enabled", True)
+        cls._assign("enabled", True, "enable")
 
     @classmethod
     def as_disabled(cls) -> Context:

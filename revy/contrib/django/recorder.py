@@ -112,16 +112,16 @@ _EVENT_SUFFIX = {
 
 
 def state_json(config: ModelConfig, values: Sequence) -> str:
-    """Encode a row's state as a JSON object of its recorded, unmasked fields."""
-    # Built by joining per-field encodings: attnames are identifiers and need no escaping.
+    """Encode a row's state as a JSON object of its recorded, unmasked, loaded fields."""
     masked = config.masked
     attnames = config.attnames
-    parts = [
-        f'"{attnames[index]}":{encode(values[index])}'
-        for index in config.recorded
-        if index not in masked and values[index] is not models.DEFERRED
-    ]
-    return "{" + ",".join(parts) + "}"
+    return encode(
+        {
+            attnames[index]: values[index]
+            for index in config.recorded
+            if index not in masked and values[index] is not models.DEFERRED
+        }
+    )
 
 
 def value_json(config: ModelConfig, index: int, value: Any) -> str | None:

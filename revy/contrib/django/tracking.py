@@ -73,6 +73,12 @@ def recording() -> bool:
     return revy_settings.track_outside_context() and not Context.is_active()
 
 
+def watch_new(instance: models.Model) -> InstanceState:
+    """Start tracking an instance revy has not seen being built; return its state."""
+    _watch(instance, None, None)
+    return state_of(instance)
+
+
 def _watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None) -> None:
     state = state_of(instance)
     if state is not None:
@@ -191,6 +197,26 @@ def attribute(
     return current
 
 
+def refresh_bases(model: type[models.Model], rows: dict[Any, tuple]) -> None:
+    """Tell the instances watched in this context that these rows changed in the database.
+
+    Bulk writes change rows behind their instances' backs; a later save of such an instance
+    must compare with what the database holds now.
+    """
+    scope = enabled_scope()
+    if scope is None or not rows:
+        return
+    concrete = model._meta.concrete_model
+    for ref in scope.tracked:
+        instance = ref()
+        if instance is None or instance._meta.concrete_model is not concrete:
+            continue
+        row = rows.get(instance.pk)
+        state = state_of(instance) if row is not None else None
+        if state is not None and state.base is not None:
+            state.base = row
+
+
 def _on_boundary(scope) -> None:
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
@@ -276,7 +302,7 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         attribute(self, state, config, None, "", after)
     spans = state.spans or {}
     if base is None:
-        change = _creation(config, self, after, spans, actor, description)
+        change = creation_change(config, self, after, spans, actor, description)
     else:
         saved = config.indexes_of(update_fields)
         if not any(
@@ -284,14 +310,15 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         ):
             _after_save(self, state, config, update_fields)
             return result
-        change = _update(config, self, base, after, saved, spans, actor, description)
+        change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
         recorder.write(using, [change])
     _after_save(self, state, config, update_fields, base)
     return result
 
 
-def _creation(config, instance, after, spans, actor, description) -> Change:
+def creation_change(config, instance, after, spans, actor, description) -> Change:
+    """Build the Create delta of a new row from its spans (fields never assigned: `actor`)."""
     attributes = []
     for index in config.recorded:
         chain = spans.get(index)
@@ -314,7 +341,10 @@ def _creation(config, instance, after, spans, actor, description) -> Change:
     )
 
 
-def _update(config, instance, base, after, saved, spans, actor, description) -> Change | None:
+def update_change(
+    config, instance, base, after, saved, spans, actor, description
+) -> Change | None:
+    """Build the Update delta of the fields in `saved` that differ from `base`, if any."""
     attributes = []
     for index in config.recorded:
         if index not in saved:
@@ -473,7 +503,9 @@ _installed = False
 
 
 def install() -> None:
-    """Wrap Django's model and deletion methods (idempotent)."""
+    """Wrap Django's model and deletion methods, and the bulk paths (idempotent)."""
+    from revy.contrib.django import bulk
+
     global _installed
     if _installed:
         return
@@ -484,11 +516,14 @@ def install() -> None:
     models.Model.refresh_from_db = _refresh_from_db
     Collector.delete = _collector_delete
     add_boundary_listener(_on_boundary)
+    bulk.install()
     _installed = True
 
 
 def uninstall() -> None:
     """Restore Django's own methods (benchmarks use it to measure Django alone)."""
+    from revy.contrib.django import bulk
+
     global _installed
     if not _installed:
         return
@@ -497,4 +532,5 @@ def uninstall() -> None:
     models.Model.save_base = _django_save_base
     models.Model.refresh_from_db = _django_refresh_from_db
     Collector.delete = _django_collector_delete
+    bulk.uninstall()
     _installed = False

@@ -1,0 +1,305 @@
+"""Tracking of the bulk paths: `QuerySet.update()`, `bulk_create()`, `bulk_update()` and
+many-to-many `add()`.
+
+They record the same deltas a save of each row would, written in batches: the extra SQL
+statements are one SELECT of the affected rows (when their state is not already known) and
+one INSERT per `REVY_BATCH_SIZE` deltas per table, whatever the number of rows.
+`QuerySet.delete()` and many-to-many `remove()`, `clear()` and `set()` go through Django's
+deletion collector, which `tracking` already records.
+
+A row inserted by `bulk_create(ignore_conflicts=True)` without a primary key coming back is
+not recorded (there is no way to tell it from a conflict); many-to-many `add()` is recorded
+from the `m2m_changed` signal instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import models, transaction
+from django.db.models.query import QuerySet
+from django.db.models.signals import m2m_changed
+
+from revy.context import Context
+from revy.contrib.django import recorder, tracking
+from revy.contrib.django.recorder import Change, attribute_action, state_json
+from revy.contrib.django.registry import ModelConfig, config_for
+
+logger = logging.getLogger("revy.bulk")
+
+DEFERRED = models.DEFERRED
+
+_django_update = QuerySet.update
+_django_bulk_create = QuerySet.bulk_create
+_django_bulk_update = QuerySet.bulk_update
+
+
+def _recording_config(model: type[models.Model]) -> ModelConfig | None:
+    return config_for(model) if tracking.recording() else None
+
+
+def _has_expressions(values: dict[str, Any]) -> bool:
+    return any(hasattr(value, "resolve_expression") for value in values.values())
+
+
+def _python_value(field: models.Field, value: Any) -> Any:
+    if isinstance(value, models.Model):
+        value = value.pk
+    return field.to_python(value)
+
+
+def _rows_by_pk(config: ModelConfig, using: str, pks: list[Any]) -> dict[Any, tuple]:
+    """SELECT the full rows of `pks`, in batches that fit every database's parameter limit."""
+    manager = config.model._base_manager.using(using)
+    rows: dict[Any, tuple] = {}
+    size = 1000
+    for start in range(0, len(pks), size):
+        chunk = pks[start : start + size]
+        for row in manager.filter(pk__in=chunk).values_list(*config.attnames):
+            rows[row[config.pk_index]] = tuple(row)
+    return rows
+
+
+def _update_change(config, before: tuple, after: tuple, indexes, actor, description):
+    attributes = [
+        (index, attribute_action(after[index]), before[index], after[index], actor, description)
+        for index in indexes
+        if index in config.recorded and after[index] != before[index]
+    ]
+    if not attributes:
+        return None
+    return Change(
+        config,
+        after[config.pk_index],
+        "Update",
+        actor=actor,
+        description=Context.get_object_delta_description(),
+        data=state_json(config, after),
+        attributes=attributes,
+    )
+
+
+# QuerySet.update ---------------------------------------------------------------------------
+
+
+def _update(self: QuerySet, **kwargs: Any) -> int:
+    config = _recording_config(self.model)
+    if config is None or not kwargs:
+        return _django_update(self, **kwargs)
+    using = self.db
+    indexes = sorted({config.index_of(name) for name in kwargs})
+    actor = Context.get_actor()
+    description = Context.get_attribute_delta_description()
+    with transaction.atomic(using=using, savepoint=False):
+        before = [tuple(row) for row in self.values_list(*config.attnames)]
+        count = _django_update(self, **kwargs)
+        if not before:
+            return count
+        if _has_expressions(kwargs):
+            after_rows = _rows_by_pk(config, using, [row[config.pk_index] for row in before])
+        else:
+            new_values = {
+                config.index_of(name): _python_value(config.fields[config.index_of(name)], value)
+                for name, value in kwargs.items()
+            }
+            after_rows = None
+        if after_rows is None:
+            after_rows = {
+                row[config.pk_index]: tuple(
+                    new_values.get(index, value) for index, value in enumerate(row)
+                )
+                for row in before
+            }
+        changes = []
+        for row in before:
+            after = after_rows.get(row[config.pk_index])
+            if after is None:
+                continue
+            change = _update_change(config, row, after, indexes, actor, description)
+            if change is not None:
+                changes.append(change)
+        recorder.write(using, changes)
+    tracking.refresh_bases(self.model, after_rows)
+    return count
+
+
+# bulk_create ------------------------------------------------------------------------------
+
+
+def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
+    config = _recording_config(self.model)
+    if config is None or config.model._meta.auto_created:
+        return _django_bulk_create(self, objs, *args, **kwargs)
+    objs = list(objs)
+    actor = Context.get_actor()
+    description = Context.get_attribute_delta_description()
+    using = self.db
+    with transaction.atomic(using=using, savepoint=False):
+        before = []
+        for obj in objs:
+            state = tracking.state_of(obj) or tracking.watch_new(obj)
+            before.append(tracking.attribute(obj, state, config, actor, description))
+        created = _django_bulk_create(self, objs, *args, **kwargs)
+        changes = []
+        skipped = 0
+        for obj, current in zip(objs, before, strict=True):
+            state = tracking.state_of(obj)
+            after = config.values_of(obj)
+            if after[config.pk_index] is None:
+                skipped += 1
+                continue
+            if after != current:
+                tracking.attribute(obj, state, config, None, "", after)
+            changes.append(
+                tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
+            )
+            state.base, state.checkpoint, state.spans = after, after, None
+        recorder.write(using, changes)
+    if skipped:
+        logger.warning(
+            "revy: %d %s rows from bulk_create() came back without a primary key "
+            "(ignore_conflicts?) and were not recorded.",
+            skipped,
+            config.label,
+        )
+    return created
+
+
+# bulk_update ------------------------------------------------------------------------------
+
+
+def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
+    config = _recording_config(self.model)
+    if config is None:
+        return _django_bulk_update(self, objs, fields, *args, **kwargs)
+    objs = list(objs)
+    using = self.db
+    indexes = sorted({config.index_of(name) for name in fields})
+    actor = Context.get_actor()
+    description = Context.get_attribute_delta_description()
+    with transaction.atomic(using=using, savepoint=False):
+        known: dict[Any, tuple] = {}
+        missing = []
+        for obj in objs:
+            state = tracking.state_of(obj)
+            if state is not None and state.base is not None and DEFERRED not in state.base:
+                known[obj.pk] = state.base
+            else:
+                missing.append(obj.pk)
+        if missing:
+            known.update(_rows_by_pk(config, using, missing))
+        # Django's bulk_update runs QuerySet.update() per batch: record once, here.
+        with Context.as_disabled():
+            count = _django_bulk_update(self, objs, fields, *args, **kwargs)
+        changes = []
+        written = {}
+        for obj in objs:
+            before = known.get(obj.pk)
+            if before is None:
+                continue
+            current = config.values_of(obj)
+            after = written[obj.pk] = tuple(
+                current[index] if index in indexes else value for index, value in enumerate(before)
+            )
+            state = tracking.state_of(obj)
+            spans = {}
+            if state is not None:
+                tracking.attribute(obj, state, config, actor, description, current)
+                spans = state.spans or {}
+            change = tracking.update_change(
+                config, obj, before, after, frozenset(indexes), spans, actor, description
+            )
+            if change is not None:
+                changes.append(change)
+            if state is not None:
+                state.base = after
+                for index in indexes:
+                    (state.spans or {}).pop(index, None)
+        recorder.write(using, changes)
+    tracking.refresh_bases(self.model, written)
+    return count
+
+
+# Many-to-many add ---------------------------------------------------------------------------
+
+
+def _m2m_changed(sender, instance, action, reverse, model, pk_set, using, **kwargs) -> None:
+    """Record the through rows that `add()` inserted (removals go through the collector)."""
+    if action != "post_add" or not pk_set:
+        return
+    config = _recording_config(sender)
+    if config is None:
+        return
+    source, target = _through_fields(sender, type(instance), model, reverse)
+    rows = (
+        sender._base_manager.using(using)
+        .filter(**{source.attname: instance.pk, f"{target.attname}__in": list(pk_set)})
+        .values_list(*config.attnames)
+    )
+    actor = Context.get_actor()
+    description = Context.get_attribute_delta_description()
+    changes = [
+        Change(
+            config,
+            row[config.pk_index],
+            "Create",
+            actor=actor,
+            description=Context.get_object_delta_description(),
+            data=state_json(config, row),
+            attributes=[
+                (
+                    index,
+                    recorder.ACTION_SET,
+                    None,
+                    row[index],
+                    None if index == config.pk_index else actor,
+                    "" if index == config.pk_index else description,
+                )
+                for index in config.recorded
+            ],
+        )
+        for row in rows
+    ]
+    recorder.write(using, changes)
+
+
+def _through_fields(through, instance_model, target_model, reverse):
+    """Return (field pointing at the instance, field pointing at the added objects)."""
+    source = target = None
+    for field in through._meta.concrete_fields:
+        remote = getattr(field.remote_field, "model", None)
+        if remote is None:
+            continue
+        if issubclass(instance_model, remote) and source is None:
+            source = field
+        elif issubclass(target_model, remote):
+            target = field
+    if target is None:  # self-referential: the second foreign key to the same model
+        fks = [f for f in through._meta.concrete_fields if f.remote_field is not None]
+        source, target = (fks[1], fks[0]) if reverse else (fks[0], fks[1])
+    return source, target
+
+
+_installed = False
+
+
+def install() -> None:
+    """Wrap the bulk QuerySet methods and listen to many-to-many additions (idempotent)."""
+    global _installed
+    if _installed:
+        return
+    QuerySet.update = _update
+    QuerySet.bulk_create = _bulk_create
+    QuerySet.bulk_update = _bulk_update
+    m2m_changed.connect(_m2m_changed, dispatch_uid="revy.bulk.m2m_changed")
+    _installed = True
+
+
+def uninstall() -> None:
+    global _installed
+    QuerySet.update = _django_update
+    QuerySet.bulk_create = _django_bulk_create
+    QuerySet.bulk_update = _django_bulk_update
+    m2m_changed.disconnect(dispatch_uid="revy.bulk.m2m_changed")
+    _installed = False

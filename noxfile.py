@@ -1,0 +1,178 @@
+"""Automation for revy: tests, lint, benchmarks, demo and API contracts.
+
+Run through the bootstrap, which needs nothing but Python 3.11+::
+
+    python3 dev.py test                 # lint + tests on SQLite and PostgreSQL
+    python3 dev.py nox -l               # list sessions
+    python3 dev.py nox -s tests -- -k history -x
+
+Sessions that need PostgreSQL start a throwaway server with ``scripts/postgres.sh``
+and pass its settings to the tests in ``REVY_DB``/``PGHOST``/``PGPORT``/``PGUSER``/
+``PGDATABASE``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2024.4.15"
+
+ROOT = Path(__file__).resolve().parent
+POSTGRES_SH = str(ROOT / "scripts" / "postgres.sh")
+
+# Extra packages for the test sessions: add new test dependencies here.
+TEST_DEPS = ["pytest", "pytest-django", "pytest-xdist"]
+# Pinned so that a new ruff release can't turn a green build red on its own.
+LINT_DEPS = ["ruff==0.17.6"]
+
+SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
+DATABASES = ["sqlite", "postgres"]
+
+# (Python, Django requirement) pairs the test sessions run on.
+DJANGO_MATRIX = [
+    nox.param("3.11", "django>=5.2,<5.3", id="py3.11-django5.2"),
+    nox.param("3.13", "django>=6.1,<6.2", id="py3.13-django6.1"),
+]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+IN_CI = _truthy(os.environ.get("CI"))
+
+nox.options.sessions = ["lint", "tests", "tests_postgres"]
+# Locally: reuse virtualenvs, and skip (rather than fail) sessions whose Python is not
+# installed. In CI: fresh virtualenvs, and a missing interpreter is an error.
+nox.options.reuse_existing_virtualenvs = not IN_CI
+nox.options.error_on_missing_interpreters = IN_CI
+
+
+def _setup_pyenv() -> None:
+    """Make pyenv's shims resolve python3.11, python3.12 and python3.13.
+
+    pyenv's shim for ``python3.13`` only works when 3.13 is one of the selected pyenv
+    versions (PYENV_VERSION, which pyenv itself also sets when `python3` was started
+    through its shim). Append the newest installed patch release of each supported minor
+    version that is not selected yet, keeping the caller's choice first. Does nothing
+    without pyenv.
+    """
+    if shutil.which("pyenv") is None:
+        return
+    root = os.environ.get("PYENV_ROOT")
+    if not root:
+        try:
+            root = subprocess.run(
+                ["pyenv", "root"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return
+    versions_dir = Path(root) / "versions"
+    if not versions_dir.is_dir():
+        return
+    installed = [p.name for p in versions_dir.iterdir() if re.fullmatch(r"3\.\d+\.\d+", p.name)]
+    selected = [v for v in os.environ.get("PYENV_VERSION", "").split(":") if v]
+    for minor in SUPPORTED_PYTHONS:
+        if any(v == minor or v.startswith(minor + ".") for v in selected):
+            continue
+        matches = [v for v in installed if v.startswith(minor + ".")]
+        if matches:
+            selected.append(max(matches, key=lambda v: tuple(int(x) for x in v.split("."))))
+    if selected:
+        # e.g. "3.11.7:3.12.1:3.13.0"; the first one is what plain `python3` runs.
+        os.environ["PYENV_VERSION"] = ":".join(selected)
+
+
+_setup_pyenv()
+
+
+def _postgres_env(session: nox.Session, *, durable: bool = False) -> dict[str, str | None]:
+    """Start the throwaway PostgreSQL server and return the env vars pointing at it."""
+    start_env = {"REVY_PG_DURABLE": "1" if durable else None}
+    session.run(POSTGRES_SH, "start", external=True, env=start_env)
+    out = subprocess.run([POSTGRES_SH, "env"], capture_output=True, text=True, check=True).stdout
+    env: dict[str, str | None] = {}
+    for line in out.splitlines():
+        words = shlex.split(line, comments=True)
+        if len(words) == 2 and words[0] == "export" and "=" in words[1]:
+            key, value = words[1].split("=", 1)
+            env[key] = value
+    if env.get("REVY_DB") != "postgres":
+        session.error(f"unexpected output from {POSTGRES_SH} env: {out!r}")
+    return env
+
+
+def _install_for_tests(session: nox.Session, django: str) -> None:
+    session.install("-e", ".[api,postgres]", django, *TEST_DEPS)
+
+
+def _pytest(session: nox.Session, env: dict[str, str | None]) -> None:
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session
+@nox.parametrize(("python", "django"), DJANGO_MATRIX)
+def tests(session: nox.Session, django: str) -> None:
+    """Run the test suite on SQLite."""
+    _install_for_tests(session, django)
+    # REVY_DB unset: SQLite, even if the caller's shell has the PostgreSQL env loaded.
+    _pytest(session, {"REVY_DB": None})
+
+
+@nox.session
+@nox.parametrize(("python", "django"), DJANGO_MATRIX)
+def tests_postgres(session: nox.Session, django: str) -> None:
+    """Run the test suite on PostgreSQL (started with scripts/postgres.sh)."""
+    _install_for_tests(session, django)
+    # (with --install-only, session.run skips both the server start and pytest)
+    _pytest(session, _postgres_env(session))
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """Check the code with ruff (lint rules and formatting)."""
+    session.install(*LINT_DEPS)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Run the benchmarks on SQLite and on PostgreSQL with default durability.
+
+    Arguments after -- go to ``python -m benchmarks``; with ``--db sqlite`` or
+    ``--db postgres`` among them, only that database is measured.
+    """
+    session.install("-e", ".[postgres]")
+    args = list(session.posargs)
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--db" and i + 1 < len(args):
+            chosen = args[i + 1]
+        elif arg.startswith("--db="):
+            chosen = arg.split("=", 1)[1]
+    runs = [(chosen, args)] if chosen else [(db, ["--db", db, *args]) for db in DATABASES]
+    for db, db_args in runs:
+        env = _postgres_env(session, durable=True) if db == "postgres" else {"REVY_DB": None}
+        session.run("python", "-m", "benchmarks", *db_args, env=env)
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Run the example project: migrate, seed demo data and start the server."""
+    session.install("-e", ".[api]")
+    session.run("python", "example/manage.py", "demo", *session.posargs)
+
+
+@nox.session
+def schema(session: nox.Session) -> None:
+    """Regenerate openapi/openapi.yaml and schema/schema.graphql."""
+    session.install("-e", ".[api]")
+    session.run("python", "example/manage.py", "export_contracts", *session.posargs)

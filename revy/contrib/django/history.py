@@ -1,23 +1,41 @@
 """The read side, and putting things back: history, snapshots, diffs, rollback and revert.
 
-A point in a row's history is a revision, an object delta or a datetime. The state at a point
-is the `data` of the row's latest state-bearing delta at or before it (one indexed query);
-`None` when the row did not exist there (before its creation, or after its deletion).
+A point in a row's history is a revision, one of the row's object deltas or a datetime. Every
+state-bearing delta (create, update, baseline, delete) stores the row's full state, so the
+state at a point is the `data` of the row's latest state-bearing delta at or before it: one
+indexed query whatever the length of the history.
+
+- `revision=R`: after all of R's deltas (None if R deleted the row);
+- `delta=D`: right after D, except that a deletion gives the state just before it;
+- `at=T`: after every delta with `created_at <= T`.
+
+The row "did not exist" at a point (snapshot gives None) when its latest delta there is a
+deletion, or when the point precedes its recorded creation. When the point precedes the first
+state revy knows of a row that existed before tracking began, the state is unknown and
+`HistoryNotFound` is raised instead of guessing.
+
+History survives schema changes: recorded fields the model no longer has are skipped, fields
+added since get their default. Fields revy never records (masked or excluded) get their
+default in snapshots and keep their current value on rollback.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
 from django.db import models, router, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
+from django.utils import timezone
 
 from revy.context import Context
 from revy.contrib.django import registry
-from revy.contrib.django.encoding import decode
+from revy.contrib.django.encoding import decode, encode
 from revy.contrib.django.snapshots import STATE_ACTIONS, build_instance
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
@@ -31,6 +49,7 @@ __all__ = [
     "ObjectAbsent",
     "RevisionConflict",
     "diff",
+    "find_conflicts",
     "history_of",
     "revert",
     "rollback",
@@ -39,13 +58,16 @@ __all__ = [
 
 Point = models.Model | datetime.datetime
 
+# Actions whose later occurrence makes undoing a creation or a deletion lose data.
+_CHANGE_ACTIONS = ("Create", "Update", "Delete")
+
 
 class HistoryError(Exception):
     """Base class of revy's history errors."""
 
 
 class HistoryNotFound(HistoryError, LookupError):
-    """There is no recorded history for that row, revision or delta."""
+    """There is no recorded history (or no known state) for that row at that point."""
 
 
 class ObjectAbsent(HistoryError):
@@ -55,7 +77,8 @@ class ObjectAbsent(HistoryError):
 class RevisionConflict(HistoryError):
     """Later changes touched what a revert would undo.
 
-    `conflicts` lists the later attribute and object deltas, newest last.
+    `revision` is the revision that could not be reverted; `conflicts` lists the later object
+    and attribute deltas that touched the same rows and fields, oldest first.
     """
 
     def __init__(self, revision: models.Model, conflicts: list[models.Model]) -> None:
@@ -71,29 +94,142 @@ class RevisionConflict(HistoryError):
 
 def _describe_conflict(delta: models.Model) -> str:
     field = getattr(delta, "field_name", None)
-    target = f"{delta.content_type.app_label}.{delta.content_type.model}#{delta.content_id}"
-    return (
-        f"{target}.{field} in revision {delta.revision_id}"
-        if field
-        else (f"{target} {delta.action.lower()} in revision {delta.revision_id}")
-    )
+    content_type = ContentType.objects.get_for_id(delta.content_type_id)
+    target = f"{content_type.app_label}.{content_type.model}#{delta.content_id}"
+    if field:
+        return f"{target}.{field} in revision {delta.revision_id} (attribute delta {delta.pk})"
+    return f"{target} {delta.action.lower()} in revision {delta.revision_id} (delta {delta.pk})"
 
 
-# Lookups ----------------------------------------------------------------------------------
+# Rows and points --------------------------------------------------------------------------
 
 
-def _target(obj_or_model, pk) -> tuple[type[models.Model], Any]:
+class _Row:
+    """One row's identity in the history tables: its model, pk and content id."""
+
+    __slots__ = ("content_id", "content_type", "model", "pk")
+
+    def __init__(self, model: type[models.Model], pk: Any) -> None:
+        if pk is None:
+            raise ValueError(
+                f"A {model._meta.label} without a primary key (unsaved) has no history."
+            )
+        concrete = model._meta.concrete_model
+        try:
+            pk = concrete._meta.pk.to_python(pk)
+        except ValidationError:
+            raise HistoryNotFound(
+                f"{pk!r} is not a valid primary key for {concrete._meta.label}."
+            ) from None
+        self.model = model
+        self.pk = pk
+        self.content_type = ContentType.objects.get_for_model(concrete)
+        self.content_id = str(pk)
+
+    @property
+    def label(self) -> str:
+        return f"{self.model._meta.label} with pk={self.pk!r}"
+
+    def deltas(self) -> models.QuerySet:
+        return get_object_delta_model()._base_manager.filter(
+            content_type=self.content_type, content_id=self.content_id
+        )
+
+
+def _target(obj_or_model: models.Model | type[models.Model], pk: Any) -> _Row:
     if isinstance(obj_or_model, models.Model):
-        return type(obj_or_model)._meta.concrete_model, obj_or_model.pk
+        if pk is not None:
+            raise TypeError("Give either an instance or a model and a pk, not both.")
+        return _Row(type(obj_or_model), obj_or_model.pk)
+    if not (isinstance(obj_or_model, type) and issubclass(obj_or_model, models.Model)):
+        raise TypeError(f"Expected a model instance or a model class, not {obj_or_model!r}.")
     if pk is None:
-        raise TypeError("history_of(Model) needs the primary key: history_of(Model, pk).")
-    return obj_or_model._meta.concrete_model, pk
+        raise TypeError("A model class needs the primary key too: history_of(Model, pk).")
+    return _Row(obj_or_model, pk)
 
 
-def _deltas_of(model: type[models.Model], pk: Any) -> models.QuerySet:
-    return get_object_delta_model().objects.filter(
-        content_type=ContentType.objects.get_for_model(model), content_id=str(pk)
+def _point(
+    revision: models.Model | None,
+    delta: models.Model | None,
+    at: datetime.datetime | None,
+) -> Point | None:
+    given = [value for value in (revision, delta, at) if value is not None]
+    if len(given) > 1:
+        raise TypeError("Give at most one of revision=, delta= and at=.")
+    if revision is not None and not isinstance(revision, get_revision_model()):
+        raise TypeError(f"revision= takes a revision, not {revision!r}.")
+    if delta is not None and not isinstance(delta, get_object_delta_model()):
+        raise TypeError(f"delta= takes an object delta, not {delta!r}.")
+    if at is not None and not isinstance(at, datetime.datetime):
+        raise TypeError(f"at= takes a datetime, not {at!r}.")
+    return given[0] if given else None
+
+
+def _aware(moment: datetime.datetime) -> datetime.datetime:
+    # A naive datetime means the current time zone, as in Django's forms and filters.
+    if settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment)
+    return moment
+
+
+def _bound(row: _Row, point: Point) -> Q:
+    """Return the filter selecting the row's deltas at or before `point`."""
+    delta_model = get_object_delta_model()
+    if isinstance(point, datetime.datetime):
+        return Q(created_at__lte=_aware(point))
+    if isinstance(point, delta_model):
+        if point.content_type_id != row.content_type.pk or point.content_id != row.content_id:
+            raise HistoryNotFound(
+                f"Object delta {point.pk} is not part of the history of {row.label}."
+            )
+        return Q(id__lte=point.pk)
+    # A revision: after the last of its deltas (of any row: they were written together).
+    last = delta_model._base_manager.filter(revision=point).aggregate(last=Max("id"))["last"]
+    if last is None:
+        return Q(created_at__lte=point.created_at)
+    return Q(id__lte=last)
+
+
+def _describe_point(point: Point | None) -> str:
+    if point is None:
+        return "the latest recorded point"
+    if isinstance(point, datetime.datetime):
+        return point.isoformat()
+    return f"{point._meta.verbose_name} {point.pk}"
+
+
+def _state_at(row: _Row, point: Point | None) -> dict[str, Any] | None:
+    """Return the row's recorded state (a delta's `data`) at `point`, or None if absent there.
+
+    Raises `HistoryNotFound` when the row has no recorded state at or before the point and
+    was not created (as far as revy knows) after it.
+    """
+    deltas = row.deltas().filter(action__in=STATE_ACTIONS)
+    bounded = deltas if point is None else deltas.filter(_bound(row, point))
+    found = bounded.order_by("-id").values_list("id", "action", "data").first()
+    if found is not None:
+        delta_id, action, data = found
+        if action != "Delete":
+            return data
+        # A deletion delta stands for the state just before it, for that delta only.
+        deleted_here = isinstance(point, get_object_delta_model()) and point.pk == delta_id
+        return data if deleted_here else None
+    first = deltas.order_by("id").values_list("action", flat=True).first()
+    if first == "Create":
+        return None  # the point precedes the row's creation
+    if first is None and not row.deltas().exists():
+        raise HistoryNotFound(
+            f"No history is recorded for {row.label}. If the row predates tracking, record "
+            "its current state with `manage.py revy_baseline`."
+        )
+    raise HistoryNotFound(
+        f"The state of {row.label} at {_describe_point(point)} is unknown: the row existed "
+        "before revy recorded it. `manage.py revy_baseline` records the current state of "
+        "such rows."
     )
+
+
+# Reading --------------------------------------------------------------------------------
 
 
 def history_of(
@@ -104,73 +240,27 @@ def history_of(
 ) -> models.QuerySet:
     """Return the object deltas of one row, newest first.
 
-    `history_of(obj)` or `history_of(Model, pk)`; with `aggregates=True`, also the deltas of
-    the objects that name this row as an aggregate.
+    `history_of(obj)` or `history_of(Model, pk)`. With `aggregates=True`, also the deltas of
+    the rows that name this one as an aggregate (`get_event_aggregates()`, `REVY_AGGREGATES`),
+    in the same single query. The row need not exist any more.
     """
-    model, pk = _target(obj_or_model, pk)
-    manager = get_object_delta_model().objects
+    row = _target(obj_or_model, pk)
     if aggregates:
-        return manager.for_aggregate(_reference(model, pk)).order_by("-id")
-    return _deltas_of(model, pk).order_by("-id")
-
-
-def _reference(model: type[models.Model], pk: Any) -> models.Model:
-    """An unsaved stand-in carrying only the pk, enough for content type lookups."""
-    instance = model.__new__(model)
-    instance.__dict__[model._meta.pk.attname] = pk
-    return instance
-
-
-def _delta_bound(point: Point, using: str | None = None) -> dict[str, Any]:
-    """Translate a point into filter arguments on the row's deltas."""
-    delta_model = get_object_delta_model()
-    if isinstance(point, datetime.datetime):
-        return {"created_at__lte": point}
-    if isinstance(point, get_revision_model()):
-        last = delta_model._base_manager.filter(revision=point).aggregate(last=Max("id"))["last"]
-        if last is None:
-            return {"created_at__lte": point.created_at}
-        return {"id__lte": last}
-    if isinstance(point, delta_model):
-        return {"id__lte": point.pk}
-    raise TypeError(
-        f"A point in history is a revision, an object delta or a datetime, not {point!r}."
+        manager = get_object_delta_model().objects
+        return manager.for_aggregate(_reference(row)).order_by("-id")
+    return (
+        get_object_delta_model()
+        .objects.filter(content_type=row.content_type, content_id=row.content_id)
+        .order_by("-id")
     )
 
 
-def _state_delta(model, pk, point: Point | None) -> models.Model | None:
-    deltas = _deltas_of(model, pk).filter(action__in=STATE_ACTIONS)
-    if point is not None:
-        deltas = deltas.filter(**_delta_bound(point))
-    return deltas.order_by("-id").only("id", "action", "data").first()
-
-
-def _ensure_history(model, pk) -> None:
-    if not _deltas_of(model, pk).exists():
-        raise HistoryNotFound(
-            f"No history is recorded for {model._meta.label} with pk={pk!r}. If the row "
-            "predates tracking, record its current state with `manage.py revy_baseline`."
-        )
-
-
-def _point(revision=None, delta=None, at=None) -> Point | None:
-    given = [value for value in (revision, delta, at) if value is not None]
-    if len(given) > 1:
-        raise TypeError("Give at most one of revision=, delta= and at=.")
-    return given[0] if given else None
-
-
-def _state_at(model, pk, point: Point | None) -> dict | None:
-    """Return the row's state dict at `point`, None if absent there; raise if unknown."""
-    found = _state_delta(model, pk, point)
-    if found is None:
-        _ensure_history(model, pk)
-        return None
-    if found.action == "Delete" and not (
-        isinstance(point, get_object_delta_model()) and point.pk == found.pk
-    ):
-        return None
-    return found.data
+def _reference(row: _Row) -> models.Model:
+    """An unsaved stand-in carrying only the pk: enough for content type lookups."""
+    model = row.model._meta.concrete_model
+    instance = model.__new__(model)
+    instance.__dict__[model._meta.pk.attname] = row.pk
+    return instance
 
 
 def snapshot(
@@ -181,13 +271,16 @@ def snapshot(
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
 ) -> models.Model | None:
-    """Return an unsaved instance as the row was at that point, or None if it did not exist.
+    """Return an unsaved instance of `model` as the row was at that point.
 
-    Without a point: the latest recorded state. `delta=D` gives the state right after D, or
-    just before it when D is a deletion. Raises `HistoryNotFound` when the row has no history.
+    Without a point: its latest recorded state. Returns None when the row did not exist at
+    that point (not created yet, or deleted). `delta=D` gives the state right after D, or
+    just before it when D is a deletion. Saving the instance re-creates the row with its pk.
+
+    Raises `HistoryNotFound` when the row has no history, or no known state at that point.
     """
-    model = model._meta.concrete_model
-    return build_instance(model, _state_at(model, pk, _point(revision, delta, at)))
+    row = _Row(model, pk)
+    return build_instance(model, _state_at(row, _point(revision, delta, at)))
 
 
 def diff(
@@ -197,36 +290,68 @@ def diff(
     since: Point | None,
     until: Point | None,
 ) -> dict[str, dict[str, Any]]:
-    """Return `{field: {"old": ..., "new": ...}}` for the fields that differ between two points.
+    """Return `{attname: {"old": ..., "new": ...}}` for the fields that differ between two points.
 
-    A point where the row did not exist counts as every field being None.
+    Each point is a revision, an object delta of the row or a datetime; `since=None` stands
+    for before the row's history began, `until=None` for its latest recorded state. Values
+    are the stored JSON values (as in attribute deltas); a point where the row did not exist
+    counts as every field being None. Masked and excluded fields are never compared.
     """
-    model = model._meta.concrete_model
-    before = _state_at(model, pk, since) or {}
-    after = _state_at(model, pk, until) or {}
+    row = _Row(model, pk)
+    before = _state_at(row, _as_point(since)) if since is not None else None
+    after = _state_at(row, _as_point(until))
     changes = {}
-    for field in model._meta.concrete_fields:
-        name = field.attname
-        old, new = before.get(name), after.get(name)
+    for field in _recorded_fields(row.model):
+        old, new = _json_value(field, before), _json_value(field, after)
         if old != new:
-            changes[name] = {"old": old, "new": new}
+            changes[field.attname] = {"old": old, "new": new}
     return changes
 
 
-# Writing history back -----------------------------------------------------------------------
+def _as_point(point: Point | None) -> Point | None:
+    if point is None or isinstance(point, datetime.datetime):
+        return point
+    if isinstance(point, get_revision_model() | get_object_delta_model()):
+        return point
+    raise TypeError(
+        f"A point in history is a revision, an object delta or a datetime, not {point!r}."
+    )
 
 
-def _recording_context() -> Context:
-    """Rollback and revert always record: open a context when none is open."""
-    return Context() if not Context.is_active() else _NoBlock()
+def _recorded_fields(model: type[models.Model]) -> list[models.Field]:
+    config = registry.config_for(model)
+    if config is None:  # no longer tracked: everything its old deltas hold is history
+        return list(model._meta.concrete_fields)
+    return [config.fields[index] for index in config.recorded if index not in config.masked]
+
+
+def _json_value(field: models.Field, state: dict[str, Any] | None) -> Any:
+    if state is None:
+        return None
+    if field.attname in state:
+        return state[field.attname]
+    # Added since that state was recorded: compare its default, as a snapshot would hold.
+    return json.loads(encode(field.get_default()))
+
+
+# Writing history back -------------------------------------------------------------------
 
 
 class _NoBlock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
+    def __enter__(self) -> None:
         return None
+
+    def __exit__(self, *exc_info: Any) -> None:
+        return None
+
+
+def _recording_context() -> Context | _NoBlock:
+    """Rollback and revert always record: open a context when none is open.
+
+    Inside a context they record in its revision; where the caller disabled tracking on
+    purpose, they record nothing.
+    """
+    return Context() if not Context.is_active() else _NoBlock()
 
 
 def rollback(
@@ -237,23 +362,33 @@ def rollback(
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
 ) -> models.Model:
-    """Restore the row to its state at that point, as a new revision; return the instance.
+    """Restore the row to its state at one point and return the saved instance.
 
-    Re-creates the row if it was deleted since. Rolling back to the state the row already has
-    records nothing. Masked fields keep their current value. Raises `ObjectAbsent` when the
-    row did not exist at that point and `HistoryNotFound` when it has no history.
+    Give exactly one of `revision=`, `delta=` (a deletion delta means the state just before
+    the deletion) and `at=`. The change is recorded in the current context's revision, or in
+    a new one when no context is open: an `Update` with the fields that change, or a `Create`
+    when the row was deleted since (it is re-created with the same pk). Rolling back to the
+    state the row already has records nothing. Fields revy does not record (masked, like
+    `auth.User.password`, or excluded) keep their current value; values Django sets on save
+    (`auto_now`) are set again.
+
+    Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
+    its state there is unknown.
     """
-    model = model._meta.concrete_model
     point = _point(revision, delta, at)
-    state = _state_at(model, pk, point)
+    if point is None:
+        raise TypeError("rollback() needs a point: revision=, delta= or at=.")
+    row = _Row(model, pk)
+    state = _state_at(row, point)
     if state is None:
         raise ObjectAbsent(
-            f"{model._meta.label} with pk={pk!r} did not exist at {_describe_point(point)}; "
-            "there is no state to roll back to."
+            f"{row.label} did not exist at {_describe_point(point)}; there is no state to "
+            "roll back to."
         )
     using = router.db_for_write(model)
     with _recording_context(), transaction.atomic(using=using):
-        current = model._base_manager.using(using).filter(pk=pk).first()
+        # Loaded inside the context, so that the save records only the fields that change.
+        current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
         if current is None:
             restored = build_instance(model, state)
             restored.save(using=using, force_insert=True)
@@ -264,10 +399,9 @@ def rollback(
 
 
 def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
-    config = registry.config_for(type(instance))
-    masked = {config.attnames[index] for index in config.masked} if config else set()
-    for field in instance._meta.concrete_fields:
-        if field.primary_key or field.attname in masked:
+    """Set the instance's recorded fields from a stored state (schema changes tolerated)."""
+    for field in _recorded_fields(type(instance)):
+        if field.primary_key:
             continue
         if field.attname in state:
             setattr(instance, field.attname, decode(field, state[field.attname]))
@@ -275,91 +409,89 @@ def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
             setattr(instance, field.attname, field.get_default())
 
 
-def _describe_point(point: Point | None) -> str:
-    if point is None:
-        return "the latest point"
-    if isinstance(point, datetime.datetime):
-        return point.isoformat()
-    return f"{point._meta.verbose_name} {point.pk}"
-
-
 def revert(revision: models.Model, *, force: bool = False) -> models.Model | None:
     """Undo every change of `revision`, atomically, as a new revision; return that revision.
 
-    Creations are deleted, deletions re-created and updated fields set back to their old
-    values. Raises `RevisionConflict`, naming the later deltas that touched the same fields
-    or rows, unless `force=True`. Returns None when there was nothing to undo.
+    Rows it created are deleted (recorded as `Delete`), rows it deleted are re-created with
+    their pre-deletion state (`Create`), updated fields are set back to their old values
+    (`Update`). Custom events and baselines are not changes and are left alone.
+
+    Unless `force=True`, raises `RevisionConflict` and changes nothing when later revisions
+    touched the same fields of the same rows (or re-created, updated or deleted rows this
+    revision created or deleted); changes to other fields are not conflicts. Returns the
+    revision the undo was recorded in, or None when there was nothing to undo.
     """
     from revy.contrib.django.recorder import pending_revision
 
     delta_model = get_object_delta_model()
     deltas = list(
-        delta_model._base_manager.filter(revision=revision, action__in=STATE_ACTIONS)
-        .exclude(action="Baseline")
+        delta_model._base_manager.filter(revision=revision, action__in=_CHANGE_ACTIONS)
         .select_related("content_type")
         .prefetch_related("children")
         .order_by("-id")
     )
     if not deltas:
         return None
-    conflicts = [] if force else find_conflicts(revision, deltas)
-    if conflicts:
-        raise RevisionConflict(revision, conflicts)
     using = router.db_for_write(delta_model)
     with _recording_context(), transaction.atomic(using=using):
-        for delta in deltas:
-            _undo(delta)
+        if not force:
+            conflicts = find_conflicts(revision, deltas)
+            if conflicts:
+                raise RevisionConflict(revision, conflicts)
+        for delta in deltas:  # newest first, so that each undo sees the state it left
+            _undo(delta, using)
         return pending_revision(using)
 
 
 def find_conflicts(revision: models.Model, deltas: Iterable[models.Model]) -> list[models.Model]:
-    """Return the later deltas that touched the rows and fields `deltas` changed."""
+    """Return the deltas of other revisions that touched what `deltas` changed since them.
+
+    For an update: later attribute deltas of the same fields of the same row, and a later
+    deletion of the row. For a creation or a deletion: any later change of the row. Oldest
+    first.
+    """
     delta_model, attribute_model = get_object_delta_model(), get_attribute_delta_model()
-    object_filter, field_filter = models.Q(pk__in=[]), models.Q(pk__in=[])
+    object_filter, field_filter = Q(pk__in=[]), Q(pk__in=[])
     for delta in deltas:
-        row = models.Q(content_type_id=delta.content_type_id, content_id=delta.content_id)
+        row = Q(content_type_id=delta.content_type_id, content_id=delta.content_id)
         if delta.action == "Update":
-            fields = {child.field_name for child in delta.children.all()}
-            field_filter |= row & models.Q(field_name__in=fields, id__gt=_last_child(delta))
-            object_filter |= row & models.Q(action="Delete", id__gt=delta.pk)
+            children = list(delta.children.all())
+            fields = {child.field_name for child in children}
+            last_child = max((child.pk for child in children), default=0)
+            field_filter |= row & Q(field_name__in=fields, id__gt=last_child)
+            object_filter |= row & Q(action="Delete", id__gt=delta.pk)
         else:
-            object_filter |= row & models.Q(
-                action__in=("Create", "Update", "Delete"), id__gt=delta.pk
-            )
+            object_filter |= row & Q(action__in=_CHANGE_ACTIONS, id__gt=delta.pk)
     later_objects = delta_model._base_manager.filter(object_filter).exclude(revision=revision)
     later_fields = attribute_model._base_manager.filter(field_filter).exclude(revision=revision)
-    conflicts = list(later_objects.select_related("content_type")) + list(
-        later_fields.select_related("content_type")
-    )
-    return sorted(conflicts, key=lambda delta: delta.created_at)
+    conflicts = [*later_objects, *later_fields]
+    return sorted(conflicts, key=lambda delta: (delta.created_at, delta.pk))
 
 
-def _last_child(delta: models.Model) -> int:
-    children = list(delta.children.all())
-    return max((child.pk for child in children), default=0)
-
-
-def _undo(delta: models.Model) -> None:
+def _undo(delta: models.Model, using: str) -> None:
     model = delta.content_type.model_class()
-    if model is None:
+    if model is None:  # the model is gone: nothing left to put back
         return
-    manager = model._base_manager
+    manager = model._base_manager.using(using)
     current = manager.filter(pk=delta.content_id).first()
     if delta.action == "Create":
         if current is not None:
-            current.delete()
+            current.delete(using=using)
     elif delta.action == "Delete":
-        if current is None:
-            build_instance(model, delta.data).save(force_insert=True)
+        if current is None and delta.data is not None:
+            build_instance(model, delta.data).save(using=using, force_insert=True)
     elif current is not None:
-        firsts: dict[str, Any] = {}
-        for child in sorted(delta.children.all(), key=lambda child: child.pk):
-            firsts.setdefault(child.field_name, child.old_value)
-        _assign_state(current, {**_current_state(current), **firsts})
-        current.save()
+        fields = {field.attname: field for field in _recorded_fields(model)}
+        for name, old in _old_values(delta).items():
+            field = fields.get(name)
+            if field is not None and not field.primary_key:  # masked and removed fields stay
+                setattr(current, name, decode(field, old))
+        current.save(using=using)
 
 
-def _current_state(instance: models.Model) -> dict[str, Any]:
-    return {
-        field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields
-    }
+def _old_values(delta: models.Model) -> dict[str, Any]:
+    """The value each field had before `delta` (the first of its attribute deltas)."""
+    old: dict[str, Any] = {}
+    for child in sorted(delta.children.all(), key=lambda child: child.pk):
+        old.setdefault(child.field_name, child.old_value)
+    return old

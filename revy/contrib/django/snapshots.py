@@ -3,7 +3,8 @@
 Every state-bearing object delta (create, update, baseline, delete) stores the row's full
 state, so the state at any delta is a single indexed lookup. `ObjectSnapshot(Model)` annotates
 an ObjectDelta queryset with the instance as it was at each delta (for a deletion, just before
-it); custom event deltas take the state of the latest state-bearing delta before them.
+it); a custom event delta gets the state of the latest state-bearing delta before it (None when
+that was the row's deletion, or when there is none).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import models
-from django.db.models import Case, F, OuterRef, Subquery, When
+from django.db.models import Case, F, OuterRef, Subquery, Value, When
 
 from revy.contrib.django.encoding import decode
 
@@ -46,6 +47,10 @@ class SnapshotField(models.JSONField):
         state = super().from_db_value(value, expression, connection)
         return build_instance(self.snapshot_model, state)
 
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        return name, path, [self.snapshot_model, *args], kwargs
+
 
 class ObjectSnapshot(Case):
     """Annotate object deltas with the instance of `model` as it was at each delta.
@@ -67,9 +72,17 @@ class ObjectSnapshot(Case):
                 id__lte=OuterRef("id"),
             )
             .order_by("-id")
-            .values("data")[:1]
+            # After a deletion the row no longer exists: an event then has no snapshot.
+            .annotate(
+                state=Case(
+                    When(action="Delete", then=Value(None, output_field=models.JSONField())),
+                    default=F("data"),
+                    output_field=models.JSONField(),
+                )
+            )
+            .values("state")[:1]
         )
-        self.model = model
+        self.snapshot_model = model
         super().__init__(
             When(action__in=STATE_ACTIONS, then=F("data")),
             default=Subquery(latest_state),

@@ -60,15 +60,17 @@ _boundary_listeners: list[Callable[[Scope], None]] = []
 class Scope:
     """State shared by an outermost context block and every block nested in it.
 
-    `revision` caches the revision created lazily for the block; `tracked` and `extras` belong
-    to integrations (the Django app keeps the instances it watches there).
+    `revision` caches the revision created lazily for the block; `tracked`, `serial` and
+    `extras` belong to integrations (the Django app keeps the instances it watches in `tracked`
+    and counts its writes in `serial`, to tell what it knows of a row from stale knowledge).
     """
 
-    __slots__ = ("extras", "revision", "tracked")
+    __slots__ = ("extras", "revision", "serial", "tracked")
 
     def __init__(self) -> None:
         self.revision: Any = None
         self.tracked: list = []
+        self.serial = 0
         self.extras: dict[str, Any] = {}
 
 

@@ -11,7 +11,16 @@ from django.test.utils import CaptureQueriesContext
 
 @pytest.fixture(autouse=True)
 def _warm_content_types(db):
-    """Content types are cached after first use; load them so query counts are stable."""
+    """Content types are cached after first use; load them so query counts are stable.
+
+    The cache is cleared first: content types created on demand (automatic many-to-many
+    through models) inside an earlier test's rolled-back transaction no longer exist.
+    """
+    from django.apps import apps
+
+    ContentType.objects.clear_cache()
+    # Django creates no content type for automatic many-to-many through models until used.
+    ContentType.objects.get_for_models(*apps.get_models(include_auto_created=True))
     for content_type in ContentType.objects.all():
         ContentType.objects._add_to_cache(ContentType.objects.db, content_type)
 

@@ -8,6 +8,7 @@ of the change itself, inside its transaction.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -126,9 +127,12 @@ def state_json(config: ModelConfig, values: Sequence) -> str:
 
 def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
     """Encode one field value for an attribute delta (masked fields become the mask)."""
+    if value is None:
+        return None
     if index in config.masked:
+        # An empty value hides nothing (the action already says Unset); anything else is masked.
         return encode(revy_settings.MASK)
-    return None if value is None else encode(value)
+    return encode(value)
 
 
 def attribute_action(value: Any) -> str:
@@ -157,10 +161,7 @@ class _Table:
             if field.attname not in attnames and not field.primary_key
         ]
 
-    def insert(self, using: str, rows: list[tuple], returning: bool = True) -> list[Any]:
-        if not rows:
-            return []
-        connection = connections[using]
+    def _sql(self, connection, count: int, returning: bool) -> str:
         quote = connection.ops.quote_name
         fields = self.fields + self.extra
         jsonb = connection.vendor == "postgresql"
@@ -169,27 +170,62 @@ class _Table:
             for field in fields
         )
         columns = ", ".join(quote(field.column) for field in fields)
+        sql = f"INSERT INTO {quote(self.table)} ({columns}) VALUES " + ", ".join(
+            [f"({placeholders})"] * count
+        )
+        if returning:
+            sql += f" RETURNING {quote(self.pk_column)}"
+        return sql
+
+    def _complete(self, connection, rows: list[tuple]) -> list[tuple]:
+        if not self.extra:
+            return rows
+        return [row + self._extra_values(connection) for row in rows]
+
+    def insert(self, using: str, rows: list[tuple]) -> list[Any]:
+        """Insert `rows` with multi-row INSERTs; return the new primary keys in order."""
+        if not rows:
+            return []
+        connection = connections[using]
+        size = max(1, _max_parameters(connection) // len(self.fields + self.extra))
         ids: list[Any] = []
-        size = revy_settings.batch_size()
         with connection.cursor() as cursor:
             for start in range(0, len(rows), size):
-                batch = rows[start : start + size]
-                if self.extra:
-                    batch = [row + self._extra_values(connection) for row in batch]
-                sql = f"INSERT INTO {quote(self.table)} ({columns}) VALUES " + ", ".join(
-                    [f"({placeholders})"] * len(batch)
+                batch = self._complete(connection, rows[start : start + size])
+                cursor.execute(
+                    self._sql(connection, len(batch), returning=True),
+                    [value for row in batch for value in row],
                 )
-                if returning:
-                    sql += f" RETURNING {quote(self.pk_column)}"
-                cursor.execute(sql, [value for row in batch for value in row])
-                if returning:
-                    ids.extend(row[0] for row in cursor.fetchall())
+                ids.extend(row[0] for row in cursor.fetchall())
         return ids
+
+    def insert_many(self, using: str, rows: list[tuple]) -> None:
+        """Insert `rows` with one prepared statement executed for each row (`executemany`).
+
+        One statement per call however many rows: the attribute deltas of a batch of object
+        deltas can be many times more numerous than the objects.
+        """
+        if not rows:
+            return
+        connection = connections[using]
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                self._sql(connection, 1, returning=False), self._complete(connection, rows)
+            )
 
     def _extra_values(self, connection) -> tuple:
         return tuple(
             field.get_db_prep_save(field.get_default(), connection) for field in self.extra
         )
+
+
+def _max_parameters(connection) -> int:
+    """The number of parameters one statement may carry on this connection."""
+    if connection.vendor == "sqlite":
+        # Django assumes 999, the limit of old SQLite builds; ask the library itself.
+        connection.ensure_connection()
+        return connection.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    return connection.features.max_query_params or 65535
 
 
 _tables: dict[tuple[type, tuple[str, ...]], _Table] = {}
@@ -325,12 +361,24 @@ def update_revision_metadata(values: dict[str, Any]) -> None:
 
 
 def write(using: str, changes: Iterable[Change]) -> list[int]:
-    """Insert the object and attribute deltas of `changes`; return the object delta ids."""
+    """Insert the object and attribute deltas of `changes`; return the object delta ids.
+
+    Each batch of `REVY_BATCH_SIZE` object deltas costs one INSERT for them and one
+    (executemany) for their attribute deltas, plus one for aggregates when there are any.
+    """
     changes = list(changes)
     if not changes:
         return []
-    connection = connections[using]
     revision_id = current_revision(using).pk
+    size = revy_settings.batch_size()
+    ids: list[int] = []
+    for start in range(0, len(changes), size):
+        ids.extend(_write_batch(using, revision_id, changes[start : start + size]))
+    return ids
+
+
+def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[int]:
+    connection = connections[using]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     actors: dict[int, tuple] = {}
 
@@ -381,9 +429,7 @@ def write(using: str, changes: Iterable[Change]) -> list[int]:
                     now,
                 )
             )
-    _table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(
-        using, attribute_rows, returning=False
-    )
+    _table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert_many(using, attribute_rows)
     from revy.contrib.django import events
 
     events.after_write(using, changes, ids)
@@ -394,4 +440,4 @@ def insert_aggregates(using: str, rows: list[tuple]) -> None:
     """Insert (delta id, content type id, content id) aggregate rows in batches."""
     from revy.contrib.django.models import ObjectDeltaAggregate
 
-    _table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert(using, rows, returning=False)
+    _table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert_many(using, rows)

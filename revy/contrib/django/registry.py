@@ -10,6 +10,7 @@ from operator import itemgetter
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.db.models.signals import post_migrate
 
 from revy.contrib.django import settings as revy_settings
 
@@ -25,7 +26,6 @@ class ModelConfig:
     """
 
     __slots__ = (
-        "_content_type_id",
         "aggregate_fields",
         "all_indexes",
         "attnames",
@@ -37,7 +37,9 @@ class ModelConfig:
         "masked",
         "model",
         "pk_attname",
+        "pk_default",
         "pk_index",
+        "pk_names",
         "read",
         "recorded",
     )
@@ -49,6 +51,9 @@ class ModelConfig:
         self.attnames = tuple(field.attname for field in self.fields)
         self.pk_attname = opts.pk.attname
         self.pk_index = self.attnames.index(self.pk_attname)
+        # A primary key Django generates from a Python default (UUIDs) unless one is given.
+        self.pk_default = opts.pk.has_default()
+        self.pk_names = frozenset({"pk", opts.pk.name, opts.pk.attname})
         self.all_indexes = frozenset(range(len(self.attnames)))
         # Field names and attnames (author and author_id) to positions in `attnames`.
         self.indexes = {attname: index for index, attname in enumerate(self.attnames)}
@@ -74,13 +79,11 @@ class ModelConfig:
             self.read = lambda values: (getter(values),)
         else:
             self.read = getter
-        self._content_type_id: int | None = None
 
     @property
     def content_type_id(self) -> int:
-        if self._content_type_id is None:
-            self._content_type_id = ContentType.objects.get_for_model(self.model).pk
-        return self._content_type_id
+        # Django caches content types; an id cached here could outlive a rolled-back row.
+        return ContentType.objects.get_for_model(self.model).pk
 
     def index_of(self, name: str) -> int:
         """Return the position of a field, given its name or attname."""
@@ -150,6 +153,15 @@ def _included(model: type[models.Model]) -> bool:
 
 def clear() -> None:
     _configs.clear()
+
+
+def _on_post_migrate(**kwargs) -> None:
+    # `flush` (run between transactional tests) and migrations may re-create content types
+    # with new ids: forget the ids cached in the configs, as ContentType's own cache does.
+    clear()
+
+
+post_migrate.connect(_on_post_migrate, dispatch_uid="revy.registry")
 
 
 def tracked_models() -> list[type[models.Model]]:

@@ -61,7 +61,7 @@ def track_outside_context() -> bool:
 @_cached
 def batch_size() -> int:
     size = get("REVY_BATCH_SIZE")
-    if not isinstance(size, int) or size < 1:
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise ImproperlyConfigured(f"REVY_BATCH_SIZE must be a positive integer, not {size!r}.")
     return size
 
@@ -82,7 +82,13 @@ def _field(label: str, setting: str) -> tuple[type, str]:
         raise ImproperlyConfigured(
             f"{setting} entry {label!r} must look like 'app_label.ModelName.field'."
         )
-    model = _model(model_label, setting)
+    try:
+        model = apps.get_model(model_label)
+    except (LookupError, ValueError):
+        raise ImproperlyConfigured(
+            f"{setting} names {label!r}, but {model_label!r} is not an installed model. "
+            "Use 'app_label.ModelName.field'."
+        ) from None
     try:
         field = model._meta.get_field(field_name)
     except FieldDoesNotExist:

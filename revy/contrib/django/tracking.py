@@ -18,13 +18,15 @@ Installed once by the app's `ready()`: `Model.__init__`, `Model.from_db`,
 
 from __future__ import annotations
 
+import functools
+import operator
 import weakref
 from typing import Any
 
 from django.db import models, router, transaction
 from django.db.models.deletion import Collector
 
-from revy.context import Context, add_boundary_listener, enabled_scope
+from revy.context import Context, Scope, add_boundary_listener, current_scope, enabled_scope
 from revy.contrib.django import recorder
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
@@ -32,6 +34,7 @@ from revy.contrib.django.registry import ModelConfig, config_for
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+WRITES_KEY = "revy.writes"
 
 _django_init = models.Model.__init__
 _django_from_db = models.Model.from_db.__func__
@@ -43,19 +46,28 @@ _django_collector_delete = Collector.delete
 class InstanceState:
     """What revy knows about one instance.
 
-    `base`: the row's values in the database as last seen (None when unknown or new).
+    `base`: the row's values in the database as last seen (None when unknown or new), in the
+    context `scope` when its write counter was at `seen` (see `known_base`).
     `checkpoint`: field values at the last attribution (None: nothing attributed since the
     instance was built). `spans`: per field index, the pending `[actor, description, old,
     new]` changes not yet saved, consecutive changes by one actor collapsed.
     """
 
-    __slots__ = ("base", "checkpoint", "owner", "spans")
+    __slots__ = ("base", "checkpoint", "owner", "scope", "seen", "spans")
 
-    def __init__(self, owner: int, base: tuple | None, checkpoint: tuple | None) -> None:
+    def __init__(
+        self,
+        owner: int,
+        base: tuple | None,
+        checkpoint: tuple | None,
+        scope: Scope | None = None,
+    ) -> None:
         self.owner = owner
         self.base = base
         self.checkpoint = checkpoint
         self.spans: dict[int, list[list]] | None = None
+        self.scope = scope
+        self.seen = 0 if scope is None else scope.serial
 
 
 def state_of(instance: models.Model) -> InstanceState | None:
@@ -80,14 +92,54 @@ def watch_new(instance: models.Model) -> InstanceState:
 
 
 def _watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None) -> None:
+    scope = enabled_scope()
     state = state_of(instance)
     if state is not None:
         state.base, state.checkpoint, state.spans = base, checkpoint, None
+        _seen_now(state)
         return
-    instance.__dict__[STATE_KEY] = InstanceState(id(instance), base, checkpoint)
-    scope = enabled_scope()
+    instance.__dict__[STATE_KEY] = InstanceState(id(instance), base, checkpoint, scope)
     if scope is not None:
         scope.tracked.append(weakref.ref(instance))
+
+
+def _seen_now(state: InstanceState) -> None:
+    """Mark the state's base as what the database holds at this point of the context."""
+    scope = current_scope()
+    state.scope = scope
+    state.seen = 0 if scope is None else scope.serial
+
+
+def known_base(state: InstanceState, config: ModelConfig, pk: Any) -> tuple | None:
+    """Return the row as the instance last saw it, unless it may have changed since.
+
+    The base is trusted only within the context it was read in, and only if no other
+    instance of the same row was saved or deleted there since: otherwise the caller reads the
+    row again, so that old values and states are the database's, not a stale copy's.
+    """
+    base = state.base
+    if base is None or DEFERRED in base:
+        return None
+    scope = current_scope()
+    if state.scope is not scope:
+        return None
+    if scope is not None:
+        writes = scope.extras.get(WRITES_KEY)
+        if writes is not None and writes.get((config.model, pk), 0) > state.seen:
+            return None
+    return base
+
+
+def note_write(config: ModelConfig, pk: Any) -> None:
+    """Record that the row changed, so that other instances' bases of it become stale."""
+    scope = current_scope()
+    if scope is None:
+        return
+    scope.serial += 1
+    writes = scope.extras.get(WRITES_KEY)
+    if writes is None:
+        writes = scope.extras[WRITES_KEY] = {}
+    writes[(config.model, pk)] = scope.serial
 
 
 # Loading and building instances ------------------------------------------------------------
@@ -96,8 +148,29 @@ def _watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None)
 def _init(self, *args: Any, **kwargs: Any) -> None:
     _django_init(self, *args, **kwargs)
     # Hot path: every instance built anywhere.
-    if recording() and config_for(self.__class__) is not None and state_of(self) is None:
+    if not recording():
+        return
+    config = config_for(self.__class__)
+    if config is not None and state_of(self) is None:
         _watch(self, None, None)
+        if (
+            config.pk_default
+            and len(args) <= config.pk_index
+            and config.pk_names.isdisjoint(kwargs)
+        ):
+            _generated_pk(self, config)
+
+
+def _generated_pk(instance: models.Model, config: ModelConfig) -> None:
+    # A primary key Django generated from its default (a UUID, say) is the system's, like an
+    # auto-incremented one; every other value set at construction is the constructing actor's.
+    state = state_of(instance)
+    pk_index = config.pk_index
+    pk = instance.__dict__.get(config.pk_attname)
+    checkpoint = [None] * len(config.attnames)
+    checkpoint[pk_index] = pk
+    state.checkpoint = tuple(checkpoint)
+    state.spans = {pk_index: [[None, "", None, pk]]}
 
 
 def _from_db(cls, db, field_names, values, **kwargs):
@@ -141,6 +214,7 @@ def _refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
         if fields is None or state.base is None:
             state.base = state.checkpoint = current
             state.spans = None
+            _seen_now(state)
         else:
             refreshed = {config.index_of(name) for name in fields}
             state.base = _merge(state.base, current, refreshed)
@@ -249,7 +323,10 @@ def _save_base(
         result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
         state = state_of(self)
         if state is not None:
-            _after_save(self, state, config_for(self.__class__), update_fields)
+            config = config_for(self.__class__)
+            if config is not None:
+                note_write(config, self.pk)
+            _after_save(self, state, config, update_fields)
         return result
     using = using or router.db_for_write(self.__class__, instance=self)
     with transaction.atomic(using=using, savepoint=False):
@@ -280,18 +357,15 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     state = state_of(self)
     if _certain_insert(self, config, raw, force_insert, force_update, pk):
         base = None
-    elif (
-        state is not None
-        and state.base is not None
-        and not self._state.adding
-        and DEFERRED not in state.base
-    ):
-        base = state.base
     else:
-        base = select_row(config, using, pk)
+        base = None
+        if state is not None and not self._state.adding:
+            base = known_base(state, config, pk)
+        if base is None:
+            base = select_row(config, using, pk)
     if state is None:
         # Assignments made before revy saw the instance belong to whoever saves it.
-        state = InstanceState(id(self), base, base)
+        state = InstanceState(id(self), base, base, current_scope())
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
 
@@ -313,6 +387,7 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
         recorder.write(using, [change])
+        note_write(config, after[config.pk_index])
     _after_save(self, state, config, update_fields, base)
     return result
 
@@ -341,9 +416,7 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
     )
 
 
-def update_change(
-    config, instance, base, after, saved, spans, actor, description
-) -> Change | None:
+def update_change(config, instance, base, after, saved, spans, actor, description) -> Change | None:
     """Build the Update delta of the fields in `saved` that differ from `base`, if any."""
     attributes = []
     for index in config.recorded:
@@ -394,6 +467,7 @@ def _after_save(instance, state, config, update_fields, base=None) -> None:
             for index in saved:
                 state.spans.pop(index, None)
     state.checkpoint = after
+    _seen_now(state)
 
 
 # Deleting ---------------------------------------------------------------------------------
@@ -403,8 +477,11 @@ def _collector_delete(self):
     if not recording():
         return _django_collector_delete(self)
     with transaction.atomic(using=self.using, savepoint=False):
-        recorder.write(self.using, _deletion_changes(self))
+        changes = _deletion_changes(self)
+        recorder.write(self.using, changes)
         result = _django_collector_delete(self)
+    for change in changes:
+        note_write(change.config, change.pk)
     for instances in self.data.values():
         for instance in instances:
             state = state_of(instance)
@@ -471,10 +548,15 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             changes.extend(
                 deleted(config, row, obj) for row, obj in _rows(config, instances, using)
             )
+    # Django splits fast deletes into batches; one SELECT per model reads them all.
+    fast_deletes: dict[type, list[models.QuerySet]] = {}
     for queryset in collector.fast_deletes:
-        config = config_for(queryset.model)
+        fast_deletes.setdefault(queryset.model._meta.concrete_model, []).append(queryset)
+    for model, querysets in fast_deletes.items():
+        config = config_for(model)
         if config is not None:
-            changes.extend(deleted(config, row) for row, _ in _rows(config, queryset, using))
+            combined = functools.reduce(operator.or_, querysets)
+            changes.extend(deleted(config, row) for row, _ in _rows(config, combined, using))
     return changes
 
 
@@ -485,8 +567,10 @@ def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
     known, missing = [], {}
     for instance in objs:
         state = state_of(instance)
-        base = state.base if state is not None else None
-        if base is not None and DEFERRED not in base and not instance._state.adding:
+        base = None
+        if state is not None and not instance._state.adding:
+            base = known_base(state, config, instance.pk)
+        if base is not None:
             known.append((base, instance))
         else:
             missing[instance.pk] = instance

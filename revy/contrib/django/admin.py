@@ -1,0 +1,235 @@
+"""Admin integration: read-only history admins and `HistoryAdminMixin`.
+
+`HistoryAdminMixin` replaces a ModelAdmin's "History" page with the object's revy history
+(its aggregates' changes included), the field changes of each delta, and a "Restore this
+version" button: a POST (CSRF-protected) allowed to users with the change permission, or the
+add permission when the object was deleted. A restore is recorded as a new revision by the
+requesting user.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from revy.context import Context
+from revy.contrib.django import history
+from revy.contrib.django.models import ObjectDelta, Revision
+from revy.contrib.django.snapshots import STATE_ACTIONS
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
+
+__all__ = ["AttributeDeltaInline", "HistoryAdminMixin", "ObjectDeltaAdmin", "RevisionAdmin"]
+
+
+class ReadOnlyAdminMixin:
+    """History is evidence: nobody edits or deletes it from the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _actor_label(delta: Any) -> str:
+    if delta.actor_type_id is None:
+        return _("system")
+    actor = delta.actor
+    return str(actor) if actor is not None else f"{delta.actor_type} #{delta.actor_id}"
+
+
+class AttributeDeltaInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = get_attribute_delta_model()
+    fk_name = "parent"
+    extra = 0
+    fields = ("field_name", "action", "old_value", "new_value", "actor_display", "description")
+    readonly_fields = fields
+
+    @admin.display(description=_("actor"))
+    def actor_display(self, obj: Any) -> str:
+        return _actor_label(obj)
+
+
+class ObjectDeltaAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "id",
+        "created_at",
+        "action",
+        "event_type",
+        "content_type",
+        "content_id",
+        "actor_display",
+        "revision_link",
+    )
+    list_filter = ("action", "content_type", "event_type", "actor_type", "created_at")
+    search_fields = ("event_type", "description", "content_id", "revision__description")
+    date_hierarchy = "created_at"
+    list_select_related = ("content_type", "actor_type", "revision")
+    inlines = [AttributeDeltaInline]
+
+    @admin.display(description=_("actor"))
+    def actor_display(self, obj: Any) -> str:
+        return _actor_label(obj)
+
+    @admin.display(description=_("revision"), ordering="revision")
+    def revision_link(self, obj: Any) -> str:
+        opts = get_revision_model()._meta
+        url = reverse(f"admin:{opts.app_label}_{opts.model_name}_change", args=[obj.revision_id])
+        return format_html('<a href="{}">{}</a>', url, obj.revision_id)
+
+
+class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("id", "created_at", "description", "delta_count")
+    list_filter = ("created_at", "object_deltas__action", "object_deltas__content_type")
+    search_fields = ("description", "object_deltas__event_type")
+    date_hierarchy = "created_at"
+
+    def get_queryset(self, request: HttpRequest):
+        return super().get_queryset(request).annotate(delta_count=Count("object_deltas"))
+
+    @admin.display(description=_("deltas"), ordering="delta_count")
+    def delta_count(self, obj: Any) -> int:
+        return obj.delta_count
+
+
+if get_revision_model() is Revision:
+    admin.site.register(Revision, RevisionAdmin)
+if get_object_delta_model() is ObjectDelta:
+    admin.site.register(ObjectDelta, ObjectDeltaAdmin)
+
+
+class HistoryAdminMixin:
+    """Show revy's history on the admin "History" page, with diffs and restore buttons."""
+
+    object_history_template = "revy/admin/object_history.html"
+    history_page_size = 100
+
+    def get_urls(self):
+        opts = self.model._meta
+        name = f"{opts.app_label}_{opts.model_name}_revy_restore"
+        return [
+            path(
+                "<path:object_id>/history/restore/<int:delta_id>/",
+                self.admin_site.admin_view(self.restore_view),
+                name=name,
+            ),
+            *super().get_urls(),
+        ]
+
+    def _history_target(self, request: HttpRequest, object_id: str):
+        """Return (object or None, pk); deleted objects keep a history page."""
+        obj = self.get_object(request, unquote(object_id))
+        pk = obj.pk if obj is not None else self.model._meta.pk.to_python(unquote(object_id))
+        if obj is None and not history.history_of(self.model, pk).exists():
+            raise Http404(_("No object and no history with this id."))
+        return obj, pk
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
+        obj, pk = self._history_target(request, object_id)
+        if not self.has_view_or_change_permission(request, obj):
+            raise PermissionDenied
+        deltas = list(
+            history.history_of(self.model, pk, aggregates=True)
+            .select_related("content_type", "actor_type", "revision")
+            .prefetch_related("children")[: self.history_page_size]
+        )
+        own_type = None
+        for delta in deltas:
+            delta.actor_label = _actor_label(delta)
+            delta.changes = [
+                {
+                    "field": child.field_name,
+                    "action": child.action,
+                    "old": child.old_value,
+                    "new": child.new_value,
+                    "actor": _actor_label(child),
+                    "description": child.description,
+                }
+                for child in delta.children.all()
+            ]
+            is_own = delta.content_id == str(pk) and (
+                delta.content_type.model_class() is not None
+                and delta.content_type.model_class()._meta.concrete_model
+                is self.model._meta.concrete_model
+            )
+            own_type = own_type or (delta.content_type if is_own else None)
+            delta.is_own = is_own
+            delta.restorable = is_own and delta.action in STATE_ACTIONS
+        opts = self.model._meta
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("History: %s") % (obj if obj is not None else f"{opts.verbose_name} {pk}"),
+            "subtitle": None,
+            "object": obj,
+            "object_id": object_id,
+            "deltas": deltas,
+            "opts": opts,
+            "app_label": opts.app_label,
+            "module_name": str(opts.verbose_name_plural).capitalize(),
+            "can_restore": self._can_restore(request, obj),
+            "restore_url_name": f"admin:{opts.app_label}_{opts.model_name}_revy_restore",
+            **(extra_context or {}),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, self.object_history_template, context)
+
+    def _can_restore(self, request: HttpRequest, obj: Any) -> bool:
+        if obj is None:
+            return self.has_add_permission(request)
+        return self.has_change_permission(request, obj)
+
+    def restore_view(self, request: HttpRequest, object_id: str, delta_id: int) -> HttpResponse:
+        return _restore(self, request, object_id, delta_id)
+
+    def get_revision_description(self, request: HttpRequest, delta: Any) -> str:
+        """Return the description of the revision a restore records."""
+        return _("Restored the version of %(date)s from the admin.") % {
+            "date": delta.created_at.isoformat(timespec="seconds")
+        }
+
+
+@require_POST
+def _restore(model_admin: HistoryAdminMixin, request, object_id, delta_id) -> HttpResponse:
+    obj, pk = model_admin._history_target(request, object_id)
+    if not model_admin._can_restore(request, obj):
+        raise PermissionDenied
+    try:
+        delta = history.history_of(model_admin.model, pk).get(pk=delta_id)
+    except get_object_delta_model().DoesNotExist:
+        raise Http404(_("This version does not belong to this object.")) from None
+    opts = model_admin.model._meta
+    with Context(
+        actor=request.user,
+        revision_description=model_admin.get_revision_description(request, delta),
+    ):
+        try:
+            history.rollback(model_admin.model, pk, delta=delta)
+        except history.HistoryError as error:
+            model_admin.message_user(request, str(error), messages.ERROR)
+        else:
+            model_admin.message_user(
+                request, _("The version was restored and recorded as a new revision.")
+            )
+    url = reverse(
+        f"admin:{opts.app_label}_{opts.model_name}_history",
+        args=[object_id],
+        current_app=model_admin.admin_site.name,
+    )
+    return HttpResponseRedirect(url)

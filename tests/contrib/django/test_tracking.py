@@ -1,0 +1,1173 @@
+"""Recording saves and deletions: object and attribute deltas, actors, revisions, settings."""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import uuid
+from decimal import Decimal
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import transaction
+from django.test import override_settings
+
+from revy import Context
+from revy import Context as C
+from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
+from tests.factories import (
+    actor_of,
+    actor_ref,
+    attribute_deltas,
+    changes,
+    history_counts,
+    make_author,
+    make_book,
+    make_ledger,
+    object_deltas,
+    only,
+    revisions,
+    values,
+)
+from tests.testapp.models import (
+    Author,
+    Book,
+    Ledger,
+    Place,
+    ProxyBook,
+    Restaurant,
+    Secret,
+    Stamped,
+    Untracked,
+)
+
+pytestmark = pytest.mark.django_db
+
+SYSTEM = (None, None)
+
+
+class Boom(Exception):
+    pass
+
+
+def user_created_changes(delta) -> dict[str, tuple]:
+    """Map each field of a Create delta to the (new value, actor) of its last attribute delta."""
+    return {field: (entries[-1][2], entries[-1][3]) for field, entries in changes(delta).items()}
+
+
+# Create -------------------------------------------------------------------------------------
+
+
+def test_save_of_a_new_instance_records_a_create_delta_with_the_full_state(user):
+    with C.via_actor(user), C.via_revision_description("New author"):
+        author = Author(name="Ann", email="ann@example.com")
+        author.save()
+
+    revision = only(revisions())
+    assert revision.description == "New author"
+    delta = only(object_deltas(author))
+    assert delta.revision_id == revision.pk
+    assert delta.action == ObjectDelta.ACTION_CREATE == "Create"
+    assert delta.event_type == "testapp.author.created"
+    assert actor_of(delta) == actor_ref(user)
+    assert delta.content_type == ContentType.objects.get_for_model(Author)
+    assert delta.content_id == str(author.pk)
+    assert delta.content == author
+    assert delta.actor == user
+    assert delta.data == {
+        "id": author.pk,
+        "name": "Ann",
+        "email": "ann@example.com",
+        "user_id": None,
+    }
+    assert values(delta) == {
+        "id": (None, author.pk),
+        "name": (None, "Ann"),
+        "email": (None, "ann@example.com"),
+        "user_id": (None, None),
+    }
+    # Creation is all Set, whatever the value.
+    assert {attribute.action for attribute in attribute_deltas(delta)} == {"Set"}
+    assert {attribute.revision_id for attribute in attribute_deltas(delta)} == {revision.pk}
+    assert {attribute.content_id for attribute in attribute_deltas(delta)} == {str(author.pk)}
+    assert list(delta.children.order_by("id")) == attribute_deltas(delta)
+
+
+def test_objects_create_inside_a_context_is_recorded(user):
+    with C.via_actor(user):
+        book = Book.objects.create(author=make_author(), title="Dune", pages=412)
+    delta = object_deltas(book)[-1]
+    assert delta.action == "Create"
+    assert delta.data["title"] == "Dune"
+    assert delta.data["pages"] == 412
+    assert values(delta)["author_id"] == (None, book.author_id)
+
+
+def test_asave_of_a_new_instance_records_like_save(user):
+    async def create():
+        async with C.via_actor(user):
+            author = Author(name="Async")
+            await author.asave()
+            return author
+
+    author = async_to_sync(create)()
+    delta = only(object_deltas(author))
+    assert delta.action == "Create"
+    assert actor_of(delta) == actor_ref(user)
+    assert values(delta)["name"] == (None, "Async")
+
+
+# Update -------------------------------------------------------------------------------------
+
+
+def test_update_records_only_the_changed_fields_and_the_full_state(user):
+    book = make_book(title="Old", pages=10)
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.title = "New"
+        book.save()
+
+    delta = only(object_deltas(book))
+    assert delta.action == ObjectDelta.ACTION_UPDATE == "Update"
+    assert delta.event_type == "testapp.book.updated"
+    assert actor_of(delta) == actor_ref(user)
+    assert values(delta) == {"title": ("Old", "New")}
+    assert delta.data == {
+        "id": book.pk,
+        "author_id": book.author_id,
+        "title": "New",
+        "pages": 10,
+        "price": None,
+        "published": None,
+    }
+    attribute = only(attribute_deltas(delta))
+    assert attribute.action == AttributeDelta.ACTION_SET == "Set"
+    assert actor_of(attribute) == actor_ref(user)
+
+
+def test_asave_of_a_loaded_instance_records_an_update(user):
+    book = make_book(title="Old")
+
+    async def update():
+        async with C.via_actor(user):
+            loaded = await Book.objects.aget(pk=book.pk)
+            loaded.title = "Async"
+            await loaded.asave()
+
+    async_to_sync(update)()
+    delta = only(object_deltas(book))
+    assert delta.action == "Update"
+    assert values(delta) == {"title": ("Old", "Async")}
+    assert actor_of(delta) == actor_ref(user)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asave_and_adelete_in_autocommit_mode(user):
+    async def scenario():
+        async with C.via_actor(user):
+            author = await Author.objects.acreate(name="A")
+            author.name = "B"
+            await author.asave()
+            await author.adelete()
+        return author
+
+    author = async_to_sync(scenario)()
+    deltas = object_deltas(Author)
+    assert [delta.action for delta in deltas] == ["Create", "Update", "Delete"]
+    assert values(deltas[1]) == {"name": ("A", "B")}
+    assert deltas[2].data["name"] == "B"
+    assert {delta.content_id for delta in deltas} == {str(deltas[0].data["id"])}
+    assert author.pk is None
+    assert len({delta.revision_id for delta in deltas}) == 1
+
+
+def test_asyncio_run_of_a_coroutine_records_like_a_sync_save(user):
+    # The ORM's async methods run in a worker thread; the context must follow them there.
+    book = make_book(title="Old")
+
+    async def update():
+        async with C.via_actor(user):
+            loaded = await Book.objects.aget(pk=book.pk)
+            loaded.pages = 99
+            await loaded.asave()
+
+    async_to_sync(update)()
+    assert values(only(object_deltas(book))) == {"pages": (0, 99)}
+
+
+def test_unset_action_when_the_new_value_is_none_or_empty(user):
+    book = make_book(price=Decimal("9.99"))
+    author = book.author
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.price = None
+        book.save()
+        author = Author.objects.get(pk=author.pk)
+        author.email = "x@example.com"
+        author.save()
+        author.email = ""
+        author.save()
+    price = only(attribute_deltas(only(object_deltas(book))))
+    assert (price.action, price.old_value, price.new_value) == ("Unset", "9.99", None)
+    set_email, unset_email = (only(attribute_deltas(delta)) for delta in object_deltas(author))
+    assert (set_email.action, set_email.new_value) == ("Set", "x@example.com")
+    assert (unset_email.action, unset_email.old_value, unset_email.new_value) == (
+        "Unset",
+        "x@example.com",
+        "",
+    )
+
+
+def test_falsy_values_other_than_none_and_empty_string_are_set(user):
+    book = make_book(pages=5)
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.pages = 0
+        book.save()
+    attribute = only(attribute_deltas(only(object_deltas(book))))
+    assert (attribute.action, attribute.new_value) == ("Set", 0)
+
+
+# Delete -------------------------------------------------------------------------------------
+
+
+def test_delete_records_a_delete_delta_with_the_pre_deletion_state(user):
+    author = make_author(name="Gone", email="gone@example.com")
+    pk = author.pk
+    with C.via_actor(user), C.via_object_delta_description("Cleanup"):
+        Author.objects.get(pk=pk).delete()
+
+    delta = only(object_deltas(Author, pk))
+    assert delta.action == ObjectDelta.ACTION_DELETE == "Delete"
+    assert delta.event_type == "testapp.author.deleted"
+    assert delta.description == "Cleanup"
+    assert actor_of(delta) == actor_ref(user)
+    assert delta.data == {"id": pk, "name": "Gone", "email": "gone@example.com", "user_id": None}
+    assert attribute_deltas(delta) == []
+    assert not Author.objects.filter(pk=pk).exists()
+
+
+def test_adelete_records_like_delete(user):
+    author = make_author(name="Async gone")
+    pk = author.pk
+
+    async def delete():
+        async with C.via_actor(user):
+            loaded = await Author.objects.aget(pk=pk)
+            await loaded.adelete()
+
+    async_to_sync(delete)()
+    delta = only(object_deltas(Author, pk))
+    assert delta.action == "Delete"
+    assert delta.data["name"] == "Async gone"
+    assert actor_of(delta) == actor_ref(user)
+
+
+def test_deleting_an_instance_changed_in_memory_records_the_database_state(user):
+    author = make_author(name="In the database")
+    with C.via_actor(user):
+        loaded = Author.objects.get(pk=author.pk)
+        loaded.name = "Only in memory"
+        loaded.delete()
+    assert only(object_deltas(Author, author.pk)).data["name"] == "In the database"
+
+
+# The source README's collaborative revision ---------------------------------------------------
+
+
+def deserialize(data: dict, pk=None) -> Ledger:
+    """Build a new Ledger from request data, or load one and apply the data to it."""
+    if pk is None:
+        return Ledger(**data)
+    instance = Ledger.objects.get(pk=pk)
+    for name, value in data.items():
+        setattr(instance, name, value)
+    return instance
+
+
+def readme_view(user, data: dict, pk=None) -> Ledger:
+    """The source README's collaborative example, line for line."""
+    with C.via_actor(user):
+        C.set_revision_description("Imported from the bank")
+        instance = deserialize(data, pk)
+        local_amount = instance.amount * instance.exchange_rate
+        if instance.local_amount != local_amount:
+            with (
+                C.via_actor(None),
+                C.via_attribute_delta_description("Corrected by the system."),
+            ):
+                instance.local_amount = local_amount
+        instance.save()
+    return instance
+
+
+def test_collaborative_revision_of_a_new_instance_attributes_each_field_to_its_actor(user):
+    ledger = readme_view(
+        user, {"amount": Decimal("100.00"), "exchange_rate": Decimal("1.5"), "memo": "Rent"}
+    )
+
+    revision = only(revisions())
+    assert revision.description == "Imported from the bank"
+    delta = only(object_deltas(ledger))
+    assert delta.action == "Create"
+    assert actor_of(delta) == actor_ref(user)
+    assert delta.description == ""
+    recorded = changes(delta)
+    assert recorded["amount"] == [("Set", None, "100.00", actor_ref(user), "")]
+    assert recorded["exchange_rate"] == [("Set", None, "1.5", actor_ref(user), "")]
+    assert recorded["memo"] == [("Set", None, "Rent", actor_ref(user), "")]
+    # The auto primary key is Django's doing, during save().
+    assert recorded["id"] == [("Set", None, ledger.pk, SYSTEM, "")]
+    assert recorded["local_amount"][-1] == (
+        "Set",
+        recorded["local_amount"][-1][1],
+        "150.000",
+        SYSTEM,
+        "Corrected by the system.",
+    )
+    assert {entry[3] for entry in recorded["local_amount"]} <= {SYSTEM, actor_ref(user)}
+    assert delta.data["local_amount"] == "150.000"
+    assert Revision.objects.get().get_actors() == [None, user]
+
+
+def test_collaborative_revision_of_a_loaded_instance_attributes_each_field_to_its_actor(user):
+    ledger = make_ledger(amount=Decimal("10.00"), local_amount=Decimal("10.00"))
+    readme_view(user, {"amount": Decimal("20.00"), "exchange_rate": Decimal("2.0000")}, ledger.pk)
+
+    revision = only(revisions())
+    assert revision.description == "Imported from the bank"
+    delta = only(object_deltas(ledger))
+    assert delta.action == "Update"
+    assert actor_of(delta) == actor_ref(user)
+    assert changes(delta) == {
+        "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
+        "exchange_rate": [("Set", "1.0000", "2.0000", actor_ref(user), "")],
+        "local_amount": [("Set", "10.00", "40.000000", SYSTEM, "Corrected by the system.")],
+    }
+    ledger.refresh_from_db()
+    assert ledger.local_amount == Decimal("40.00")
+    assert delta.data["local_amount"] == "40.000000"
+
+
+def test_changes_to_an_instance_revy_never_saw_belong_to_whoever_saves_it(user):
+    # Without intercepting assignments, revy only sees instances loaded or built inside an
+    # enabled context; for others, every change is attributed to the actor of the save.
+    ledger = make_ledger(amount=Decimal("10.00"), local_amount=Decimal("10.00"))
+    loaded_outside = Ledger.objects.get(pk=ledger.pk)
+    with C.via_actor(user):
+        loaded_outside.amount = Decimal("20.00")
+        with C.via_actor(None):
+            loaded_outside.local_amount = Decimal("20.00")
+        loaded_outside.save()
+    recorded = changes(only(object_deltas(ledger)))
+    assert recorded == {
+        "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
+        "local_amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
+    }
+
+
+def test_collaborative_revision_loaded_inside_the_context(user):
+    ledger = make_ledger(amount=Decimal("10.00"), local_amount=Decimal("10.00"))
+    with C.via_actor(user):
+        instance = Ledger.objects.get(pk=ledger.pk)
+        instance.amount = Decimal("30.00")
+        with C.via_actor(None), C.via_attribute_delta_description("Corrected by the system."):
+            instance.local_amount = instance.amount * instance.exchange_rate
+        instance.memo = "after the correction"
+        instance.save()
+    recorded = changes(only(object_deltas(ledger)))
+    assert {field: [entry[3] for entry in entries] for field, entries in recorded.items()} == {
+        "amount": [actor_ref(user)],
+        "local_amount": [SYSTEM],
+        "memo": [actor_ref(user)],
+    }
+    assert recorded["local_amount"][0][4] == "Corrected by the system."
+    assert recorded["memo"][0][4] == ""
+
+
+# Collapsing ----------------------------------------------------------------------------------
+
+
+def test_repeated_assignments_by_one_actor_collapse_into_one_attribute_delta(user):
+    book = make_book(title="Start", pages=1)
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.title = "First"
+        with C.via_actor(None):  # another actor changes another field in between
+            book.pages = 2
+        book.title = "Second"
+        with C.via_actor(user):  # same actor, new block: still the same span
+            book.title = "Third"
+        book.title = "Last"
+        book.save()
+    recorded = changes(only(object_deltas(book)))
+    assert recorded["title"] == [("Set", "Start", "Last", actor_ref(user), "")]
+    assert recorded["pages"] == [("Set", 1, 2, SYSTEM, "")]
+
+
+def test_a_collapsed_attribute_delta_keeps_the_description_of_its_last_assignment(user):
+    book = make_book(title="Start")
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        with C.via_attribute_delta_description("first"):
+            book.title = "One"
+        with C.via_attribute_delta_description("second"):
+            book.title = "Two"
+        book.save()
+    assert changes(only(object_deltas(book)))["title"] == [
+        ("Set", "Start", "Two", actor_ref(user), "second")
+    ]
+
+
+def test_assignments_by_different_actors_stay_separate_attribute_deltas(user, other_user):
+    book = make_book(title="Start")
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.title = "By Alice"
+        with C.via_actor(other_user):
+            book.title = "By Bob"
+        book.title = "Alice again"
+        book.save()
+    assert changes(only(object_deltas(book)))["title"] == [
+        ("Set", "Start", "By Alice", actor_ref(user), ""),
+        ("Set", "By Alice", "By Bob", actor_ref(other_user), ""),
+        ("Set", "By Bob", "Alice again", actor_ref(user), ""),
+    ]
+
+
+def test_set_actor_inside_a_block_splits_spans_too(user, other_user):
+    book = make_book(title="Start")
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.title = "Alice"
+        C.set_actor(other_user)
+        book.title = "Bob"
+        C.unset_actor()
+        book.pages = 7
+        book.save()
+    recorded = changes(only(object_deltas(book)))
+    assert [entry[3] for entry in recorded["title"]] == [actor_ref(user), actor_ref(other_user)]
+    assert recorded["pages"] == [("Set", 0, 7, actor_ref(user), "")]
+
+
+def test_assigning_a_field_back_to_its_stored_value_records_nothing(user):
+    book = make_book(title="Same")
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        book.title = "Changed"
+        with C.via_actor(None):
+            book.pages = 3
+        book.title = "Same"
+        book.save()
+    assert values(only(object_deltas(book))) == {"pages": (0, 3)}
+
+
+def test_a_save_that_changes_nothing_records_nothing_and_creates_no_revision(user):
+    book = make_book(title="Same", price=Decimal("1.50"))
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.save()
+        loaded.title = "Same"
+        loaded.price = Decimal("1.5")  # equal to the stored value
+        loaded.save()
+        book.save()  # an instance created outside the context
+    assert history_counts() == (0, 0, 0)
+
+
+def test_several_saves_of_one_row_in_one_context_give_one_object_delta_each(user):
+    book = make_book(title="v0")
+    with C.via_actor(user):
+        book = Book.objects.get(pk=book.pk)
+        for number in range(1, 4):
+            book.title = f"v{number}"
+            book.save()
+    deltas = object_deltas(book)
+    assert [values(delta) for delta in deltas] == [
+        {"title": ("v0", "v1")},
+        {"title": ("v1", "v2")},
+        {"title": ("v2", "v3")},
+    ]
+    assert len({delta.revision_id for delta in deltas}) == 1
+
+
+def test_created_then_updated_in_one_context_records_create_then_update(user):
+    with C.via_actor(user):
+        author = Author(name="First")
+        author.save()
+        author.name = "Second"
+        author.save()
+    create, update = object_deltas(author)
+    assert create.action == "Create"
+    assert create.data["name"] == "First"
+    assert update.action == "Update"
+    assert values(update) == {"name": ("First", "Second")}
+
+
+# Revisions -----------------------------------------------------------------------------------
+
+
+def test_one_lazily_created_revision_per_outermost_context(user):
+    with C.via_actor(user):
+        assert Revision.objects.count() == 0
+        author = make_author()
+        assert Revision.objects.count() == 1
+        with C.via_actor(None), Context():
+            make_book(author=author)
+        author.name = "Renamed"
+        author.save()
+    with C.via_actor(user):
+        make_author()
+    first, second = revisions()
+    assert {delta.revision_id for delta in object_deltas(Book)} == {first.pk}
+    assert {delta.revision_id for delta in object_deltas(author)} == {first.pk}
+    assert len(first.get_object_deltas()) == 3
+    assert len(second.get_object_deltas()) == 1
+
+
+def test_a_context_that_writes_nothing_creates_no_revision(user):
+    book = make_book()
+    with C.via_actor(user), C.via_revision_description("Nothing"):
+        Book.objects.get(pk=book.pk)
+        make_author.__name__  # noqa: B018 - nothing saved
+    with C.via_actor(user), C.as_disabled():
+        make_author()
+    assert Revision.objects.count() == 0
+
+
+def test_via_revision_puts_deltas_in_the_given_revision(user):
+    existing = Revision.objects.create(description="Given")
+    with C.via_actor(user), C.via_revision(existing):
+        author = make_author()
+    with C.via_revision(existing):
+        author.name = "Renamed"
+        author.save()
+    assert only(revisions()) == existing
+    assert {delta.revision_id for delta in object_deltas(author)} == {existing.pk}
+    assert len(attribute_deltas()) > 0
+    assert {attribute.revision_id for attribute in attribute_deltas()} == {existing.pk}
+
+
+def test_a_lazy_revision_callable_is_called_once_at_the_first_write(user):
+    calls = []
+
+    def create_revision():
+        calls.append(1)
+        return Revision.objects.create(description="Lazy")
+
+    with C.via_actor(user), C.via_revision(create_revision):
+        assert calls == []
+        make_author()
+        make_author()
+    with C.via_revision(create_revision):
+        pass  # never written: never called
+    assert calls == [1]
+    revision = only(revisions())
+    assert revision.description == "Lazy"
+    assert len(revision.get_object_deltas()) == 2
+
+
+def test_the_revision_description_comes_from_the_context(user):
+    with C.via_actor(user):
+        C.set_revision_description("Set before the first write")
+        make_author()
+    assert only(revisions()).description == "Set before the first write"
+
+
+def test_object_delta_description_comes_from_the_context(user):
+    with C.via_actor(user), C.via_object_delta_description("Why"):
+        author = make_author()
+    assert only(object_deltas(author)).description == "Why"
+
+
+# Actors --------------------------------------------------------------------------------------
+
+
+def test_a_non_user_model_instance_can_act(user):
+    organization = make_author(name="ACME")
+    with C.via_actor(organization):
+        book = make_book(author=organization)
+    delta = only(object_deltas(book))
+    assert actor_of(delta) == (ContentType.objects.get_for_model(Author).pk, str(organization.pk))
+    assert delta.actor == organization
+    assert {
+        actor_of(attribute) for attribute in attribute_deltas(delta) if attribute.field_name != "id"
+    } == {actor_ref(organization)}
+
+
+def test_none_is_the_system_actor():
+    with C.via_actor(None):
+        author = make_author()
+    delta = only(object_deltas(author))
+    assert actor_of(delta) == SYSTEM
+    assert delta.actor is None
+    assert {actor_of(attribute) for attribute in attribute_deltas(delta)} == {SYSTEM}
+
+
+def test_a_context_without_actor_records_the_system():
+    with Context():
+        author = make_author()
+    assert actor_of(only(object_deltas(author))) == SYSTEM
+
+
+def test_actors_of_different_models_in_one_revision(user):
+    organization = make_author(name="ACME")
+    with C.via_actor(user):
+        first = make_author()
+        with C.via_actor(organization):
+            second = make_author()
+        with C.via_actor(None):
+            third = make_author()
+    assert [actor_of(only(object_deltas(obj))) for obj in (first, second, third)] == [
+        actor_ref(user),
+        actor_ref(organization),
+        SYSTEM,
+    ]
+    actors = only(revisions()).get_actors()
+    assert None in actors
+    assert user in actors
+    assert organization in actors
+
+
+def test_an_actor_that_is_not_a_model_instance_is_refused_and_nothing_is_kept():
+    with (
+        pytest.raises(TypeError, match="model instance or None"),
+        transaction.atomic(),
+        C.via_actor("alice"),
+    ):
+        make_author(name="Refused")
+    assert not Author.objects.filter(name="Refused").exists()
+    assert history_counts() == (0, 0, 0)
+
+
+# Values Django sets during save --------------------------------------------------------------
+
+
+def test_auto_primary_key_is_attributed_to_the_system(user):
+    with C.via_actor(user):
+        author = Author(name="Ann")
+        author.save()
+    recorded = changes(only(object_deltas(author)))
+    assert recorded["id"] == [("Set", None, author.pk, SYSTEM, "")]
+    assert recorded["name"][0][3] == actor_ref(user)
+
+
+def test_uuid_primary_key_and_auto_now_fields_are_attributed_to_the_system(user):
+    with C.via_actor(user):
+        stamped = Stamped(label="first")
+        stamped.save()
+    recorded = changes(only(object_deltas(stamped)))
+    assert recorded["id"] == [("Set", None, str(stamped.pk), SYSTEM, "")]
+    assert recorded["created"][-1][2:4] == (stamped.created.isoformat(), SYSTEM)
+    assert recorded["updated"][-1][2:4] == (stamped.updated.isoformat(), SYSTEM)
+    assert recorded["label"] == [("Set", None, "first", actor_ref(user), "")]
+
+
+def test_an_explicit_uuid_primary_key_belongs_to_whoever_gave_it(user):
+    pk = uuid.uuid4()
+    with C.via_actor(user):
+        stamped = Stamped(id=pk, label="explicit")
+        stamped.save()
+    assert changes(only(object_deltas(stamped)))["id"] == [
+        ("Set", None, str(pk), actor_ref(user), "")
+    ]
+
+
+def test_auto_now_on_update_is_attributed_to_the_system(user):
+    stamped = Stamped.objects.create(label="first")
+    with C.via_actor(user):
+        stamped = Stamped.objects.get(pk=stamped.pk)
+        before = stamped.updated
+        stamped.label = "second"
+        stamped.save()
+    recorded = changes(only(object_deltas(stamped)))
+    assert recorded["label"] == [("Set", "first", "second", actor_ref(user), "")]
+    assert recorded["updated"] == [
+        ("Set", before.isoformat(), stamped.updated.isoformat(), SYSTEM, "")
+    ]
+    assert "created" not in recorded
+
+
+def test_json_binary_and_duration_values_are_recorded_losslessly(user):
+    with C.via_actor(user):
+        stamped = Stamped.objects.create(
+            label="types",
+            payload={"nested": [1, "two", None]},
+            blob=b"\x00\xffbytes",
+            duration=datetime.timedelta(days=1, microseconds=5),
+        )
+    delta = only(object_deltas(stamped))
+    assert delta.data["payload"] == {"nested": [1, "two", None]}
+    assert delta.data["blob"] == "AP9ieXRlcw=="
+    assert delta.data["duration"] == "P1DT00H00M00.000005S"
+    assert delta.data["created"] == stamped.created.isoformat()
+
+
+# Settings: what is tracked -------------------------------------------------------------------
+
+
+def test_nothing_is_recorded_outside_a_context_by_default():
+    author = make_author()
+    author.name = "Changed"
+    author.save()
+    author.delete()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_nothing_is_recorded_where_tracking_is_disabled(user):
+    book = make_book()
+    with C.via_actor(user):
+        C.disable()
+        make_author()
+        book.title = "Disabled"
+        book.save()
+        C.enable()
+        with C.as_disabled():
+            make_author().delete()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_an_instance_loaded_while_disabled_and_saved_while_enabled_records_its_real_change(user):
+    book = make_book(title="Before")
+    with C.via_actor(user):
+        with C.as_disabled():
+            loaded = Book.objects.get(pk=book.pk)
+            loaded.title = "While disabled"
+        loaded.save()
+    assert values(only(object_deltas(book))) == {"title": ("Before", "While disabled")}
+
+
+def test_excluded_model_records_nothing(user):
+    with C.via_actor(user):
+        untracked = Untracked.objects.create(name="x")
+        untracked.name = "y"
+        untracked.save()
+        untracked.delete()
+    assert history_counts() == (0, 0, 0)
+
+
+def test_excluded_field_never_appears_and_alone_records_nothing(user):
+    with C.via_actor(user):
+        secret = Secret.objects.create(name="s", pin="1234", internal="hidden-value")
+        secret.internal = "hidden-again"
+        secret.save()
+    delta = only(object_deltas(secret))
+    assert "internal" not in delta.data
+    assert "internal" not in {attribute.field_name for attribute in attribute_deltas()}
+    assert "hidden" not in dump_history()
+
+
+def dump_history() -> str:
+    """Every column of every history row, as text."""
+    rows = [
+        *Revision.objects.values_list(),
+        *ObjectDelta.objects.values_list(),
+        *AttributeDelta.objects.values_list(),
+    ]
+    return json.dumps([[str(value) for value in row] for row in rows])
+
+
+def test_masked_field_stores_the_mask_and_never_the_value(user):
+    with C.via_actor(user):
+        secret = Secret.objects.create(name="s", pin="1234")
+        secret.pin = "9876"
+        secret.save()
+        secret.delete()
+    create, update, delete = object_deltas(Secret, secret.pk if secret.pk else None) or [None] * 3
+    assert "pin" not in create.data
+    assert "pin" not in delete.data
+    assert values(create)["pin"] == (None, revy_settings.MASK)
+    assert values(update) == {"pin": (revy_settings.MASK, revy_settings.MASK)}
+    history = dump_history()
+    assert "1234" not in history
+    assert "9876" not in history
+
+
+def test_user_password_and_its_hash_never_reach_the_history_tables():
+    User = get_user_model()
+    with C.via_actor(None):
+        created = User.objects.create_user("carol", password="Raw-Password-1")
+        first_hash = created.password
+        created.set_password("Raw-Password-2")
+        second_hash = created.password
+        created.save()
+        created.delete()
+    history = dump_history()
+    for secret in ("Raw-Password-1", "Raw-Password-2", first_hash, second_hash):
+        assert secret not in history
+    for delta in object_deltas(User):
+        assert "password" not in delta.data
+    masked = [a for a in attribute_deltas() if a.field_name == "password"]
+    assert masked
+    assert {(a.new_value) for a in masked} == {revy_settings.MASK}
+
+
+@override_settings(REVY_MODELS=["testapp.Book"])
+def test_revy_models_limits_tracking_to_the_listed_models(user):
+    with C.via_actor(user):
+        book = make_book()
+    assert object_deltas(Author) == []
+    assert only(object_deltas(book)).action == "Create"
+
+
+@override_settings(REVY_MODELS=["auth"])
+def test_revy_models_accepts_app_labels(user, other_user):
+    with C.via_actor(user):
+        make_author()
+        other_user.first_name = "Bob"
+        other_user.save()
+    assert object_deltas(Author) == []
+    assert values(only(object_deltas(other_user))) == {"first_name": ("", "Bob")}
+
+
+@override_settings(REVY_EXCLUDED_MODELS=["testapp.Author"])
+def test_revy_excluded_models_can_be_changed_in_tests(user):
+    with C.via_actor(user):
+        book = make_book()
+    assert object_deltas(Author) == []
+    assert only(object_deltas(book)).action == "Create"
+
+
+@override_settings(REVY_EXCLUDED_FIELDS=["testapp.Book.pages"])
+def test_revy_excluded_fields_can_be_changed_in_tests(user):
+    with C.via_actor(user):
+        book = make_book(pages=3)
+        book.pages = 4
+        book.save()
+    assert "pages" not in only(object_deltas(book)).data
+    assert "pages" not in {a.field_name for a in attribute_deltas()}
+
+
+@override_settings(REVY_TRACK_OUTSIDE_CONTEXT=True)
+def test_track_outside_context_records_every_change_with_the_system_actor():
+    author = make_author(name="Outside")
+    author.name = "Still outside"
+    author.save()
+    author.delete()
+    deltas = object_deltas(Author)
+    assert [delta.action for delta in deltas] == ["Create", "Update", "Delete"]
+    assert {actor_of(delta) for delta in deltas} == {SYSTEM}
+    assert Revision.objects.count() == 3  # every write is its own revision
+
+
+@override_settings(REVY_TRACK_OUTSIDE_CONTEXT=True)
+def test_track_outside_context_still_honours_a_disabled_context():
+    with C.as_disabled():
+        make_author()
+    assert history_counts() == (0, 0, 0)
+
+
+# Settings: validation ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "named"),
+    [
+        ("REVY_MODELS", ["testapp.Nope"], "testapp.Nope"),
+        ("REVY_MODELS", ["nosuchapp"], "nosuchapp"),
+        ("REVY_EXCLUDED_MODELS", ["testapp.Missing"], "testapp.Missing"),
+        ("REVY_EXCLUDED_FIELDS", ["testapp.Book.nothing"], "testapp.Book.nothing"),
+        ("REVY_MASKED_FIELDS", ["testapp.Secret.code"], "testapp.Secret.code"),
+        ("REVY_MASKED_FIELDS", ["password"], "password"),
+        ("REVY_MASKED_FIELDS", ["nope.Secret.pin"], "nope.Secret.pin"),
+        ("REVY_BATCH_SIZE", 0, "0"),
+        ("REVY_BATCH_SIZE", -5, "-5"),
+        ("REVY_BATCH_SIZE", "100", "'100'"),
+        ("REVY_BATCH_SIZE", True, "True"),
+        ("REVY_AGGREGATES", {"testapp.Book": ["title"]}, "testapp.Book.title"),
+    ],
+)
+def test_invalid_settings_raise_improperly_configured_naming_the_entry(setting, value, named):
+    with override_settings(**{setting: value}):
+        with pytest.raises(ImproperlyConfigured) as excinfo:
+            revy_settings.validate()
+        assert named in str(excinfo.value)
+        assert setting in str(excinfo.value)
+        errors = [error for error in checks.run_checks() if error.id == "revy.E001"]
+        assert len(errors) == 1
+        assert named in errors[0].msg
+    revy_settings.validate()
+    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
+
+
+def test_valid_settings_pass_validation_and_checks():
+    revy_settings.validate()
+    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
+
+
+# Transactions --------------------------------------------------------------------------------
+
+
+def test_a_change_whose_transaction_rolls_back_leaves_no_delta(user):
+    book = make_book(title="Kept")
+    with pytest.raises(Boom), transaction.atomic(), C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Rolled back"
+        loaded.save()
+        make_author()
+        raise Boom
+    assert history_counts() == (0, 0, 0)
+    book.refresh_from_db()
+    assert book.title == "Kept"
+
+
+def test_a_failure_while_writing_history_rolls_the_change_back(user):
+    book = make_book(title="Kept")
+    unsaved_actor = Author(name="Not saved yet")
+    with (
+        pytest.raises(ValueError, match="must be saved"),
+        transaction.atomic(),
+        C.via_actor(unsaved_actor),
+    ):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Never"
+        loaded.save()
+    book.refresh_from_db()
+    assert book.title == "Kept"
+    assert history_counts() == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_while_writing_history_rolls_back_in_autocommit_mode(user):
+    book = make_book(title="Kept")
+    with C.via_actor(Author(name="Not saved yet")):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Never"
+        with pytest.raises(ValueError, match="must be saved"):
+            loaded.save()
+        with pytest.raises(ValueError, match="must be saved"):
+            Author.objects.create(name="Never created")
+        with pytest.raises(ValueError, match="must be saved"):
+            book.delete()
+    book.refresh_from_db()
+    assert book.title == "Kept"
+    assert not Author.objects.filter(name="Never created").exists()
+    assert history_counts() == (0, 0, 0)
+    # The context works again once the actor is valid.
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Now"
+        loaded.save()
+    assert values(only(object_deltas(book))) == {"title": ("Kept", "Now")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_write_then_a_good_one_in_the_same_context_recreates_the_revision(user):
+    book = make_book(title="Kept")
+    with C.via_actor(user):
+        with pytest.raises(ValueError), C.via_actor(Author(name="unsaved")):
+            make_author(name="first try")
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Second try"
+        loaded.save()
+    revision = only(revisions())
+    assert only(object_deltas(book)).revision_id == revision.pk
+
+
+def test_savepoint_rollback_after_the_revision_was_created_then_another_write(user):
+    book = make_book(title="Start")
+    with C.via_actor(user), C.via_revision_description("Retry"):
+        with pytest.raises(Boom), transaction.atomic():
+            make_author(name="Rolled back")
+            assert Revision.objects.count() == 1
+            raise Boom
+        assert Revision.objects.count() == 0
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "After the rollback"
+        loaded.save()
+        make_author(name="Kept")
+    revision = only(revisions())
+    assert revision.description == "Retry"
+    assert [delta.action for delta in revision.get_object_deltas()] == ["Update", "Create"]
+    assert not Author.objects.filter(name="Rolled back").exists()
+
+
+def test_a_revision_created_before_a_savepoint_survives_its_rollback(user):
+    with C.via_actor(user):
+        first = make_author(name="Kept")
+        with pytest.raises(Boom), transaction.atomic():
+            make_author(name="Rolled back")
+            raise Boom
+        second = make_author(name="Also kept")
+    revision = only(revisions())
+    assert [delta.content_id for delta in revision.get_object_deltas()] == [
+        str(first.pk),
+        str(second.pk),
+    ]
+
+
+# Partial saves, proxies, inheritance, refresh, copies ----------------------------------------
+
+
+def test_update_fields_records_only_the_saved_fields(user):
+    book = make_book(title="Title", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Saved"
+        loaded.pages = 2
+        loaded.save(update_fields=["title"])
+        first = object_deltas(book)[-1]
+        assert values(first) == {"title": ("Title", "Saved")}
+        assert first.data["pages"] == 1  # the row still holds the old value
+        loaded.save()
+    second = object_deltas(book)[-1]
+    assert values(second) == {"pages": (1, 2)}
+    assert second.data["title"] == "Saved"
+    assert len(object_deltas(book)) == 2
+
+
+def test_update_fields_with_nothing_changed_records_nothing(user):
+    book = make_book(title="Title")
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.pages = 5
+        loaded.save(update_fields=["title"])
+    assert history_counts() == (0, 0, 0)
+
+
+def test_deferred_fields_save_records_the_loaded_fields_change(user):
+    book = make_book(title="Title", pages=3)
+    with C.via_actor(user):
+        loaded = Book.objects.only("title").get(pk=book.pk)
+        loaded.title = "Deferred"
+        loaded.save()
+    delta = only(object_deltas(book))
+    assert values(delta) == {"title": ("Title", "Deferred")}
+    assert delta.data["pages"] == 3
+
+
+def test_proxy_model_changes_are_recorded_for_the_concrete_model(user):
+    with C.via_actor(user):
+        proxy = ProxyBook.objects.create(author=make_author(), title="Proxy")
+        proxy.title = "Proxy renamed"
+        proxy.save()
+    create, update = object_deltas(Book, proxy.pk)
+    assert create.event_type == "testapp.book.created"
+    assert values(update) == {"title": ("Proxy", "Proxy renamed")}
+    assert object_deltas(ProxyBook, proxy.pk) == [create, update]
+
+
+def test_multi_table_inheritance_records_the_child_with_its_parents_fields(user):
+    with C.via_actor(user):
+        restaurant = Restaurant.objects.create(name="Luigi", serves_pizza=True)
+        restaurant = Restaurant.objects.get(pk=restaurant.pk)
+        restaurant.name = "Mario"
+        restaurant.serves_pizza = False
+        restaurant.save()
+    create, update = object_deltas(Restaurant, restaurant.pk)
+    assert create.event_type == "testapp.restaurant.created"
+    assert create.data["name"] == "Luigi"
+    assert create.data["serves_pizza"] is True
+    assert values(update) == {"name": ("Luigi", "Mario"), "serves_pizza": (True, False)}
+
+
+def test_multi_table_inheritance_delete_records_the_childs_state(user):
+    restaurant = Restaurant.objects.create(name="Closed", serves_pizza=True)
+    with C.via_actor(user):
+        Restaurant.objects.get(pk=restaurant.pk).delete()
+    delta = only(object_deltas(Restaurant, restaurant.pk))
+    assert delta.action == "Delete"
+    assert actor_of(delta) == actor_ref(user)
+    assert delta.data["name"] == "Closed"
+    assert not Place.objects.filter(pk=restaurant.pk).exists()
+
+
+def test_plain_parent_rows_are_recorded_on_their_own(user):
+    with C.via_actor(user):
+        place = Place.objects.create(name="Park")
+    assert only(object_deltas(place)).data == {"id": place.pk, "name": "Park"}
+
+
+def test_refresh_from_db_then_save_records_only_real_changes(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Discarded"
+        loaded.refresh_from_db()
+        loaded.save()
+        assert history_counts() == (0, 0, 0)
+        # Changed behind its back (untracked), then refreshed: old values are the new ones.
+        with C.as_disabled():
+            Book.objects.filter(pk=book.pk).update(pages=2)
+        loaded.refresh_from_db()
+        loaded.pages = 3
+        loaded.save()
+    assert values(only(object_deltas(book))) == {"pages": (2, 3)}
+
+
+def test_refresh_from_db_of_some_fields_keeps_pending_changes_of_the_others(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Kept"
+        loaded.pages = 50
+        with C.as_disabled():
+            Book.objects.filter(pk=book.pk).update(pages=2)
+        loaded.refresh_from_db(fields=["pages"])
+        assert loaded.pages == 2
+        loaded.save()
+    assert values(only(object_deltas(book))) == {"title": ("Stored", "Kept")}
+
+
+def test_an_instance_loaded_outside_a_context_records_correct_old_values(user):
+    book = make_book(title="Stored", pages=1)
+    loaded = Book.objects.get(pk=book.pk)
+    loaded.title = "Changed outside"
+    Book.objects.filter(pk=book.pk).update(pages=5)  # the row moved on meanwhile
+    with C.via_actor(user):
+        loaded.pages = 6
+        loaded.save()
+    assert values(only(object_deltas(book))) == {
+        "title": ("Stored", "Changed outside"),
+        "pages": (5, 6),
+    }
+    assert {actor_of(a) for a in attribute_deltas()} == {actor_ref(user)}
+
+
+def test_an_instance_kept_across_contexts_records_the_rows_real_old_values(user, other_user):
+    book = make_book(title="Stored")
+    with C.via_actor(user):
+        kept = Book.objects.get(pk=book.pk)
+    with C.via_actor(other_user):
+        other = Book.objects.get(pk=book.pk)
+        other.title = "Changed by Bob"
+        other.save()
+    with C.via_actor(user):
+        kept.pages = 10
+        kept.save()  # writes every field: the title goes back to "Stored"
+    last = object_deltas(book)[-1]
+    assert values(last) == {"title": ("Changed by Bob", "Stored"), "pages": (0, 10)}
+
+
+def test_a_shallow_copy_is_tracked_on_its_own(user):
+    book = make_book(title="Original", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        duplicate = copy.copy(loaded)
+        duplicate.title = "Copy"
+        duplicate.save()
+        assert loaded.title == "Original"
+        loaded.pages = 2
+        loaded.save(update_fields=["pages"])
+    first, second = object_deltas(book)
+    assert values(first) == {"title": ("Original", "Copy")}
+    assert values(second) == {"pages": (1, 2)}
+    assert second.data["title"] == "Copy"
+
+
+def test_a_copy_saved_as_a_new_row_records_a_create(user):
+    book = make_book(title="Original")
+    with C.via_actor(user):
+        duplicate = copy.copy(Book.objects.get(pk=book.pk))
+        duplicate.pk = None
+        duplicate._state.adding = True
+        duplicate.title = "Duplicate"
+        duplicate.save()
+    assert duplicate.pk != book.pk
+    assert only(object_deltas(duplicate)).action == "Create"
+    assert object_deltas(book) == []

@@ -375,6 +375,14 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     if after != current:  # values Django set during the save are the system's
         attribute(self, state, config, None, "", after)
     spans = state.spans or {}
+    written = after
+    expressions = [
+        index for index in config.recorded if hasattr(after[index], "resolve_expression")
+    ]
+    if expressions:
+        # F() expressions and database defaults: the values are only known to the database.
+        written = _resolve_expressions(config, using, after, expressions, spans)
+    after = written
     if base is None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
@@ -388,8 +396,26 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     if change is not None:
         recorder.write(using, [change])
         note_write(config, after[config.pk_index])
-    _after_save(self, state, config, update_fields, base)
+    _after_save(self, state, config, update_fields, base, written)
     return result
+
+
+def _resolve_expressions(config, using, after, indexes, spans) -> tuple:
+    """Return `after` with the values the database computed for `indexes`, and put them in
+    the spans in place of the expressions that were assigned."""
+    row = select_row(config, using, after[config.pk_index])
+    if row is None:
+        return after
+    resolved = list(after)
+    for index in indexes:
+        expression, value = after[index], row[index]
+        resolved[index] = value
+        for span in spans.get(index, ()):
+            if span[2] is expression:
+                span[2] = value
+            if span[3] is expression:
+                span[3] = value
+    return tuple(resolved)
 
 
 def creation_change(config, instance, after, spans, actor, description) -> Change:
@@ -451,11 +477,13 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
     )
 
 
-def _after_save(instance, state, config, update_fields, base=None) -> None:
-    """Make the saved values the instance's new base and forget their spans."""
+def _after_save(instance, state, config, update_fields, base=None, written=None) -> None:
+    """Make the saved values (`written`: as stored, when they differ from the instance's)
+    the instance's new base and forget their spans."""
     if config is None:
         return
-    after = config.values_of(instance)
+    current = config.values_of(instance)
+    after = current if written is None else written
     base = base if base is not None else state.base
     if update_fields is None or base is None:
         state.base = after
@@ -466,7 +494,7 @@ def _after_save(instance, state, config, update_fields, base=None) -> None:
         if state.spans:
             for index in saved:
                 state.spans.pop(index, None)
-    state.checkpoint = after
+    state.checkpoint = current
     _seen_now(state)
 
 
@@ -506,6 +534,9 @@ def _deletion_changes(collector: Collector) -> list[Change]:
 
     def deleted(config, row, instance=None) -> Change:
         pk = row[config.pk_index]
+        if instance is None and config.has_aggregates:
+            # Fast-deleted rows come without instances; aggregates are found through one.
+            instance = config.model.from_db(using, config.attnames, row)
         is_origin = config.model is origin_model and (origin_pk is None or pk == origin_pk)
         return Change(
             config,

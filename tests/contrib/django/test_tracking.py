@@ -11,10 +11,13 @@ from decimal import Decimal
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management.sql import emit_post_migrate_signal
 from django.db import transaction
+from django.db.models import F
 from django.test import override_settings
 
 from revy import Context
@@ -1171,3 +1174,82 @@ def test_a_copy_saved_as_a_new_row_records_a_create(user):
     assert duplicate.pk != book.pk
     assert only(object_deltas(duplicate)).action == "Create"
     assert object_deltas(book) == []
+
+
+def test_two_instances_of_one_row_in_one_context_record_the_rows_real_old_values(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        first = Book.objects.get(pk=book.pk)
+        second = Book.objects.get(pk=book.pk)
+        first.title = "From the first"
+        first.save()
+        second.pages = 2
+        second.save()  # also writes its stale title back
+    one, two = object_deltas(book)
+    assert values(one) == {"title": ("Stored", "From the first")}
+    assert values(two) == {"title": ("From the first", "Stored"), "pages": (1, 2)}
+    assert two.data["title"] == "Stored"
+
+
+def test_an_instance_whose_row_was_deleted_meanwhile_records_a_create_when_saved_again(user):
+    book = make_book(title="Phoenix")
+    with C.via_actor(user):
+        survivor = Book.objects.get(pk=book.pk)
+        Book.objects.get(pk=book.pk).delete()
+        survivor.save()  # Django inserts the row again
+    assert [delta.action for delta in object_deltas(book)] == ["Delete", "Create"]
+    assert object_deltas(book)[1].data["title"] == "Phoenix"
+
+
+# Expressions ---------------------------------------------------------------------------------
+
+
+def test_an_f_expression_records_the_value_the_database_computed(user):
+    book = make_book(pages=10)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.pages = F("pages") + 5
+        loaded.title = "Plus five"
+        loaded.save()
+        loaded.save()  # Django applies the expression again
+    first, second = object_deltas(book)
+    assert changes(first)["pages"] == [("Set", 10, 15, actor_ref(user), "")]
+    assert first.data["pages"] == 15
+    assert values(second) == {"pages": (15, 20)}
+    book.refresh_from_db()
+    assert book.pages == 20
+
+
+def test_an_f_expression_with_update_fields(user):
+    book = make_book(pages=1, title="Kept")
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.pages = F("pages") * 3
+        loaded.save(update_fields=["pages"])
+        loaded.refresh_from_db()
+        loaded.pages = 4
+        loaded.save()
+    first, second = object_deltas(book)
+    assert values(first) == {"pages": (1, 3)}
+    assert values(second) == {"pages": (3, 4)}
+
+
+# Content types -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_content_types_recreated_with_new_ids_are_picked_up():
+    # `flush` between transactional tests re-creates content types, possibly with new ids.
+    with Context():
+        make_author()
+    old = ContentType.objects.get_for_model(Author)
+    ObjectDelta.objects.all().delete()
+    Permission.objects.filter(content_type=old).delete()
+    ContentType.objects.filter(pk=old.pk).update(id=old.pk + 1000)
+    ContentType.objects.clear_cache()
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")
+    with Context():
+        author = make_author()
+    delta = only(object_deltas(author))
+    assert delta.content_type_id == old.pk + 1000
+    assert {a.content_type_id for a in attribute_deltas(delta)} == {old.pk + 1000}

@@ -15,12 +15,17 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
 
 from revy.context import Context
 from revy.contrib.django import history
@@ -196,6 +201,9 @@ class HistoryAdminMixin:
         return self.has_change_permission(request, obj)
 
     def restore_view(self, request: HttpRequest, object_id: str, delta_id: int) -> HttpResponse:
+        """Roll the object back to a version (POST only; the admin checks CSRF)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
         return _restore(self, request, object_id, delta_id)
 
     def get_revision_description(self, request: HttpRequest, delta: Any) -> str:
@@ -205,7 +213,6 @@ class HistoryAdminMixin:
         }
 
 
-@require_POST
 def _restore(model_admin: HistoryAdminMixin, request, object_id, delta_id) -> HttpResponse:
     obj, pk = model_admin._history_target(request, object_id)
     if not model_admin._can_restore(request, obj):

@@ -438,7 +438,14 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
             conflicts = find_conflicts(revision, deltas)
             if conflicts:
                 raise RevisionConflict(revision, conflicts)
+        first_creation: dict[tuple[int, str], int] = {}
+        for delta in deltas:
+            if delta.action == "Create":
+                first_creation[(delta.content_type_id, delta.content_id)] = delta.pk
         for delta in deltas:  # newest first, so that each undo sees the state it left
+            created_at = first_creation.get((delta.content_type_id, delta.content_id))
+            if delta.action == "Delete" and created_at is not None and created_at < delta.pk:
+                continue  # created then deleted by this revision: absent before and after
             _undo(delta, using)
         return pending_revision(using)
 
@@ -463,7 +470,11 @@ def find_conflicts(revision: models.Model, deltas: Iterable[models.Model]) -> li
         else:
             object_filter |= row & Q(action__in=_CHANGE_ACTIONS, id__gt=delta.pk)
     later_objects = delta_model._base_manager.filter(object_filter).exclude(revision=revision)
-    later_fields = attribute_model._base_manager.filter(field_filter).exclude(revision=revision)
+    later_fields = (
+        attribute_model._base_manager.filter(field_filter)
+        .exclude(revision=revision)
+        .exclude(parent__action="Baseline")  # a baseline records a state, it changes nothing
+    )
     conflicts = [*later_objects, *later_fields]
     return sorted(conflicts, key=lambda delta: (delta.created_at, delta.pk))
 

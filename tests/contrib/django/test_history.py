@@ -1051,3 +1051,160 @@ def test_an_update_of_a_pre_tracking_row_records_its_full_state():
     assert (state.title, state.pages, state.author_id) == ("Tracked", 5, book.author_id)
     with pytest.raises(HistoryNotFound):
         snapshot(Book, book.pk, at=update.created_at - datetime.timedelta(seconds=1))
+
+
+# The read side over every write path --------------------------------------------------------
+
+
+def test_the_deletion_of_an_instance_with_unsaved_changes_records_the_stored_state():
+    book, _ = created(Book, author=make_author(), title="Stored", pages=1)
+    pk = book.pk
+    with Context():
+        book.title = "Never saved"
+        book.delete()
+
+    assert snapshot(Book, pk, delta=last_delta_of(Book, pk)).title == "Stored"
+
+
+def test_a_save_with_update_fields_records_the_stored_state_of_the_other_fields():
+    book, _ = created(Book, author=make_author(), title="One", pages=1)
+    with Context():
+        book.title = "Two"
+        book.pages = 999  # assigned but not saved
+        book.save(update_fields=["title"])
+
+    state = snapshot(Book, book.pk)
+
+    assert (state.title, state.pages) == ("Two", 1)
+    assert Book.objects.get(pk=book.pk).pages == 1
+
+
+def test_snapshot_after_a_queryset_update_with_an_f_expression_holds_the_new_value():
+    from django.db.models import F
+
+    book, created_in = created(Book, author=make_author(), title="Counter", pages=10)
+    with Context():
+        Book.objects.filter(pk=book.pk).update(pages=F("pages") + 5)
+
+    assert snapshot(Book, book.pk).pages == 15
+    assert diff(Book, book.pk, since=created_in, until=None) == {"pages": {"old": 10, "new": 15}}
+    rollback(Book, book.pk, revision=created_in)
+    assert Book.objects.get(pk=book.pk).pages == 10
+
+
+def test_snapshot_of_rows_made_by_bulk_create_and_bulk_update():
+    author = make_author()
+    with Context():
+        books = Book.objects.bulk_create(
+            [Book(author=author, title=f"Bulk {n}", pages=n) for n in range(3)]
+        )
+    created_in = last_revision()
+    for book in books:
+        book.pages += 100
+    with Context():
+        Book.objects.bulk_update(books, ["pages"])
+
+    for n, book in enumerate(books):
+        assert snapshot(Book, book.pk, revision=created_in).pages == n
+        assert snapshot(Book, book.pk).pages == n + 100
+
+
+def test_revert_of_a_tag_added_to_a_book_removes_the_link():
+    book, _ = created(Book, author=make_author(), title="Tagged")
+    tag, _ = created(Tag, name="classic")
+    with Context():
+        book.tags.add(tag)
+    tagged = last_revision()
+
+    revert(tagged)
+
+    assert list(book.tags.all()) == []
+    delete = last_revision().get_object_deltas().get()
+    assert (delete.action, delete.event_type) == ("Delete", "testapp.book_tags.deleted")
+
+
+def test_revert_of_a_deletion_that_set_foreign_keys_to_null_restores_them():
+    from tests.testapp.models import Note
+
+    author = make_author(name="Referenced")
+    note, _ = created(Note, text="Kept", author=author)
+    author_pk = author.pk
+    removed = deleted(author)
+    assert Note.objects.get(pk=note.pk).author_id is None
+    assert snapshot(Note, note.pk).author_id is None
+
+    revert(removed)
+
+    assert Author.objects.get(pk=author_pk).name == "Referenced"
+    assert Note.objects.get(pk=note.pk).author_id == author_pk
+
+
+def test_history_of_a_uuid_row_accepts_the_pk_in_any_spelling():
+    stamped, _ = created(Stamped, label="spelled")
+    spellings = [stamped.pk, str(stamped.pk), str(stamped.pk).upper(), stamped.pk.hex]
+
+    histories = [list(history_of(Stamped, pk)) for pk in spellings]
+
+    assert all(history == histories[0] for history in histories)
+    assert len(histories[0]) == 1
+    assert snapshot(Stamped, stamped.pk.hex).label == "spelled"
+
+
+def test_revert_of_a_row_created_and_deleted_in_one_revision_changes_nothing():
+    author = make_author()
+    with Context():
+        book = Book.objects.create(author=author, title="Ephemeral")
+        pk = book.pk
+        book.delete()
+    ephemeral = last_revision()
+    revisions = revision_count()
+
+    assert revert(ephemeral) is None
+
+    assert not Book.objects.filter(pk=pk).exists()
+    assert revision_count() == revisions
+
+
+def test_revert_of_a_row_deleted_and_recreated_in_one_revision_restores_the_first_state():
+    book, _ = created(Book, author=make_author(), title="Original", pages=1)
+    pk = book.pk
+    with Context():
+        book.delete()
+        Book.objects.create(pk=pk, author=book.author, title="Replacement", pages=2)
+    replaced = last_revision()
+
+    revert(replaced)
+
+    stored = Book.objects.get(pk=pk)
+    assert (stored.title, stored.pages) == ("Original", 1)
+
+
+def test_a_baseline_recorded_after_a_revision_does_not_conflict_with_its_revert():
+    from django.core.management import call_command
+
+    book, _ = created(Book, author=make_author(), title="One")
+    retitled = change(book, title="Two")
+    call_command("revy_baseline", "testapp.Book", skip_existing=False, verbosity=0)
+
+    revert(retitled)
+
+    assert Book.objects.get(pk=book.pk).title == "One"
+
+
+def test_revert_and_rollback_of_a_multi_table_child_recreate_parent_and_child():
+    from tests.testapp.models import Place, Restaurant
+
+    restaurant, created_in = created(Restaurant, name="Trattoria", serves_pizza=True)
+    pk = restaurant.pk
+    removed = deleted(restaurant)
+    assert not Place.objects.filter(pk=pk).exists()
+
+    revert(removed)
+
+    stored = Restaurant.objects.get(pk=pk)
+    assert (stored.name, stored.serves_pizza) == ("Trattoria", True)
+
+    deleted(stored)
+    rollback(Restaurant, pk, revision=created_in)
+
+    assert Restaurant.objects.get(pk=pk).name == "Trattoria"

@@ -58,11 +58,18 @@ class ObjectSnapshot(Case):
     One SQL query whatever the history length::
 
         ObjectDelta.objects.filter(...).annotate(snapshot=ObjectSnapshot(User))
+
+    The instance is unsaved; `.save()` re-creates the row with its primary key. Deltas of
+    other models (in a history with aggregates, say) are annotated with None.
     """
 
     def __init__(self, model: type[models.Model]) -> None:
+        from django.contrib.contenttypes.models import ContentType
+
         from revy.contrib.django.utils import get_object_delta_model
 
+        # Deltas are recorded under the concrete model's content type (proxies included).
+        content_type_id = ContentType.objects.get_for_model(model).pk
         latest_state = (
             get_object_delta_model()
             ._base_manager.filter(
@@ -84,7 +91,8 @@ class ObjectSnapshot(Case):
         )
         self.snapshot_model = model
         super().__init__(
-            When(action__in=STATE_ACTIONS, then=F("data")),
-            default=Subquery(latest_state),
+            When(content_type_id=content_type_id, action__in=STATE_ACTIONS, then=F("data")),
+            When(content_type_id=content_type_id, then=Subquery(latest_state)),
+            default=Value(None),
             output_field=SnapshotField(model),
         )

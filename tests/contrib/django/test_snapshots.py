@@ -272,3 +272,38 @@ def test_snapshot_never_holds_a_masked_value():
     assert snapshot.name == "vault"
     assert snapshot.pin == ""  # masked: not stored, so the field's default
     assert snapshot.internal == ""  # excluded: not stored either
+
+
+def test_snapshot_of_the_deltas_of_other_models_in_an_aggregate_history_is_none():
+    from tests.testapp.models import Car, Cylinder, Engine
+
+    with Context():
+        car = Car.objects.create(manufacturer="Volvo")
+        engine = Engine.objects.create(car=car)
+        Cylinder.objects.create(engine=engine)
+    change(car, manufacturer="Volvo Cars")
+
+    with CaptureQueriesContext(connection) as queries:
+        deltas = list(history_of(car, aggregates=True).annotate(snapshot=ObjectSnapshot(Car)))
+
+    assert len(queries) == 1
+    snapshots = [(delta.event_type, delta.snapshot) for delta in deltas]
+    assert [(event_type, snap.manufacturer) for event_type, snap in snapshots if snap] == [
+        ("testapp.car.updated", "Volvo Cars"),
+        ("testapp.car.created", "Volvo"),
+    ]
+    assert {event_type for event_type, snap in snapshots if snap is None} == {
+        "testapp.engine.created",
+        "testapp.cylinder.created",
+    }
+
+
+def test_object_snapshot_of_a_proxy_model_reads_the_concrete_rows_history():
+    from tests.testapp.models import ProxyBook
+
+    book, _ = created(Book, author=make_author(), title="Concrete")
+
+    delta = history_of(book).annotate(snapshot=ObjectSnapshot(ProxyBook)).get()
+
+    assert type(delta.snapshot) is ProxyBook
+    assert delta.snapshot.title == "Concrete"

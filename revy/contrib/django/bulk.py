@@ -23,7 +23,7 @@ from django.db.models.signals import m2m_changed
 
 from revy.context import Context
 from revy.contrib.django import recorder, tracking
-from revy.contrib.django.recorder import Change, attribute_action, state_json
+from revy.contrib.django.recorder import Change, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 
 logger = logging.getLogger("revy.bulk")
@@ -61,25 +61,6 @@ def _rows_by_pk(config: ModelConfig, using: str, pks: list[Any]) -> dict[Any, tu
     return rows
 
 
-def _update_change(config, before: tuple, after: tuple, indexes, actor, description):
-    attributes = [
-        (index, attribute_action(after[index]), before[index], after[index], actor, description)
-        for index in indexes
-        if index in config.recorded and after[index] != before[index]
-    ]
-    if not attributes:
-        return None
-    return Change(
-        config,
-        after[config.pk_index],
-        "Update",
-        actor=actor,
-        description=Context.get_object_delta_description(),
-        data=state_json(config, after),
-        attributes=attributes,
-    )
-
-
 # QuerySet.update ---------------------------------------------------------------------------
 
 
@@ -88,7 +69,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
     if config is None or not kwargs:
         return _django_update(self, **kwargs)
     using = self.db
-    indexes = sorted({config.index_of(name) for name in kwargs})
+    indexes = frozenset(config.index_of(name) for name in kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     with transaction.atomic(using=using, savepoint=False):
@@ -116,7 +97,9 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after = after_rows.get(row[config.pk_index])
             if after is None:
                 continue
-            change = _update_change(config, row, after, indexes, actor, description)
+            change = tracking.update_change(
+                config, None, row, after, indexes, {}, actor, description
+            )
             if change is not None:
                 changes.append(change)
         recorder.write(using, changes)
@@ -175,7 +158,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         return _django_bulk_update(self, objs, fields, *args, **kwargs)
     objs = list(objs)
     using = self.db
-    indexes = sorted({config.index_of(name) for name in fields})
+    indexes = frozenset(config.index_of(name) for name in fields)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     with transaction.atomic(using=using, savepoint=False):
@@ -208,7 +191,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                 tracking.attribute(obj, state, config, actor, description, current)
                 spans = state.spans or {}
             change = tracking.update_change(
-                config, obj, before, after, frozenset(indexes), spans, actor, description
+                config, obj, before, after, indexes, spans, actor, description
             )
             if change is not None:
                 changes.append(change)

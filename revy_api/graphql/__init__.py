@@ -1,0 +1,60 @@
+"""revy's GraphQL API for strawberry-graphql-django.
+
+- `RevisionContextExtension`: one revision per mutation operation, from the request headers.
+- `RevisionQuery` and `RevisionMutation`: root fields to mix into your `Query` and `Mutation`.
+- `history_field()`: a row's history on any strawberry-django type.
+- Types: `Revision`, `ObjectDelta` (Relay nodes), `AttributeDelta`, `ActorRef`, `ContentRef`,
+  their connections, and the results of snapshots, diffs, rollbacks and reverts.
+
+Errors reach clients as GraphQL errors with a stable `extensions.code` (see
+`revy_api.graphql.errors`).
+"""
+
+from revy_api.graphql.connections import HistoryConnection, HistoryEdge
+from revy_api.graphql.extensions import RevisionContextExtension
+from revy_api.graphql.fields import history_field
+from revy_api.graphql.filters import HistoryFilter
+from revy_api.graphql.mutations import RevisionMutation
+from revy_api.graphql.payloads import (
+    FieldChange,
+    ObjectDiff,
+    RevertResult,
+    RollbackResult,
+    Snapshot,
+)
+from revy_api.graphql.queries import RevisionQuery
+from revy_api.graphql.types import (
+    ActorRef,
+    AttributeAction,
+    AttributeDelta,
+    ContentRef,
+    DeltaAction,
+    ObjectDelta,
+    ObjectDeltaConnection,
+    Revision,
+    RevisionConnection,
+)
+
+__all__ = [
+    "ActorRef",
+    "AttributeAction",
+    "AttributeDelta",
+    "ContentRef",
+    "DeltaAction",
+    "FieldChange",
+    "HistoryConnection",
+    "HistoryEdge",
+    "HistoryFilter",
+    "ObjectDelta",
+    "ObjectDeltaConnection",
+    "ObjectDiff",
+    "RevertResult",
+    "Revision",
+    "RevisionConnection",
+    "RevisionContextExtension",
+    "RevisionMutation",
+    "RevisionQuery",
+    "RollbackResult",
+    "Snapshot",
+    "history_field",
+]

@@ -1,0 +1,137 @@
+"""GraphQL errors with stable `extensions.code` values.
+
+revy's resolvers never let a client error escape as an anonymous GraphQL error: the shared
+`revy_api.operations.OperationError`s, the header errors of `revy.contrib.django.headers` and
+the history errors of `revy.contrib.django.history` all become a `GraphQLError` whose
+`extensions.code` is one of:
+
+- `BAD_REQUEST`: an argument or header that cannot be honoured;
+- `FORBIDDEN`: the user may not see or change that history (or act as that organization);
+- `NOT_FOUND`: no such revision, delta or recorded history;
+- `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists them);
+- `PRECONDITION_FAILED`: `expectedEtag` no longer matches the row.
+
+Like every GraphQL error, they are answered with HTTP 200 in the response's `errors`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+from django.core.exceptions import PermissionDenied
+from graphql import GraphQLError
+from strawberry import relay
+
+from revy.contrib.django import history
+from revy.contrib.django.headers import HeaderError
+from revy_api import operations
+from revy_api.references import type_label
+
+__all__ = [
+    "BAD_REQUEST",
+    "CONFLICT",
+    "FORBIDDEN",
+    "NOT_FOUND",
+    "PRECONDITION_FAILED",
+    "bad_request",
+    "forbidden",
+    "header_error",
+    "not_found",
+    "operation_error",
+    "translate_errors",
+    "translating_errors",
+]
+
+BAD_REQUEST = "BAD_REQUEST"
+FORBIDDEN = "FORBIDDEN"
+NOT_FOUND = "NOT_FOUND"
+CONFLICT = "CONFLICT"
+PRECONDITION_FAILED = "PRECONDITION_FAILED"
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _error(message: str, code: str, **extensions: Any) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code, **extensions})
+
+
+def bad_request(message: str, **extensions: Any) -> GraphQLError:
+    """Return a `BAD_REQUEST` error (raise it)."""
+    return _error(message, BAD_REQUEST, **extensions)
+
+
+def forbidden(message: str, **extensions: Any) -> GraphQLError:
+    """Return a `FORBIDDEN` error (raise it)."""
+    return _error(message, FORBIDDEN, **extensions)
+
+
+def not_found(message: str, **extensions: Any) -> GraphQLError:
+    """Return a `NOT_FOUND` error (raise it)."""
+    return _error(message, NOT_FOUND, **extensions)
+
+
+def header_error(error: HeaderError) -> GraphQLError:
+    """Translate a revision header error: 403 cases are `FORBIDDEN`, the rest `BAD_REQUEST`."""
+    code = FORBIDDEN if error.status == 403 else BAD_REQUEST
+    return _error(error.detail, code, header=error.header, type=error.type)
+
+
+def operation_error(error: operations.OperationError) -> GraphQLError:
+    """Translate an `OperationError` of `revy_api.operations` (it carries its `code`)."""
+    extensions: dict[str, Any] = {"type": error.type}
+    for name, value in error.extra.items():
+        if name == "conflicts":
+            extensions["conflicts"] = [_conflict(delta) for delta in value]
+        else:
+            extensions[name] = value
+    return _error(error.detail, error.code, **extensions)
+
+
+def _conflict(delta: Any) -> dict[str, Any]:
+    """Describe a delta that blocks a revert: JSON-safe, with Relay ids where they exist."""
+    field_name = getattr(delta, "field_name", None)
+    described: dict[str, Any] = {
+        "kind": "AttributeDelta" if field_name is not None else "ObjectDelta",
+        "id": str(delta.pk),
+        "objectDelta": relay.to_base64("ObjectDelta", delta.parent_id if field_name else delta.pk),
+        "revision": relay.to_base64("Revision", delta.revision_id),
+        "type": type_label(delta.content_type_id),
+        "objectId": delta.content_id,
+        "action": delta.action,
+        "createdAt": delta.created_at.isoformat(),
+    }
+    if field_name is not None:
+        described["field"] = field_name
+    return described
+
+
+@contextlib.contextmanager
+def translating_errors() -> Iterator[None]:
+    """Turn the errors revy raises for bad requests into coded GraphQL errors."""
+    try:
+        yield
+    except operations.OperationError as error:
+        raise operation_error(error) from error
+    except HeaderError as error:
+        raise header_error(error) from error
+    except history.HistoryNotFound as error:
+        raise not_found(str(error)) from error
+    except history.ObjectAbsent as error:
+        raise bad_request(str(error)) from error
+    except PermissionDenied as error:
+        raise forbidden(str(error) or "You may not do this.") from error
+
+
+def translate_errors(function: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate a resolver so that revy's errors reach the client with their code."""
+
+    @functools.wraps(function)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with translating_errors():
+            return function(*args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,173 @@
+"""`RevisionQuery`: the read side of revy's history as root query fields.
+
+Mix it into your schema's query type::
+
+    @strawberry.type
+    class Query(RevisionQuery):
+        ...
+
+Everything needs a logged-in user; a model's history needs its `view` (or `change`)
+permission (`revy_api.visibility`), and lists show only what the user may see.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry import Info, relay
+from strawberry_django import django_resolver
+
+from revy.contrib.django import history
+from revy.contrib.django.utils import get_revision_model
+from revy_api.graphql import arguments
+from revy_api.graphql.connections import resolve_connection
+from revy_api.graphql.errors import not_found, translating_errors
+from revy_api.graphql.filters import HistoryFilter, filter_revisions
+from revy_api.graphql.pages import attach_page
+from revy_api.graphql.payloads import ObjectDiff, Snapshot, field_changes
+from revy_api.graphql.state import state_of
+from revy_api.graphql.types import ObjectDeltaConnection, Revision, RevisionConnection
+
+__all__ = ["RevisionQuery"]
+
+_TYPE = "The row's model as `app_label.model` (lower case), e.g. `ledger.transaction`."
+_ID = "The row's primary key (the row may have been deleted since)."
+_FIRST = "How many rows to return (default 50, at most 500)."
+_AFTER = "The `endCursor` of the previous page."
+
+
+@strawberry.type
+class RevisionQuery:
+    """Root query fields over revy's history."""
+
+    @strawberry.field(description="Revisions with changes you may see, newest first.")
+    @django_resolver
+    def revisions(
+        self,
+        info: Info,
+        filters: HistoryFilter | None = None,
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> RevisionConnection:
+        state = state_of(info)
+        state.require_login()
+        revisions = state.visible_revisions(get_revision_model()._base_manager.all())
+        revisions = filter_revisions(revisions, filters, state).order_by("-id")
+        return resolve_connection(RevisionConnection, revisions, info, first=first, after=after)
+
+    @strawberry.field(description="One revision, by its Relay id (NOT_FOUND if not visible).")
+    @django_resolver
+    def revision(self, info: Info, id: relay.GlobalID) -> Revision:
+        state = state_of(info)
+        state.require_login()
+        with translating_errors():
+            pk = arguments.node_pk(id, "Revision", "id")
+            found = state.visible_revisions(
+                get_revision_model()._base_manager.filter(pk__in=[int(pk)] if pk.isdigit() else [])
+            ).first()
+        if found is None:
+            raise not_found(f"There is no revision {id} that you may see.")
+        attach_page([found])
+        return found
+
+    @strawberry.field(description="The history of one row, newest first.")
+    @django_resolver
+    def object_history(
+        self,
+        info: Info,
+        type: Annotated[str, strawberry.argument(description=_TYPE)],
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ID)],
+        aggregates: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="Also the changes of rows that name this one as an aggregate.",
+            ),
+        ] = False,
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> ObjectDeltaConnection:
+        state = state_of(info)
+        model = arguments.model_for(type)
+        pk = arguments.pk_for(model, id)
+        state.require_view(model, pk)
+        with translating_errors():
+            deltas = history.history_of(model, pk, aggregates=bool(aggregates))
+        deltas = state.visible_deltas(deltas).order_by("-id")
+        return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
+
+    @strawberry.field(
+        description="A row as it was at one point (the latest recorded state without one); "
+        "null when the row did not exist then."
+    )
+    @django_resolver
+    def snapshot(
+        self,
+        info: Info,
+        type: Annotated[str, strawberry.argument(description=_TYPE)],
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ID)],
+        revision: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(description="After all of this revision's changes."),
+        ] = None,
+        delta: Annotated[
+            relay.GlobalID | None,
+            strawberry.argument(
+                description="Right after this object delta (just before it, for a deletion).",
+            ),
+        ] = None,
+        at: Annotated[
+            datetime.datetime | None,
+            strawberry.argument(description="After every change made at or before this moment."),
+        ] = None,
+    ) -> Snapshot | None:
+        state = state_of(info)
+        model = arguments.model_for(type)
+        pk = arguments.pk_for(model, id)
+        state.require_view(model, pk)
+        with translating_errors():
+            at_point = arguments.point(revision=revision, delta=delta, at=at, required=False)
+            instance = history.snapshot(model, pk, **arguments.point_kwargs(at_point))
+        return Snapshot.of(type.lower(), pk, instance) if instance is not None else None
+
+    @strawberry.field(description="The fields of one row that differ between two points.")
+    @django_resolver
+    def object_diff(
+        self,
+        info: Info,
+        type: Annotated[str, strawberry.argument(description=_TYPE)],
+        id: Annotated[strawberry.ID, strawberry.argument(description=_ID)],
+        since: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A Revision or ObjectDelta id, or an ISO 8601 datetime; omitted: "
+                "before the row's history began.",
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            strawberry.argument(
+                description="A Revision or ObjectDelta id, or an ISO 8601 datetime; omitted: "
+                "the latest recorded state.",
+            ),
+        ] = None,
+    ) -> ObjectDiff:
+        state = state_of(info)
+        model = arguments.model_for(type)
+        pk = arguments.pk_for(model, id)
+        state.require_view(model, pk)
+        with translating_errors():
+            changes = history.diff(
+                model,
+                pk,
+                since=arguments.diff_point(since, "since"),
+                until=arguments.diff_point(until, "until"),
+            )
+        return ObjectDiff(
+            type=type.lower(),
+            id=strawberry.ID(str(pk)),
+            since=since,
+            until=until,
+            changes=field_changes(changes),
+        )

@@ -1,0 +1,285 @@
+"""GraphQL types of revy's history: revisions, object deltas, attribute deltas and references.
+
+`Revision` and `ObjectDelta` are Relay nodes (`node(id:)` applies the same visibility rules as
+every other field); both are strawberry-django types of the (swappable) history models.
+Related data (revisions, attribute deltas, actors, contents, counts) is loaded per page of
+rows, never per row (see `revy_api.graphql.pages`).
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections import defaultdict
+from collections.abc import Iterable
+from enum import Enum
+from typing import Any
+
+import strawberry
+import strawberry_django
+from django.db.models import Count
+from strawberry import Info, relay
+from strawberry.scalars import JSON
+from strawberry_django import django_resolver
+
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
+from revy_api.graphql.connections import HistoryConnection, resolve_connection
+from revy_api.graphql.errors import not_found
+from revy_api.graphql.pages import attach_page, page_of
+from revy_api.graphql.state import state_of
+
+__all__ = [
+    "ActorRef",
+    "AttributeAction",
+    "AttributeDelta",
+    "ContentRef",
+    "DeltaAction",
+    "ObjectDelta",
+    "ObjectDeltaConnection",
+    "Revision",
+    "RevisionConnection",
+]
+
+
+@strawberry.enum(description="What an object delta records.")
+class DeltaAction(Enum):
+    CREATE = "Create"
+    UPDATE = "Update"
+    DELETE = "Delete"
+    EVENT = "Event"
+    BASELINE = "Baseline"
+
+
+@strawberry.enum(description="What an attribute delta did to its field.")
+class AttributeAction(Enum):
+    SET = "Set"
+    UNSET = "Unset"
+
+
+@strawberry.type(description="Who made a change: a user, an organization or any other model.")
+class ActorRef:
+    type: str = strawberry.field(description="`app_label.model` of the actor.")
+    id: strawberry.ID = strawberry.field(description="The actor's primary key.")
+    display: str = strawberry.field(description="How to show the actor to people.")
+
+
+@strawberry.type(description="The row a delta changed (it may have been deleted since).")
+class ContentRef:
+    type: str = strawberry.field(description="`app_label.model` of the row.")
+    id: strawberry.ID = strawberry.field(description="The row's primary key.")
+    display: str = strawberry.field(
+        description="How to show the row to people; `(deleted)` when it no longer exists."
+    )
+
+
+def _actor(node: Any) -> ActorRef | None:
+    ref = page_of(node).ref(node.actor_type_id, node.actor_id)
+    return ActorRef(**ref) if ref is not None else None
+
+
+# Attribute deltas --------------------------------------------------------------------------
+
+
+@strawberry_django.type(
+    get_attribute_delta_model(),
+    name="AttributeDelta",
+    description="One field's change within an object delta, by one actor.",
+)
+class AttributeDelta:
+    description: str = strawberry_django.field(description="Why the field changed.")
+    created_at: datetime.datetime = strawberry_django.field(description="When it changed.")
+
+    @strawberry_django.field(description="The attribute delta's primary key.")
+    def id(self, root: Any) -> strawberry.ID:
+        return strawberry.ID(str(root.pk))
+
+    @strawberry_django.field(description="The field's attname (`author_id` for a foreign key).")
+    def field(self, root: Any) -> str:
+        return root.field_name
+
+    @strawberry_django.field(description="`SET`, or `UNSET` when the new value is empty.")
+    def action(self, root: Any) -> AttributeAction:
+        return AttributeAction(root.action)
+
+    @strawberry_django.field(description="The value before the change (JSON).")
+    def old(self, root: Any) -> JSON | None:
+        return root.old_value
+
+    @strawberry_django.field(description="The value after the change (JSON).")
+    def new(self, root: Any) -> JSON | None:
+        return root.new_value
+
+    @strawberry_django.field(description="Who changed the field; null for the system.")
+    @django_resolver
+    def actor(self, root: Any) -> ActorRef | None:
+        return _actor(root)
+
+
+# Object deltas -----------------------------------------------------------------------------
+
+
+@strawberry_django.type(
+    get_object_delta_model(),
+    name="ObjectDelta",
+    description="One change to one row: its creation, an update, its deletion or an event.",
+)
+class ObjectDelta(relay.Node):
+    event_type: str = strawberry_django.field(
+        description="`app_label.model.created|updated|deleted`, or a custom event type."
+    )
+    description: str = strawberry_django.field(description="Why the row changed.")
+    created_at: datetime.datetime = strawberry_django.field(description="When it changed.")
+    data: JSON | None = strawberry_django.field(
+        description="The row's full state after the change (before it, for a deletion), or "
+        "an event's data."
+    )
+
+    @strawberry_django.field(description="What the delta records.")
+    def action(self, root: Any) -> DeltaAction:
+        return DeltaAction(root.action)
+
+    @strawberry_django.field(description="The revision this change belongs to.")
+    @django_resolver
+    def revision(self, root: Any) -> Revision:
+        page_of(root).prefetch("revision")
+        return root.revision
+
+    @strawberry_django.field(description="Who made the change; null for the system.")
+    @django_resolver
+    def actor(self, root: Any) -> ActorRef | None:
+        return _actor(root)
+
+    @strawberry_django.field(description="The row that changed.")
+    @django_resolver
+    def content(self, root: Any) -> ContentRef:
+        ref = page_of(root).ref(root.content_type_id, root.content_id)
+        return ContentRef(**ref)
+
+    @strawberry_django.field(description="The field changes of this delta, in order.")
+    @django_resolver
+    def changes(self, root: Any) -> list[AttributeDelta]:
+        page_of(root).prefetch("children")
+        return sorted(root.children.all(), key=lambda child: child.pk)
+
+    @classmethod
+    def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:
+        return django_resolver(_resolve_nodes, qs_hook=None)(
+            get_object_delta_model(), info, list(node_ids), required, deltas=True
+        )
+
+
+# Revisions ---------------------------------------------------------------------------------
+
+
+def _delta_counts(revisions: list[Any], info: Info) -> dict[int, int]:
+    deltas = get_object_delta_model()._base_manager.filter(
+        revision_id__in=[revision.pk for revision in revisions]
+    )
+    rows = (
+        state_of(info)
+        .visible_deltas(deltas)
+        .order_by()
+        .values("revision_id")
+        .annotate(count=Count("id"))
+        .values_list("revision_id", "count")
+    )
+    return dict(rows)
+
+
+def _actor_pairs(revisions: list[Any], info: Info) -> dict[int, list[tuple]]:
+    """The distinct actors of each revision's visible deltas, object and attribute ones."""
+    state = state_of(info)
+    ids = [revision.pk for revision in revisions]
+    pairs: dict[int, set[tuple]] = defaultdict(set)
+    for model in (get_object_delta_model(), get_attribute_delta_model()):
+        rows = (
+            state.visible_deltas(model._base_manager.filter(revision_id__in=ids))
+            .order_by()
+            .values_list("revision_id", "actor_type_id", "actor_id")
+            .distinct()
+        )
+        for revision_id, actor_type_id, actor_id in rows:
+            pairs[revision_id].add((actor_type_id, actor_id))
+    return {
+        revision_id: sorted(found, key=lambda pair: (pair[0] or 0, pair[1] or ""))
+        for revision_id, found in pairs.items()
+    }
+
+
+@strawberry_django.type(
+    get_revision_model(),
+    name="Revision",
+    description="Changes made together, by one or more actors, for one reason.",
+)
+class Revision(relay.Node):
+    description: str = strawberry_django.field(
+        description="Why: the commit message (`X-Commit-Message`) or the code's description."
+    )
+    created_at: datetime.datetime = strawberry_django.field(description="When it was opened.")
+    metadata: JSON = strawberry_django.field(
+        description="Request facts: `user` (who acted, even as an organization), `request_id`."
+    )
+
+    @strawberry_django.field(
+        description="Everyone who made the visible changes; null stands for the system."
+    )
+    @django_resolver
+    def actors(self, root: Any, info: Info) -> list[ActorRef | None]:
+        page = page_of(root)
+        pairs = page.batch("actors", lambda rows: _actor_pairs(rows, info)).get(root.pk, [])
+        for actor_type_id, actor_id in pairs:
+            page.want(actor_type_id, actor_id)
+        refs = (page.ref(actor_type_id, actor_id) for actor_type_id, actor_id in pairs)
+        return [ActorRef(**ref) if ref is not None else None for ref in refs]
+
+    @strawberry_django.field(description="How many of its object deltas you may see.")
+    @django_resolver
+    def delta_count(self, root: Any, info: Info) -> int:
+        counts = page_of(root).batch("delta_count", lambda rows: _delta_counts(rows, info))
+        return counts.get(root.pk, 0)
+
+    @strawberry_django.field(description="Its object deltas you may see, oldest first.")
+    @django_resolver
+    def deltas(
+        self,
+        root: Any,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+    ) -> ObjectDeltaConnection:
+        deltas = get_object_delta_model()._base_manager.filter(revision_id=root.pk)
+        deltas = state_of(info).visible_deltas(deltas).order_by("id")
+        return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
+
+    @classmethod
+    def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:
+        return django_resolver(_resolve_nodes, qs_hook=None)(
+            get_revision_model(), info, list(node_ids), required, deltas=False
+        )
+
+
+ObjectDeltaConnection = HistoryConnection[ObjectDelta]
+RevisionConnection = HistoryConnection[Revision]
+
+
+def _resolve_nodes(model, info: Info, node_ids: list[str], required: bool, *, deltas: bool):
+    """Fetch nodes by id, hiding what the user may not see (as if it did not exist)."""
+    state = state_of(info)
+    state.require_login()
+    keys = []
+    for node_id in node_ids:
+        try:
+            keys.append(int(str(node_id)))
+        except ValueError:
+            continue
+    queryset = model._base_manager.filter(pk__in=keys)
+    queryset = state.visible_deltas(queryset) if deltas else state.visible_revisions(queryset)
+    found = {str(row.pk): row for row in queryset}
+    attach_page(found.values())
+    rows = [found.get(str(node_id)) for node_id in node_ids]
+    if required and any(row is None for row in rows):
+        raise not_found(f"There is no {model._meta.verbose_name} with that id that you may see.")
+    return rows

@@ -64,9 +64,15 @@ def _rows_by_pk(config: ModelConfig, using: str, pks: list[Any]) -> dict[Any, tu
 # QuerySet.update ---------------------------------------------------------------------------
 
 
+def _set_by_deletion(config: ModelConfig, kwargs: dict[str, Any]) -> bool:
+    """True for the updates a deletion's SET_NULL & co. make (the deletion records them)."""
+    handled = tracking.deletion_updates.get()
+    return bool(handled) and all((config.model, name) in handled for name in kwargs)
+
+
 def _update(self: QuerySet, **kwargs: Any) -> int:
     config = _recording_config(self.model)
-    if config is None or not kwargs:
+    if config is None or not kwargs or _set_by_deletion(config, kwargs):
         return _django_update(self, **kwargs)
     using = self.db
     indexes = frozenset(config.index_of(name) for name in kwargs)

@@ -18,6 +18,7 @@ Installed once by the app's `ready()`: `Model.__init__`, `Model.from_db`,
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import operator
 import weakref
@@ -34,6 +35,11 @@ from revy.contrib.django.registry import ModelConfig, config_for
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+
+# (model, field name) pairs a deletion in progress sets through QuerySet.update().
+deletion_updates: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "revy_deletion_updates", default=frozenset()
+)
 WRITES_KEY = "revy.writes"
 
 _django_init = models.Model.__init__
@@ -507,7 +513,15 @@ def _collector_delete(self):
     with transaction.atomic(using=self.using, savepoint=False):
         changes = _deletion_changes(self)
         recorder.write(self.using, changes)
-        result = _django_collector_delete(self)
+        # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
+        handled = frozenset(
+            (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates
+        )
+        token = deletion_updates.set(handled)
+        try:
+            result = _django_collector_delete(self)
+        finally:
+            deletion_updates.reset(token)
     for change in changes:
         note_write(change.config, change.pk)
     for instances in self.data.values():
@@ -549,6 +563,8 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         )
 
     changes: list[Change] = []
+    # One Update per row, however many of its foreign keys the deletion sets.
+    updated: dict[tuple[type, Any], list] = {}
     for (field, value), batches in collector.field_updates.items():
         config = config_for(field.model)
         if config is None:
@@ -556,23 +572,27 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         index = config.index_of(field.attname)
         for batch in batches:
             for row, _ in _rows(config, batch, using):
-                old = row[index]
-                if old == value:
-                    continue
-                after = (*row[:index], value, *row[index + 1 :])
-                changes.append(
-                    Change(
-                        config,
-                        row[config.pk_index],
-                        "Update",
-                        actor=None,
-                        description=deletion_description,
-                        data=state_json(config, after),
-                        attributes=[
-                            (index, attribute_action(value), old, value, None, deletion_description)
-                        ],
-                    )
+                key = (config.model, row[config.pk_index])
+                entry = updated.setdefault(key, [config, row, list(row)])
+                entry[2][index] = value
+    for config, row, after in updated.values():
+        attributes = [
+            (index, attribute_action(new), old, new, None, deletion_description)
+            for index, (old, new) in enumerate(zip(row, after, strict=True))
+            if old != new and index in config.recorded
+        ]
+        if attributes:
+            changes.append(
+                Change(
+                    config,
+                    row[config.pk_index],
+                    "Update",
+                    actor=None,
+                    description=deletion_description,
+                    data=state_json(config, after),
+                    attributes=attributes,
                 )
+            )
     for model, instances in collector.data.items():
         config = config_for(model)
         if config is not None:

@@ -166,6 +166,8 @@ class RollbackResult:
     created: bool = False
     revision: models.Model | None = None
     dry_run: bool = False
+    # The row as the rollback makes it (unsaved for a dry run): what a preview shows.
+    target: models.Model | None = None
 
 
 def _target_state(model, pk, point) -> dict[str, Any]:
@@ -243,13 +245,44 @@ def rollback(
             )
     target = _target_state(model, pk, point)
     changes = changes_between(current, target)
-    result = RollbackResult(current or target, changes, created=current is None, dry_run=dry_run)
+    result = RollbackResult(
+        current or target, changes, created=current is None, dry_run=dry_run, target=target
+    )
     if dry_run or (current is not None and not changes):
         return result
     with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
-        result.instance = history.rollback(model, pk, **_point_kwargs(point))
+        result.instance = result.target = history.rollback(model, pk, **_point_kwargs(point))
         result.revision = pending_revision()
     return result
+
+
+# Reading ---------------------------------------------------------------------------------
+
+
+def snapshot(
+    model: type[models.Model], pk: Any, point: history.Point | None
+) -> models.Model | None:
+    """Return the row as it was at `point` (its latest recorded state for None).
+
+    None when the row did not exist there; `NotFound` when nothing is known of it there.
+    """
+    try:
+        return history.snapshot(model, pk, **_point_kwargs(point))
+    except history.HistoryNotFound as error:
+        raise NotFound(str(error)) from None
+
+
+def diff(
+    model: type[models.Model],
+    pk: Any,
+    since: history.Point | None,
+    until: history.Point | None,
+) -> dict[str, dict[str, Any]]:
+    """Return `{field: {"old", "new"}}` between two points; `NotFound` when unknown."""
+    try:
+        return history.diff(model, pk, since=since, until=until)
+    except history.HistoryNotFound as error:
+        raise NotFound(str(error)) from None
 
 
 class _Nothing:

@@ -22,6 +22,11 @@ INSTALLED_APPS = [
     "strawberry_django",
     "revy.contrib.django",
     "tests.testapp",
+    # The demo project's apps: its API is tested (and its contracts exported) in-process.
+    "example.organizations",
+    "example.ledger",
+    "example.garage",
+    "example.api",
 ]
 
 REST_FRAMEWORK = {
@@ -76,6 +81,6 @@ else:
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
-REVY_AGGREGATES = {"testapp.Cylinder": ["engine"]}
+REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
 REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)

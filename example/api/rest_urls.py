@@ -1,1 +1,28 @@
-urlpatterns = []
+"""The demo's REST API under /api/: model endpoints, revy's history endpoints, the docs.
+
+- `/api/schema/`: the OpenAPI document; `/api/docs/`: Swagger UI (served from
+  drf-spectacular-sidecar's local assets, no CDN).
+"""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from example.api import rest
+
+router = DefaultRouter()
+router.include_format_suffixes = False  # one URL per endpoint in the schema
+router.register("organizations", rest.OrganizationViewSet)
+router.register("memberships", rest.MembershipViewSet)
+router.register("accounts", rest.AccountViewSet)
+router.register("transactions", rest.TransactionViewSet)
+router.register("cars", rest.CarViewSet)
+router.register("engines", rest.EngineViewSet)
+router.register("cylinders", rest.CylinderViewSet)
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("", include("revy_api.rest.urls")),
+    path("", include(router.urls)),
+]

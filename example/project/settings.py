@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "example.organizations",
     "example.ledger",
     "example.garage",
+    "example.api",
 ]
 
 MIDDLEWARE = [
@@ -40,6 +41,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Changes made in the admin are recorded with the logged-in user as actor.
+    "example.project.middleware.AdminRevisionMiddleware",
 ]
 
 TEMPLATES = [
@@ -71,6 +74,10 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.DjangoModelPermissions"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every error of the API as RFC 9457 problem details, not only revy's.
+    "EXCEPTION_HANDLER": "revy_api.rest.exceptions.problem_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -81,6 +88,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components: read-only fields are not asked for.
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 REVY_API = {"ORGANIZATION_RESOLVER": "example.organizations.resolvers.member_organization"}

@@ -1,0 +1,125 @@
+"""The demo's REST API: organizations, the ledger and the garage, each with its history.
+
+Every viewset records one revision per request (`RevisionContextMixin`) and offers
+`history/`, `snapshot/`, `diff/` and `rollback/` per object (`HistoryMixin`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, viewsets
+
+from example.garage.models import Car, Cylinder, Engine
+from example.ledger.models import Account, Transaction
+from example.organizations.models import Membership, Organization
+from revy_api.rest import HistoryMixin, RevisionContextMixin
+
+
+class OrganizationSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organization
+        fields = ["id", "slug", "name"]
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Membership
+        fields = ["id", "organization", "user", "role"]
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Account
+        fields = ["id", "organization", "name", "currency"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    """`local_amount` is the system's: recomputed from amount and exchange rate on save."""
+
+    class Meta:
+        model = Transaction
+        fields = [
+            "id",
+            "account",
+            "counterparty",
+            "memo",
+            "amount",
+            "exchange_rate",
+            "local_amount",
+            "booked_at",
+        ]
+        read_only_fields = ["local_amount", "booked_at"]
+        extra_kwargs = {"exchange_rate": {"min_value": 0}}
+
+    def create(self, validated_data: dict[str, Any]) -> Transaction:
+        transaction = Transaction(**validated_data)
+        transaction.correct_local_amount()
+        transaction.save()
+        return transaction
+
+    def update(self, instance: Transaction, validated_data: dict[str, Any]) -> Transaction:
+        for name, value in validated_data.items():
+            setattr(instance, name, value)
+        instance.correct_local_amount()
+        instance.save()
+        return instance
+
+
+class CarSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Car
+        fields = ["id", "manufacturer", "model"]
+
+
+class EngineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Engine
+        fields = ["id", "car", "num_cylinders", "fuel"]
+
+
+class CylinderSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Cylinder
+        fields = ["id", "engine", "position", "volume_cc"]
+
+
+class _HistoryViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+    pass
+
+
+class OrganizationViewSet(_HistoryViewSet):
+    queryset = Organization.objects.order_by("id")
+    serializer_class = OrganizationSerializer
+
+
+class MembershipViewSet(_HistoryViewSet):
+    queryset = Membership.objects.order_by("id")
+    serializer_class = MembershipSerializer
+
+
+class AccountViewSet(_HistoryViewSet):
+    queryset = Account.objects.order_by("id")
+    serializer_class = AccountSerializer
+
+
+class TransactionViewSet(_HistoryViewSet):
+    queryset = Transaction.objects.order_by("id")
+    serializer_class = TransactionSerializer
+
+
+class CarViewSet(_HistoryViewSet):
+    """A car's history with `?aggregates=true` includes its engine's and cylinders' changes."""
+
+    queryset = Car.objects.order_by("id")
+    serializer_class = CarSerializer
+
+
+class EngineViewSet(_HistoryViewSet):
+    queryset = Engine.objects.order_by("id")
+    serializer_class = EngineSerializer
+
+
+class CylinderViewSet(_HistoryViewSet):
+    queryset = Cylinder.objects.order_by("id")
+    serializer_class = CylinderSerializer

@@ -1,0 +1,154 @@
+"""Filters of `/deltas/` and `/revisions/` (django-filter).
+
+`DeltaFilterSet` filters object deltas. `/revisions/` takes the same parameters and keeps the
+revisions having at least one visible delta that matches all of them
+(`RevisionFilterBackend`), so both endpoints answer the same question.
+
+- `actor`: `app_label.model:pk` (e.g. `auth.user:5`) or `system`; a delta matches when it or
+  one of its attribute deltas was made by that actor.
+- `content_type`: `app_label.model`; `object_id`: the row's primary key.
+- `action`, `event_type`: exact values.
+- `since`, `until`: ISO 8601 bounds on `created_at`, both inclusive.
+- `search`: text in the delta's or its revision's description, or in the event type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django_filters import rest_framework as filters
+from django_filters import utils
+from rest_framework.request import Request
+
+from revy.contrib.django.models import Actions
+from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy_api.references import content_type_for_label
+from revy_api.visibility import get_policy
+
+__all__ = ["DeltaFilterBackend", "DeltaFilterSet", "RevisionFilterBackend"]
+
+SYSTEM = "system"
+
+
+class _ContentTypeField(forms.CharField):
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        if not value:
+            return None
+        content_type = content_type_for_label(value)
+        if content_type is None:
+            raise forms.ValidationError(
+                f"There is no model {value!r}: give app_label.model, e.g. auth.user."
+            )
+        return content_type
+
+
+class _ActorField(forms.CharField):
+    def clean(self, value: Any) -> Any:
+        value = super().clean(value)
+        if not value:
+            return None
+        if value == SYSTEM:
+            return (None, None)
+        label, _, pk = value.rpartition(":")
+        content_type = content_type_for_label(label) if label and pk else None
+        if content_type is None:
+            raise forms.ValidationError(
+                f"{value!r} names no actor: give app_label.model:pk (e.g. auth.user:5) or "
+                f"{SYSTEM!r}."
+            )
+        return (content_type.pk, pk)
+
+
+class ContentTypeFilter(filters.CharFilter):
+    """`app_label.model`, matched against a content type foreign key."""
+
+    field_class = _ContentTypeField
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        if value is None:
+            return qs
+        return qs.filter(**{self.field_name: value.pk})
+
+
+class ActorFilter(filters.CharFilter):
+    """`app_label.model:pk` or `system`: deltas that actor made, or took part in."""
+
+    field_class = _ActorField
+
+    def filter(self, qs: QuerySet, value: Any) -> QuerySet:
+        if value is None:
+            return qs
+        type_id, actor_id = value
+        if type_id is None:
+            by_actor = Q(actor_type__isnull=True)
+        else:
+            by_actor = Q(actor_type_id=type_id, actor_id=actor_id)
+        # The same condition on the object delta and on its attribute deltas.
+        attributes = get_attribute_delta_model()._base_manager.filter(
+            by_actor, parent=OuterRef("pk")
+        )
+        return qs.filter(by_actor | Exists(attributes))
+
+
+class DeltaFilterSet(filters.FilterSet):
+    actor = ActorFilter(help_text="`app_label.model:pk` (e.g. `auth.user:5`) or `system`.")
+    content_type = ContentTypeFilter(
+        field_name="content_type_id", help_text="The changed row's model: `app_label.model`."
+    )
+    object_id = filters.CharFilter(
+        field_name="content_id", help_text="The changed row's primary key."
+    )
+    action = filters.ChoiceFilter(choices=Actions.choices)
+    event_type = filters.CharFilter(help_text="e.g. `ledger.transaction.updated`.")
+    since = filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="gte", help_text="Recorded at or after (ISO 8601)."
+    )
+    until = filters.IsoDateTimeFilter(
+        field_name="created_at", lookup_expr="lte", help_text="Recorded at or before (ISO 8601)."
+    )
+    search = filters.CharFilter(
+        method="filter_search", help_text="Text in the descriptions or the event type."
+    )
+
+    class Meta:
+        model = get_object_delta_model()
+        fields: list[str] = []
+
+    def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
+        return queryset.filter(
+            Q(description__icontains=value)
+            | Q(event_type__icontains=value)
+            | Q(revision__description__icontains=value)
+        )
+
+    def is_filtering(self) -> bool:
+        """Return True if any filter was given a value (call after `is_valid()`)."""
+        data = self.form.cleaned_data
+        return any(data.get(name) not in (None, "") for name in self.filters)
+
+
+class DeltaFilterBackend(filters.DjangoFilterBackend):
+    """Filter object deltas with the view's `filterset_class` (default `DeltaFilterSet`)."""
+
+    def get_filterset_class(self, view: Any, queryset: QuerySet | None = None) -> type:
+        return getattr(view, "filterset_class", None) or DeltaFilterSet
+
+
+class RevisionFilterBackend(DeltaFilterBackend):
+    """Keep the revisions having at least one visible delta that matches every filter."""
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        policy = view.get_visibility_policy() if hasattr(view, "get_visibility_policy") else None
+        visible = (policy or get_policy()).filter_deltas(
+            request.user, get_object_delta_model()._base_manager.all()
+        )
+        filterset_class = self.get_filterset_class(view, queryset)
+        filterset = filterset_class(request.query_params, queryset=visible, request=request)
+        if not filterset.is_valid():
+            raise utils.translate_validation(filterset.errors)
+        if not filterset.is_filtering():
+            return queryset
+        return queryset.filter(Exists(filterset.qs.filter(revision=OuterRef("pk"))))

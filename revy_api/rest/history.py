@@ -1,0 +1,339 @@
+"""`HistoryMixin`: an object's history, past states, diffs and rollback on a ModelViewSet.
+
+Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
+
+- `GET history/` its object deltas, newest first (`?aggregates=true`: with the changes of
+  the rows that name it as an aggregate, as far as you may see their models);
+- `GET snapshot/?revision=|delta=|at=` the object as it was, rendered with the viewset's
+  serializer (no point: its latest recorded state);
+- `GET diff/?since=&until=` the fields that differ between two points (each a revision id or
+  an ISO datetime);
+- `POST rollback/` with `{"revision": id}`, `{"delta": id}` or `{"at": iso}`: restore that
+  state as a new revision, re-creating a deleted row. `If-Match` is compared with the
+  object's ETag (412 when stale), `?dry_run=true` answers what would change and writes
+  nothing, and rolling back to the state the row already has records nothing.
+
+`retrieve`, `update` and `partial_update` answer the object's `ETag`.
+
+Access goes through the viewset itself: reading history needs what `retrieve` needs (its
+queryset and permission classes); rolling back needs what a `PATCH` needs. For a deleted
+row, which the queryset cannot find any more, the visibility policy decides: users who may
+view the model may read its history, users who may add it may roll it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.decorators import action
+from rest_framework.request import Request, clone_request
+from rest_framework.response import Response
+
+from revy.contrib.django import history as revy_history
+from revy.contrib.django.headers import REVISION_ID
+from revy_api import operations
+from revy_api.rest.mixins import ProblemDetailsMixin
+from revy_api.rest.pagination import HistoryCursorPagination
+from revy_api.rest.schema import IF_MATCH_PARAMETER
+from revy_api.rest.serializers import (
+    DiffSerializer,
+    ObjectDeltaPageSerializer,
+    ObjectDeltaSerializer,
+    RollbackPointSerializer,
+)
+from revy_api.visibility import VisibilityPolicy, get_policy
+
+__all__ = ["HistoryMixin", "HistoryTarget"]
+
+HISTORY_ACTIONS = frozenset({"history", "snapshot", "diff", "rollback"})
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
+
+
+@dataclass(frozen=True)
+class HistoryTarget:
+    """The row a history action is about; `instance` is None when it was deleted."""
+
+    model: type[models.Model]
+    pk: Any
+    instance: models.Model | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.model._meta.label} {self.pk}"
+
+
+def _flag(request: Request, name: str) -> bool:
+    value = request.query_params.get(name, "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value not in _FALSE:
+        raise operations.BadRequest(f"{name} must be true or false, not {value!r}.", field=name)
+    return False
+
+
+def _point_parameter(name: str, kind: Any, description: str) -> OpenApiParameter:
+    return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
+
+
+_POINT_PARAMETERS = [
+    _point_parameter("revision", int, "After all changes of this revision."),
+    _point_parameter("delta", int, "Right after this object delta (a deletion: just before)."),
+    _point_parameter("at", OpenApiTypes.DATETIME, "After every change recorded by then."),
+]
+_DIFF_PARAMETERS = [
+    _point_parameter("since", str, "A revision id or an ISO datetime; empty: before history."),
+    _point_parameter("until", str, "A revision id or an ISO datetime; empty: latest state."),
+]
+_PAGE_PARAMETERS = [
+    _point_parameter("cursor", str, "The pagination cursor value."),
+    _point_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
+]
+
+
+class HistoryMixin(ProblemDetailsMixin):
+    """Per-object history endpoints for a ModelViewSet (see the module documentation)."""
+
+    history_pagination_class = HistoryCursorPagination
+    etag_actions = ("retrieve", "update", "partial_update", "rollback")
+    problem_responses = {
+        "history": (400, 404),
+        "snapshot": (400, 404),
+        "diff": (400, 404),
+        "rollback": (400, 403, 404, 412),
+    }
+
+    def renders_problem_details(self) -> bool:
+        return self.action in HISTORY_ACTIONS or super().renders_problem_details()
+
+    def get_visibility_policy(self) -> VisibilityPolicy:
+        """Return the policy that decides on deleted rows and on aggregates' deltas."""
+        return get_policy()
+
+    # Access ----------------------------------------------------------------------------
+
+    @contextmanager
+    def _as_update(self, request: Request) -> Iterator[Request]:
+        """Let permission classes judge a rollback as the PATCH it amounts to."""
+        saved = self.action
+        self.action = "partial_update"
+        try:
+            yield clone_request(request, "PATCH")
+        finally:
+            self.action = saved
+
+    def check_permissions(self, request: Request) -> None:
+        if self.action == "rollback":
+            with self._as_update(request) as update:
+                return super().check_permissions(update)
+        return super().check_permissions(request)
+
+    def check_object_permissions(self, request: Request, obj: Any) -> None:
+        if self.action == "rollback":
+            with self._as_update(request) as update:
+                return super().check_object_permissions(update, obj)
+        return super().check_object_permissions(request, obj)
+
+    def get_object(self) -> Any:
+        instance = super().get_object()
+        self._etag_object = instance
+        return instance
+
+    def get_history_target(self) -> HistoryTarget:
+        """Return the row of the current request, if the user may reach it (else 404).
+
+        An existing row is found with `get_object()` (queryset, object permissions); a
+        deleted one by its primary key, when the visibility policy lets the user view it.
+        """
+        model = self.get_queryset().model._meta.concrete_model
+        try:
+            instance = self.get_object()
+        except Http404:
+            pk = self._deleted_pk(model)
+            if pk is None:
+                raise
+            return HistoryTarget(model, pk, None)
+        return HistoryTarget(model, instance.pk, instance)
+
+    def _deleted_pk(self, model: type[models.Model]) -> Any:
+        """The pk in the URL if it names a deleted row with history the user may view."""
+        pk_field = model._meta.pk
+        if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
+            return None  # a deleted row cannot be found by other fields
+        try:
+            pk = pk_field.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except (KeyError, ValidationError):
+            return None
+        if model._base_manager.filter(pk=pk).exists():
+            return None  # it exists, but not for this user
+        if not self.get_visibility_policy().can_view_object(self.request.user, model, pk):
+            return None
+        if not revy_history.history_of(model, pk).exists():
+            return None
+        return pk
+
+    # Actions ---------------------------------------------------------------------------
+
+    @extend_schema(
+        summary="The object's history, newest first",
+        parameters=[
+            _point_parameter("aggregates", bool, "Include the changes of its aggregated rows."),
+            *_PAGE_PARAMETERS,
+        ],
+        responses=ObjectDeltaPageSerializer,
+        filters=False,
+    )
+    @action(detail=True, methods=["get"], url_path="history")
+    def history(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """List the object's deltas, newest first, with their attribute deltas.
+
+        With `aggregates=true`, also the changes of the rows that name this one as their
+        aggregate (`get_event_aggregates()`, `REVY_AGGREGATES`) whose models you may view.
+        """
+        target = self.get_history_target()
+        deltas = self.get_history_queryset(target, aggregates=_flag(request, "aggregates"))
+        paginator = self.history_pagination_class()
+        # No view: the viewset's ordering filters are about its model, not about deltas.
+        page = paginator.paginate_queryset(deltas.prefetch_related("children"), request)
+        data = ObjectDeltaSerializer(page, many=True, context=self.get_serializer_context()).data
+        return paginator.get_paginated_response(data)
+
+    def get_history_queryset(self, target: HistoryTarget, *, aggregates: bool) -> models.QuerySet:
+        """Return the deltas `history/` lists: the row's own, and visible aggregated ones."""
+        own = revy_history.history_of(target.model, target.pk)
+        if not aggregates:
+            return own
+        related = revy_history.history_of(target.model, target.pk, aggregates=True)
+        return own | self.get_visibility_policy().filter_deltas(self.request.user, related)
+
+    @extend_schema(
+        summary="The object as it was at a point in its history",
+        parameters=_POINT_PARAMETERS,
+        filters=False,
+    )
+    @action(detail=True, methods=["get"])
+    def snapshot(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Show the object as it was at one point: `revision`, `delta` or `at`.
+
+        Without a point: its latest recorded state. 404 when it did not exist then.
+        """
+        target = self.get_history_target()
+        params = request.query_params
+        point = operations.parse_point(
+            revision=params.get("revision"),
+            delta=params.get("delta"),
+            at=params.get("at"),
+            required=False,
+        )
+        instance = operations.snapshot(target.model, target.pk, point)
+        if instance is None:
+            raise operations.NotFound(f"{target.label} did not exist at that point.")
+        return Response(self.get_serializer(instance).data)
+
+    @extend_schema(
+        summary="The fields that differ between two points",
+        parameters=_DIFF_PARAMETERS,
+        responses=DiffSerializer,
+        filters=False,
+    )
+    @action(detail=True, methods=["get"])
+    def diff(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """List the fields whose values differ between `since` and `until`."""
+        target = self.get_history_target()
+        since = request.query_params.get("since") or None
+        until = request.query_params.get("until") or None
+        changes = operations.diff(
+            target.model,
+            target.pk,
+            operations.parse_diff_point(since, "since"),
+            operations.parse_diff_point(until, "until"),
+        )
+        return Response({"since": since, "until": until, "changes": changes})
+
+    @extend_schema(
+        summary="Restore the object's state at a point (re-creating it if deleted)",
+        request=RollbackPointSerializer,
+        parameters=[
+            IF_MATCH_PARAMETER,
+            _point_parameter("dry_run", bool, "Answer what would change; write nothing."),
+        ],
+        filters=False,
+    )
+    @action(detail=True, methods=["post"])
+    def rollback(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Restore the object's state at one point, as a new revision.
+
+        Give one of `revision`, `delta` and `at`. A deleted object is re-created with its
+        primary key. Send `If-Match` with the ETag you read to fail (412) instead of
+        overwriting a change made meanwhile; `dry_run=true` shows the changes and writes
+        nothing. Rolling back to the state the object already has records nothing.
+        """
+        target = self.get_history_target()
+        body = RollbackPointSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        point = operations.parse_point(**body.validated_data)
+        result = self.perform_rollback(
+            target,
+            point,
+            dry_run=_flag(request, "dry_run"),
+            if_match=request.headers.get("If-Match"),
+        )
+        shown = result.target if result.dry_run else result.instance
+        response = Response(
+            {
+                "object": self.get_serializer(shown).data,
+                "changes": result.changes,
+                "created": result.created,
+                "dry_run": result.dry_run,
+                "revision": result.revision.pk if result.revision is not None else None,
+            }
+        )
+        if not (result.dry_run and result.created):  # a row to be re-created has no ETag yet
+            self._etag_object = result.instance
+        if result.revision is not None:
+            response[REVISION_ID] = str(result.revision.pk)
+        return response
+
+    def perform_rollback(
+        self,
+        target: HistoryTarget,
+        point: revy_history.Point,
+        *,
+        dry_run: bool,
+        if_match: str | None,
+    ) -> operations.RollbackResult:
+        """Roll the row back (or describe it, for a dry run); override to add side effects."""
+        return operations.rollback(
+            target.model,
+            target.pk,
+            point,
+            user=self.request.user,
+            dry_run=dry_run,
+            if_match=if_match,
+            policy=self.get_visibility_policy(),
+            # An existing row passed the viewset's own (PATCH) checks; a deleted one is the
+            # policy's to judge.
+            check_permission=target.instance is None,
+        )
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        instance = getattr(self, "_etag_object", None)
+        if (
+            instance is not None
+            and self.action in self.etag_actions
+            and 200 <= response.status_code < 300
+            and "ETag" not in response
+        ):
+            response["ETag"] = operations.etag(instance)
+        return response

@@ -1,0 +1,116 @@
+"""View mixins: a revision per request, and problem details for revy's errors.
+
+Add `RevisionContextMixin` to any APIView or ViewSet::
+
+    class CarViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+        queryset = Car.objects.all()
+        serializer_class = CarSerializer
+
+Each request then runs in its own revy context: everything it writes is one revision, the
+actor is the authenticated user (read after Django REST framework authenticated the request,
+so token and JWT users count), and the revision headers apply (`X-Commit-Message`,
+`X-Perform-As-Organization`, `X-Request-ID`; see `revy.contrib.django.headers`). A response
+to a request that recorded changes names the revision in `X-Revision-Id`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from django.db import router
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from revy.context import Context
+from revy.contrib.django.headers import (
+    REVISION_ID,
+    RevisionHeaders,
+    apply_headers,
+    authenticated_user,
+    read_headers,
+)
+from revy.contrib.django.recorder import pending_revision
+from revy.contrib.django.utils import get_revision_model
+from revy_api.rest.exceptions import is_problem, problem_exception_handler
+from revy_api.rest.schema import RevyAutoSchema
+
+__all__ = ["ProblemDetailsMixin", "RevisionContextMixin"]
+
+
+class ProblemDetailsMixin:
+    """Answer revy's own errors (bad headers, failed history operations) as problem details.
+
+    Other errors keep the project's exception handler, unless `renders_problem_details()`
+    says the current action is revy's (then every error of it is problem details).
+    """
+
+    # Documents the revision headers, problem details and response headers.
+    schema = RevyAutoSchema()
+    # Problem statuses an action can answer beyond the usual ones, for the schema.
+    problem_responses: dict[str, tuple[int, ...]] = {}
+
+    def renders_problem_details(self) -> bool:
+        """Return True if every error of the current action is answered as problem details."""
+        return False
+
+    def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
+        default = super().get_exception_handler()  # type: ignore[misc]
+        if default is problem_exception_handler:
+            return default
+
+        def handler(exc: Exception, context: dict[str, Any]) -> Any:
+            if is_problem(exc) or self.renders_problem_details():
+                return problem_exception_handler(exc, context)
+            return default(exc, context)
+
+        return handler
+
+
+class RevisionContextMixin(ProblemDetailsMixin):
+    """Open a revy context for the whole request: one request, one revision.
+
+    Override `get_revision_actor(request)` or `get_revision_description(request)` to choose
+    the actor or the description differently. Bad revision headers answer 400 or 403 problem
+    details before the handler runs, so nothing is written.
+    """
+
+    #: The validated revision headers of the current request.
+    revision_headers: RevisionHeaders | None = None
+
+    def dispatch(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        with Context():
+            return super().dispatch(request, *args, **kwargs)  # type: ignore[misc]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        # Authentication, permissions and throttling first: the actor is the user DRF found.
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self.revision_headers = read_headers(request)
+        actor = apply_headers(request, self.revision_headers, self.get_revision_actor(request))
+        Context.set_actor(actor)
+        description = self.get_revision_description(request)
+        if description != Context.get_revision_description():
+            Context.set_revision_description(description)
+
+    def get_revision_actor(self, request: Request) -> Any:
+        """Return the actor of the request's changes: the authenticated user, or None.
+
+        `X-Perform-As-Organization`, when sent and allowed, replaces it with the organization
+        (the user is then kept in the revision's metadata).
+        """
+        return authenticated_user(request)
+
+    def get_revision_description(self, request: Request) -> str:
+        """Return the revision's description: the `X-Commit-Message` header by default."""
+        return self.revision_headers.description if self.revision_headers else ""
+
+    def finalize_response(
+        self, request: Request, response: Response, *args: Any, **kwargs: Any
+    ) -> Response:
+        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        # An error response may come from a transaction that was rolled back: name no revision.
+        if response.status_code < 400 and REVISION_ID not in response:
+            revision = pending_revision(router.db_for_write(get_revision_model()))
+            if revision is not None:
+                response[REVISION_ID] = str(revision.pk)
+        return response

@@ -1,0 +1,207 @@
+"""OpenAPI documentation of revy's REST API (drf-spectacular).
+
+`RevyAutoSchema` is the schema class of every view using revy's mixins. On top of what
+drf-spectacular finds by itself it documents:
+
+- the revision request headers (`X-Commit-Message`, `X-Perform-As-Organization`,
+  `X-Request-ID`) of views with `RevisionContextMixin`, and `X-Revision-Id` on their writes;
+- `ETag` on the responses of `HistoryMixin` viewsets and `If-Match` on rollback;
+- error responses: problem details (`application/problem+json`) for revy's errors, and the
+  errors any Django REST framework view gives (400 invalid input, 401/403, 404) in whatever
+  format the view answers them.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.settings import api_settings
+
+from revy.contrib.django.headers import (
+    COMMIT_MESSAGE,
+    MAX_COMMIT_MESSAGE,
+    MAX_REQUEST_ID,
+    ORGANIZATION,
+    REQUEST_ID,
+    REVISION_ID,
+)
+from revy_api.rest.exceptions import PROBLEM_MEDIA_TYPE, problem_exception_handler
+
+__all__ = [
+    "COMMIT_MESSAGE_PARAMETER",
+    "ETAG_HEADER",
+    "IF_MATCH_PARAMETER",
+    "ORGANIZATION_PARAMETER",
+    "REQUEST_ID_PARAMETER",
+    "REVISION_ID_HEADER",
+    "RevyAutoSchema",
+]
+
+_UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+_SUCCESS = [200, 201, 202, 204]
+
+COMMIT_MESSAGE_PARAMETER = OpenApiParameter(
+    COMMIT_MESSAGE,
+    {
+        "type": "string",
+        "maxLength": MAX_COMMIT_MESSAGE,
+        # No control characters but tab and newline (in header bytes: UTF-8).
+        "pattern": "^[^\\u0000-\\u0008\\u000b-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
+    },
+    OpenApiParameter.HEADER,
+    description=(
+        f"Why: the description of the revision this request records. UTF-8, at most "
+        f"{MAX_COMMIT_MESSAGE:,} characters, no control characters but newline and tab; "
+        "otherwise 400 and nothing is written."
+    ),
+)
+ORGANIZATION_PARAMETER = OpenApiParameter(
+    ORGANIZATION,
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "Act as this organization: its changes are recorded with the organization as actor "
+        "(and you in the revision's metadata). Refused or unknown: 403, nothing is written."
+    ),
+)
+REQUEST_ID_PARAMETER = OpenApiParameter(
+    REQUEST_ID,
+    {"type": "string", "pattern": f"^[\\x21-\\x7e]{{1,{MAX_REQUEST_ID}}}$"},
+    OpenApiParameter.HEADER,
+    description="Kept in the revision's metadata, to find the request behind a change.",
+)
+IF_MATCH_PARAMETER = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The object's ETag as you last read it: 412, and nothing written, if stale.",
+)
+REVISION_ID_HEADER = OpenApiParameter(
+    REVISION_ID,
+    {"type": "string", "pattern": "^[0-9]+$"},
+    OpenApiParameter.HEADER,
+    description="The revision that recorded the request's changes (when it recorded any).",
+    response=_SUCCESS,
+)
+ETAG_HEADER = OpenApiParameter(
+    "ETag",
+    str,
+    OpenApiParameter.HEADER,
+    description="The object's current state; send it back in If-Match to roll back safely.",
+    response=[200],
+)
+
+_GENERIC_ERROR = {
+    "type": "object",
+    "additionalProperties": {},
+    "description": "The error as Django REST framework reports it.",
+}
+_rollback_serializers: dict[str, type[serializers.Serializer]] = {}
+
+
+class RevyAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema plus revy's headers and error responses."""
+
+    def _revy_view(self, name: str) -> bool:
+        # Imported here: the mixins import this module to use it as their schema.
+        from revy_api.rest.history import HistoryMixin
+        from revy_api.rest.mixins import RevisionContextMixin
+
+        kind = {"context": RevisionContextMixin, "history": HistoryMixin}[name]
+        return isinstance(self.view, kind)
+
+    @property
+    def _action(self) -> str | None:
+        return getattr(self.view, "action", None)
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._revy_view("context"):
+            parameters += [COMMIT_MESSAGE_PARAMETER, ORGANIZATION_PARAMETER, REQUEST_ID_PARAMETER]
+            if self.method in _UNSAFE_METHODS:
+                parameters.append(REVISION_ID_HEADER)
+        if self._revy_view("history") and self._action in self.view.etag_actions:
+            parameters.append(ETAG_HEADER)
+        return parameters
+
+    def get_response_serializers(self) -> Any:
+        if self._revy_view("history") and self._action == "rollback":
+            return self._rollback_result()
+        return super().get_response_serializers()
+
+    def _rollback_result(self) -> type[serializers.Serializer]:
+        from revy_api.rest.serializers import RollbackResultSerializer
+
+        serializer = self._get_serializer()
+        name = self._get_serializer_name(serializer, "response") + "Rollback"
+        if name not in _rollback_serializers:
+            fields = dict(RollbackResultSerializer().get_fields())
+            fields["object"] = type(serializer)(
+                read_only=True, help_text="The row as it is (or would be) afterwards."
+            )
+            _rollback_serializers[name] = inline_serializer(name=name, fields=fields).__class__
+        return _rollback_serializers[name]
+
+    # Errors -----------------------------------------------------------------------------
+
+    def get_operation(
+        self, path: str, path_regex: str, path_prefix: str, method: str, registry: Any
+    ) -> dict[str, Any] | None:
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return None
+        responses = operation.setdefault("responses", {})
+        for status, media_types in sorted(self._error_responses(operation).items()):
+            response = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
+            content = response.setdefault("content", {})
+            for media_type, schema in media_types.items():
+                content.setdefault(media_type, {"schema": schema})
+        return operation
+
+    def _error_responses(self, operation: dict[str, Any]) -> dict[int, dict[str, Any]]:
+        """Map each error status of the operation to `{media type: schema}`."""
+        revy_statuses: set[int] = set()
+        if self._revy_view("context"):
+            revy_statuses |= {400, 403}  # bad headers; a refused organization
+        revy_statuses |= set(getattr(self.view, "problem_responses", {}).get(self._action, ()))
+        usual = self._usual_error_statuses(operation)
+        problems_only = self._renders_problems()
+        errors: dict[int, dict[str, Any]] = {}
+        for status in sorted(revy_statuses | usual):
+            media_types = errors.setdefault(status, {})
+            if status in revy_statuses or problems_only:
+                media_types[PROBLEM_MEDIA_TYPE] = self._problem_schema(status)
+            if status in usual and not problems_only:
+                media_types["application/json"] = _GENERIC_ERROR
+        return errors
+
+    def _usual_error_statuses(self, operation: dict[str, Any]) -> set[int]:
+        statuses: set[int] = set()
+        permissions = self.view.get_permissions() if hasattr(self.view, "get_permissions") else []
+        if any(not isinstance(permission, AllowAny) for permission in permissions):
+            statuses |= {401, 403}
+        parameters = operation.get("parameters", [])
+        if "requestBody" in operation or any(p.get("in") == "query" for p in parameters):
+            statuses.add(400)  # invalid input, invalid filters
+        if any(p.get("in") == "path" for p in parameters) or (
+            self._is_list_view() and self._get_paginator() is not None
+        ):
+            statuses.add(404)  # no such object; an invalid page or cursor
+        return statuses
+
+    def _renders_problems(self) -> bool:
+        renders = getattr(self.view, "renders_problem_details", None)
+        if renders is not None and renders():
+            return True
+        return api_settings.EXCEPTION_HANDLER is problem_exception_handler
+
+    def _problem_schema(self, status: int) -> dict[str, Any]:
+        from revy_api.rest.serializers import ConflictProblemSerializer, ProblemSerializer
+
+        serializer = ConflictProblemSerializer if status == 409 else ProblemSerializer
+        return self.resolve_serializer(serializer, "response").ref

@@ -1,0 +1,365 @@
+"""The JSON of history: object deltas, revisions, rollback and diff results, problems.
+
+The shapes are the contract's (`CONTRACT.md`, section 3). Fields are declared so that
+drf-spectacular documents them, but the history serializers build their JSON directly in
+`to_representation`: lists resolve the actors and objects of a whole page through
+`revy_api.references.References` (one query per model), never one query per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import models
+from django.db.models import Count
+from rest_framework import serializers
+
+from revy.contrib.django.models import Actions
+from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy_api.references import References
+from revy_api.visibility import VisibilityPolicy, get_policy
+
+__all__ = [
+    "ConflictProblemSerializer",
+    "ConflictSerializer",
+    "DiffSerializer",
+    "ObjectDeltaPageSerializer",
+    "ObjectDeltaSerializer",
+    "ProblemSerializer",
+    "ReferenceSerializer",
+    "RevertOptionsSerializer",
+    "RevertResultSerializer",
+    "RevisionDetailSerializer",
+    "RevisionSerializer",
+    "RollbackPointSerializer",
+    "conflicts_json",
+]
+
+
+# References and changes -------------------------------------------------------------------
+
+
+class ReferenceSerializer(serializers.Serializer):
+    """An actor or an object: `{type: "app_label.model", id: "<pk>", display: str(obj)}`."""
+
+    type = serializers.CharField(help_text="`app_label.model` of the row.")
+    id = serializers.CharField(help_text="The row's primary key, as text.")
+    display = serializers.CharField(help_text="`str()` of the row, or a note that it is gone.")
+
+
+class ChangeSerializer(serializers.Serializer):
+    """One field's change in an object delta, by one actor."""
+
+    field = serializers.CharField(help_text="The field's attname (`author_id` for a foreign key).")
+    action = serializers.ChoiceField(choices=["Set", "Unset"])
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+    actor = ReferenceSerializer(allow_null=True, help_text="null is the system.")
+    description = serializers.CharField(allow_blank=True)
+
+
+class _ValueChangeSerializer(serializers.Serializer):
+    old = serializers.JSONField(allow_null=True)
+    new = serializers.JSONField(allow_null=True)
+
+
+def _references(context: dict[str, Any], deltas: Iterable[models.Model]) -> References:
+    references = context.get("references")
+    if references is None:
+        references = References().want_deltas(deltas).load()
+    return references
+
+
+def _children(delta: models.Model) -> Sequence[models.Model]:
+    cache = getattr(delta, "_prefetched_objects_cache", {})
+    if "children" in cache:
+        return cache["children"]
+    return list(delta.children.order_by("id"))
+
+
+# Object deltas ------------------------------------------------------------------------------
+
+
+class _ObjectDeltaListSerializer(serializers.ListSerializer):
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        deltas = list(data.all() if isinstance(data, models.Manager) else data)
+        references = _references(self.context, deltas)
+        return [self.child.render(delta, references) for delta in deltas]
+
+
+class ObjectDeltaSerializer(serializers.Serializer):
+    """One change to one row, with its attribute deltas.
+
+    Prefetch `children` on the queryset; lists load actors and contents in one batch.
+    """
+
+    id = serializers.IntegerField()
+    revision = serializers.IntegerField(help_text="The id of the revision it belongs to.")
+    action = serializers.ChoiceField(choices=Actions.choices)
+    event_type = serializers.CharField()
+    description = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    actor = ReferenceSerializer(allow_null=True, help_text="null is the system.")
+    content = ReferenceSerializer()
+    changes = ChangeSerializer(many=True)
+
+    class Meta:
+        list_serializer_class = _ObjectDeltaListSerializer
+
+    def to_representation(self, delta: models.Model) -> dict[str, Any]:
+        return self.render(delta, _references(self.context, [delta]))
+
+    def render(self, delta: models.Model, references: References) -> dict[str, Any]:
+        """Return the JSON of `delta`, its actors and content taken from `references`."""
+        ref = references.ref
+        return {
+            "id": delta.pk,
+            "revision": delta.revision_id,
+            "action": delta.action,
+            "event_type": delta.event_type,
+            "description": delta.description,
+            "created_at": self.fields["created_at"].to_representation(delta.created_at),
+            "actor": ref(delta.actor_type_id, delta.actor_id),
+            "content": ref(delta.content_type_id, delta.content_id),
+            "changes": [
+                {
+                    "field": child.field_name,
+                    "action": child.action,
+                    "old": child.old_value,
+                    "new": child.new_value,
+                    "actor": ref(child.actor_type_id, child.actor_id),
+                    "description": child.description,
+                }
+                for child in _children(delta)
+            ],
+        }
+
+
+class ObjectDeltaPageSerializer(serializers.Serializer):
+    """A page of object deltas (cursor pagination)."""
+
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ObjectDeltaSerializer(many=True)
+
+
+# Revisions ----------------------------------------------------------------------------------
+
+
+def _actor_list(pairs: Iterable[tuple[Any, Any]], references: References) -> list[Any]:
+    ordered = sorted(set(pairs), key=lambda pair: (pair[0] or 0, pair[1] or ""))
+    return [references.ref(type_id, actor_id) for type_id, actor_id in ordered]
+
+
+def _policy(context: dict[str, Any]) -> VisibilityPolicy:
+    return context.get("policy") or get_policy()
+
+
+def _user(context: dict[str, Any]) -> Any:
+    request = context.get("request")
+    return getattr(request, "user", None)
+
+
+class _RevisionListSerializer(serializers.ListSerializer):
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        revisions = list(data.all() if isinstance(data, models.Manager) else data)
+        summaries = _summaries(revisions, _policy(self.context), _user(self.context))
+        child = self.child
+        return [child.summary(revision, *summaries[revision.pk]) for revision in revisions]
+
+
+def _summaries(
+    revisions: Sequence[models.Model], policy: VisibilityPolicy, user: Any
+) -> dict[Any, tuple[list[Any], int]]:
+    """Map each revision's pk to (actors, visible delta count) in two queries plus actors."""
+    ids = [revision.pk for revision in revisions]
+    deltas = policy.filter_deltas(
+        user, get_object_delta_model()._base_manager.filter(revision_id__in=ids)
+    )
+    rows = deltas.order_by().values_list("revision_id", "actor_type_id", "actor_id")
+    counted = rows.annotate(count=Count("id"))
+    attributes = policy.filter_deltas(
+        user, get_attribute_delta_model()._base_manager.filter(revision_id__in=ids)
+    )
+    attribute_rows = (
+        attributes.order_by().values_list("revision_id", "actor_type_id", "actor_id").distinct()
+    )
+    actors: dict[Any, set[tuple[Any, Any]]] = {pk: set() for pk in ids}
+    counts: dict[Any, int] = dict.fromkeys(ids, 0)
+    references = References()
+    for revision_id, type_id, actor_id, count in counted:
+        actors[revision_id].add((type_id, actor_id))
+        counts[revision_id] += count
+        references.want(type_id, actor_id)
+    for revision_id, type_id, actor_id in attribute_rows:
+        actors[revision_id].add((type_id, actor_id))
+        references.want(type_id, actor_id)
+    references.load()
+    return {pk: (_actor_list(actors[pk], references), counts[pk]) for pk in ids}
+
+
+class RevisionSerializer(serializers.Serializer):
+    """A revision in a list: who acted and how many (visible) deltas it holds."""
+
+    id = serializers.IntegerField()
+    description = serializers.CharField(allow_blank=True)
+    created_at = serializers.DateTimeField()
+    actors = ReferenceSerializer(
+        many=True, allow_null=True, help_text="Everyone who acted; null is the system."
+    )
+    delta_count = serializers.IntegerField(help_text="Object deltas you may see.")
+
+    class Meta:
+        list_serializer_class = _RevisionListSerializer
+
+    def summary(self, revision: models.Model, actors: list[Any], count: int) -> dict[str, Any]:
+        return {
+            "id": revision.pk,
+            "description": revision.description,
+            "created_at": self.fields["created_at"].to_representation(revision.created_at),
+            "actors": actors,
+            "delta_count": count,
+        }
+
+    def to_representation(self, revision: models.Model) -> dict[str, Any]:
+        summary = _summaries([revision], _policy(self.context), _user(self.context))
+        return self.summary(revision, *summary[revision.pk])
+
+
+class RevisionDetailSerializer(RevisionSerializer):
+    """A revision with its metadata and the object deltas you may see, oldest first."""
+
+    metadata = serializers.JSONField(
+        help_text='Request facts: `{"user": {"type", "id"}, "request_id": "..."}`.'
+    )
+    deltas = ObjectDeltaSerializer(many=True)
+
+    class Meta:
+        list_serializer_class = serializers.ListSerializer
+
+    def to_representation(self, revision: models.Model) -> dict[str, Any]:
+        deltas = list(
+            _policy(self.context)
+            .filter_deltas(_user(self.context), revision.object_deltas.all())
+            .prefetch_related("children")
+            .order_by("id")
+        )
+        references = References().want_deltas(deltas).load()
+        pairs = set()
+        for delta in deltas:
+            pairs.add((delta.actor_type_id, delta.actor_id))
+            pairs.update((child.actor_type_id, child.actor_id) for child in _children(delta))
+        render = ObjectDeltaSerializer(context=self.context).render
+        return {
+            **self.summary(revision, _actor_list(pairs, references), len(deltas)),
+            "metadata": revision.metadata,
+            "deltas": [render(delta, references) for delta in deltas],
+        }
+
+
+# Requests and results -----------------------------------------------------------------------
+
+
+class RollbackPointSerializer(serializers.Serializer):
+    """The point to roll back to: exactly one of `revision`, `delta` and `at`."""
+
+    revision = serializers.IntegerField(required=False, min_value=1, help_text="A revision id.")
+    delta = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="An object delta id; a deletion means the state just before it.",
+    )
+    at = serializers.DateTimeField(required=False, help_text="A moment (ISO 8601).")
+
+
+class RollbackResultSerializer(serializers.Serializer):
+    """What a rollback did, or would do (`dry_run`)."""
+
+    object = serializers.DictField(help_text="The row as it is (or would be) afterwards.")
+    changes = serializers.DictField(
+        child=_ValueChangeSerializer(), help_text="The fields that change: `{old, new}`."
+    )
+    created = serializers.BooleanField(help_text="The row was deleted and is re-created.")
+    dry_run = serializers.BooleanField()
+    revision = serializers.IntegerField(
+        allow_null=True, help_text="The revision that recorded it; null when nothing was."
+    )
+
+
+class RevertOptionsSerializer(serializers.Serializer):
+    force = serializers.BooleanField(
+        default=False, help_text="Revert even when later changes touched the same data."
+    )
+
+
+class RevertResultSerializer(serializers.Serializer):
+    reverted = serializers.IntegerField(help_text="The revision that was undone.")
+    revision = serializers.IntegerField(
+        allow_null=True,
+        help_text="The revision recording the undo; null when there was nothing to undo.",
+    )
+
+
+class DiffSerializer(serializers.Serializer):
+    """The fields of one row that differ between two points in its history."""
+
+    since = serializers.CharField(allow_null=True, help_text="As given; null: before history.")
+    until = serializers.CharField(allow_null=True, help_text="As given; null: latest state.")
+    changes = serializers.DictField(child=_ValueChangeSerializer())
+
+
+# Problems -----------------------------------------------------------------------------------
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details."""
+
+    type = serializers.URLField(help_text="A stable URI naming the kind of error.")
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    instance = serializers.CharField(required=False, help_text="The request's path.")
+    header = serializers.CharField(required=False, help_text="The request header at fault.")
+    field = serializers.CharField(required=False, help_text="The parameter at fault.")
+    errors = serializers.JSONField(required=False, help_text="What is wrong with each input.")
+
+
+class ConflictSerializer(serializers.Serializer):
+    """A later change that touched what a revert would undo."""
+
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["object_delta", "attribute_delta"])
+    revision = serializers.IntegerField()
+    action = serializers.CharField()
+    field = serializers.CharField(allow_null=True)
+    content = ReferenceSerializer()
+    actor = ReferenceSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ConflictProblemSerializer(ProblemSerializer):
+    conflicts = ConflictSerializer(many=True)
+
+
+def conflicts_json(conflicts: Sequence[models.Model]) -> list[dict[str, Any]]:
+    """Render the deltas of a `RevisionConflict` for problem details."""
+    references = References()
+    for delta in conflicts:
+        references.want(delta.content_type_id, delta.content_id)
+        references.want(delta.actor_type_id, delta.actor_id)
+    references.load()
+    created_at = serializers.DateTimeField()
+    return [
+        {
+            "id": delta.pk,
+            "kind": "attribute_delta" if hasattr(delta, "field_name") else "object_delta",
+            "revision": delta.revision_id,
+            "action": delta.action,
+            "field": getattr(delta, "field_name", None),
+            "content": references.ref(delta.content_type_id, delta.content_id),
+            "actor": references.ref(delta.actor_type_id, delta.actor_id),
+            "created_at": created_at.to_representation(delta.created_at),
+        }
+        for delta in conflicts
+    ]

@@ -1,0 +1,17 @@
+"""URLs of the global history endpoints; `path("api/", include("revy_api.rest.urls"))`.
+
+- `revisions/`, `revisions/{id}/`, `revisions/{id}/revert/`
+- `deltas/`, `deltas/{id}/`
+"""
+
+from rest_framework.routers import SimpleRouter
+
+from revy_api.rest.views import DeltaViewSet, RevisionViewSet
+
+app_name = "revy_api"
+
+router = SimpleRouter()
+router.register("revisions", RevisionViewSet, basename="revision")
+router.register("deltas", DeltaViewSet, basename="delta")
+
+urlpatterns = router.urls

@@ -1,0 +1,111 @@
+"""The global history endpoints: revisions (and reverting them) and object deltas.
+
+Both list newest first with cursor pagination and take the filters of
+`revy_api.rest.filters`. A user sees only the deltas of models the visibility policy lets
+them view, and a revision only with its visible deltas (a revision with none is not found).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from revy.contrib.django.utils import get_object_delta_model, get_revision_model
+from revy_api import operations
+from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
+from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
+from revy_api.rest.pagination import HistoryCursorPagination
+from revy_api.rest.serializers import (
+    ObjectDeltaSerializer,
+    RevertOptionsSerializer,
+    RevertResultSerializer,
+    RevisionDetailSerializer,
+    RevisionSerializer,
+)
+from revy_api.visibility import VisibilityPolicy, get_policy
+
+__all__ = ["DeltaViewSet", "RevisionViewSet"]
+
+
+class _HistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
+    permission_classes = [IsAuthenticated]
+    pagination_class = HistoryCursorPagination
+    filterset_class = DeltaFilterSet
+
+    def renders_problem_details(self) -> bool:
+        return True
+
+    def get_visibility_policy(self) -> VisibilityPolicy:
+        """Return the policy deciding which deltas the user sees."""
+        return get_policy()
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "policy": self.get_visibility_policy()}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Revisions having visible deltas, newest first"),
+    retrieve=extend_schema(summary="A revision with its metadata and visible deltas"),
+)
+class RevisionViewSet(RevisionContextMixin, _HistoryViewSet):
+    """Revisions, filtered by their deltas; `POST revert/` undoes one as a new revision."""
+
+    filter_backends = [RevisionFilterBackend]
+    problem_responses = {"revert": (400, 403, 404, 409)}
+
+    def get_queryset(self) -> Any:
+        revisions = get_revision_model()._base_manager.order_by("-id")
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
+            return revisions.none()
+        return self.get_visibility_policy().filter_revisions(self.request.user, revisions)
+
+    def get_serializer_class(self) -> type:
+        if self.action == "retrieve":
+            return RevisionDetailSerializer
+        if self.action == "revert":
+            return RevertOptionsSerializer
+        return RevisionSerializer
+
+    @extend_schema(
+        summary="Undo every change of a revision, as a new revision",
+        request=RevertOptionsSerializer,
+        responses=RevertResultSerializer,
+        filters=False,
+    )
+    @action(detail=True, methods=["post"])
+    def revert(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """409 lists the later changes that conflict, unless `force` is true."""
+        revision = self.get_object()
+        body = RevertOptionsSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        undo = operations.revert(
+            revision,
+            user=request.user,
+            force=body.validated_data["force"],
+            policy=self.get_visibility_policy(),
+        )
+        return Response({"reverted": revision.pk, "revision": undo.pk if undo else None})
+
+
+@extend_schema_view(
+    list=extend_schema(summary="Object deltas of models you may view, newest first"),
+    retrieve=extend_schema(summary="An object delta with its attribute deltas"),
+)
+class DeltaViewSet(_HistoryViewSet):
+    """Object deltas with their attribute deltas (`changes`)."""
+
+    serializer_class = ObjectDeltaSerializer
+    filter_backends = [DeltaFilterBackend]
+
+    def get_queryset(self) -> Any:
+        deltas = get_object_delta_model()._base_manager.order_by("-id")
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
+            return deltas.none()
+        visible = self.get_visibility_policy().filter_deltas(self.request.user, deltas)
+        return visible.prefetch_related("children")

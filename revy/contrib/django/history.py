@@ -424,16 +424,11 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
     from revy.contrib.django.recorder import pending_revision
 
     delta_model = get_object_delta_model()
-    deltas = list(
-        delta_model._base_manager.filter(revision=revision, action__in=_CHANGE_ACTIONS)
-        .select_related("content_type")
-        .prefetch_related("children")
-        .order_by("-id")
-    )
-    if not deltas:
-        return None
     using = router.db_for_write(delta_model)
     with _recording_context(), transaction.atomic(using=using):
+        deltas = _changes_of(revision)
+        if not deltas:
+            return None
         if not force:
             conflicts = find_conflicts(revision, deltas)
             if conflicts:
@@ -450,33 +445,119 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
         return pending_revision(using)
 
 
-def find_conflicts(revision: models.Model, deltas: Iterable[models.Model]) -> list[models.Model]:
-    """Return the deltas of other revisions that touched what `deltas` changed since them.
+# Rows per query when filtering by content id: well under every backend's parameter limit.
+_CHUNK = 500
+
+
+def _chunked(items: list, size: int = _CHUNK) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _changes_of(revision: models.Model) -> list[models.Model]:
+    """The revision's create, update and delete deltas, newest first, with `undo_children`
+    (their attribute deltas, oldest first)."""
+    deltas = list(
+        get_object_delta_model()
+        ._base_manager.filter(revision=revision, action__in=_CHANGE_ACTIONS)
+        .select_related("content_type")
+        .order_by("-id")
+    )
+    children: dict[int, list[models.Model]] = {}
+    updates = [delta.pk for delta in deltas if delta.action == "Update"]
+    for chunk in _chunked(updates):
+        rows = get_attribute_delta_model()._base_manager.filter(parent_id__in=chunk)
+        for child in rows.order_by("id"):
+            children.setdefault(child.parent_id, []).append(child)
+    for delta in deltas:
+        delta.undo_children = children.get(delta.pk, [])
+    return deltas
+
+
+def find_conflicts(
+    revision: models.Model, deltas: Iterable[models.Model] | None = None
+) -> list[models.Model]:
+    """Return the deltas of other revisions that touched what `revision` changed, since then.
 
     For an update: later attribute deltas of the same fields of the same row, and a later
     deletion of the row. For a creation or a deletion: any later change of the row. Oldest
-    first.
+    first. Baselines and custom events change nothing and are never conflicts.
     """
-    delta_model, attribute_model = get_object_delta_model(), get_attribute_delta_model()
-    object_filter, field_filter = Q(pk__in=[]), Q(pk__in=[])
+    deltas = _changes_of(revision) if deltas is None else list(deltas)
+    # Per row: after which object delta any change conflicts (creations, deletions), after
+    # which a deletion conflicts (updates), and after which attribute delta a field does.
+    any_change_after: dict[tuple[int, str], int] = {}
+    deletion_after: dict[tuple[int, str], int] = {}
+    field_after: dict[tuple[int, str, str], int] = {}
     for delta in deltas:
-        row = Q(content_type_id=delta.content_type_id, content_id=delta.content_id)
+        row = (delta.content_type_id, delta.content_id)
         if delta.action == "Update":
-            children = list(delta.children.all())
-            fields = {child.field_name for child in children}
-            last_child = max((child.pk for child in children), default=0)
-            field_filter |= row & Q(field_name__in=fields, id__gt=last_child)
-            object_filter |= row & Q(action="Delete", id__gt=delta.pk)
+            deletion_after[row] = min(deletion_after.get(row, delta.pk), delta.pk)
+            for child in _children(delta):
+                key = (*row, child.field_name)
+                field_after[key] = min(field_after.get(key, child.pk), child.pk)
         else:
-            object_filter |= row & Q(action__in=_CHANGE_ACTIONS, id__gt=delta.pk)
-    later_objects = delta_model._base_manager.filter(object_filter).exclude(revision=revision)
-    later_fields = (
-        attribute_model._base_manager.filter(field_filter)
-        .exclude(revision=revision)
-        .exclude(parent__action="Baseline")  # a baseline records a state, it changes nothing
-    )
-    conflicts = [*later_objects, *later_fields]
+            any_change_after[row] = min(any_change_after.get(row, delta.pk), delta.pk)
+
+    def earliest(row: tuple[int, str]) -> float:
+        return min(any_change_after.get(row, _NEVER), deletion_after.get(row, _NEVER))
+
+    conflicts: list[models.Model] = []
+    rows_by_type: dict[int, list[str]] = {}
+    for content_type_id, content_id in {*any_change_after, *deletion_after}:
+        rows_by_type.setdefault(content_type_id, []).append(content_id)
+    for content_type_id, content_ids in rows_by_type.items():
+        for chunk in _chunked(sorted(content_ids)):
+            later = get_object_delta_model()._base_manager.filter(
+                content_type_id=content_type_id,
+                content_id__in=chunk,
+                action__in=_CHANGE_ACTIONS,
+                id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
+            )
+            for delta in later.exclude(revision=revision):
+                row = (delta.content_type_id, delta.content_id)
+                if delta.pk > any_change_after.get(row, _NEVER) or (
+                    delta.action == "Delete" and delta.pk > deletion_after.get(row, _NEVER)
+                ):
+                    conflicts.append(delta)
+
+    fields_by_type: dict[int, set[str]] = {}
+    ids_by_type: dict[int, set[str]] = {}
+    for content_type_id, content_id, field_name in field_after:
+        fields_by_type.setdefault(content_type_id, set()).add(field_name)
+        ids_by_type.setdefault(content_type_id, set()).add(content_id)
+    for content_type_id, content_ids in ids_by_type.items():
+        for chunk in _chunked(sorted(content_ids)):
+            later = (
+                get_attribute_delta_model()
+                ._base_manager.filter(
+                    content_type_id=content_type_id,
+                    content_id__in=chunk,
+                    field_name__in=fields_by_type[content_type_id],
+                    id__gt=min(
+                        after
+                        for (type_id, content_id, _), after in field_after.items()
+                        if type_id == content_type_id and content_id in chunk
+                    ),
+                )
+                .exclude(revision=revision)
+                .exclude(parent__action="Baseline")  # a baseline records, it changes nothing
+            )
+            for attribute in later:
+                key = (attribute.content_type_id, attribute.content_id, attribute.field_name)
+                if attribute.pk > field_after.get(key, _NEVER):
+                    conflicts.append(attribute)
     return sorted(conflicts, key=lambda delta: (delta.created_at, delta.pk))
+
+
+_NEVER = float("inf")
+
+
+def _children(delta: models.Model) -> list[models.Model]:
+    children = getattr(delta, "undo_children", None)
+    if children is None:
+        children = list(delta.children.order_by("id"))
+    return children
 
 
 def _undo(delta: models.Model, using: str) -> None:
@@ -503,6 +584,6 @@ def _undo(delta: models.Model, using: str) -> None:
 def _old_values(delta: models.Model) -> dict[str, Any]:
     """The value each field had before `delta` (the first of its attribute deltas)."""
     old: dict[str, Any] = {}
-    for child in sorted(delta.children.all(), key=lambda child: child.pk):
+    for child in _children(delta):
         old.setdefault(child.field_name, child.old_value)
     return old

@@ -1208,3 +1208,30 @@ def test_revert_and_rollback_of_a_multi_table_child_recreate_parent_and_child():
     rollback(Restaurant, pk, revision=created_in)
 
     assert Restaurant.objects.get(pk=pk).name == "Trattoria"
+
+
+def test_revert_of_a_revision_of_many_rows_checks_conflicts_in_a_few_queries():
+    from django.db.models import F
+
+    from revy.contrib.django.history import find_conflicts
+
+    author = make_author()
+    Book.objects.bulk_create(Book(author=author, title=f"Book {n}", pages=n) for n in range(1200))
+    with Context():
+        Book.objects.update(pages=F("pages") + 1000)
+    bulk = last_revision()
+    assert bulk.object_deltas.count() == 1200
+    one = Book.objects.get(title="Book 7")
+    change(one, pages=5)
+
+    with CaptureQueriesContext(connection) as queries:
+        conflicts = find_conflicts(bulk)
+
+    assert len(queries) <= 10  # deltas, their children, later deltas: chunks of 500 rows
+    assert [(c.content_id, c.field_name) for c in conflicts] == [(str(one.pk), "pages")]
+    with pytest.raises(RevisionConflict):
+        revert(bulk)
+
+    revert(bulk, force=True)
+
+    assert sorted(Book.objects.values_list("pages", flat=True)) == list(range(1200))

@@ -1,0 +1,464 @@
+"""The measured operations: one function per operation, each returning report lines.
+
+"Untracked" is always Django alone: revy's hooks uninstalled (`tracking.uninstall()`) and no
+context opened. "Tracked" is the same code with the hooks installed inside a
+`Context(actor=user)`, as `RevisionMiddleware` would open it for a request.
+
+- `create`: `Item.objects.create(...)`, one context each (the revision insert is part of the
+  cost, as in a request), and N creates sharing one context.
+- `update`: load the row (`objects.get`), change two fields, `save()`; one context each and
+  N sharing one context.
+- `delete`: `instance.delete()` of an `Item` (nothing refers to it), loaded beforehand.
+- `batch`: 200 `Item(...).save()` in one context; time per object.
+- `load`: `list(Item.objects.all())` of 20,000 rows, with the hooks installed, outside a
+  context and inside one.
+- `snapshot`: a row's state as of its 500th of 1,000 changes, by `history.snapshot()` and by
+  `ObjectSnapshot` (no Django equivalent: the time itself is the goal).
+- `bulk_update`: `Item.objects.all().update(...)` of 10,000 rows.
+
+Every update writes values no earlier run wrote (`Counter`), so every save changes its row.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
+from django.core.management.color import no_style
+from django.db import connection
+from django.utils import timezone
+
+from benchmarks.benchapp.models import Category, Item
+from benchmarks.harness import (
+    Clock,
+    Counter,
+    Mode,
+    Result,
+    compare,
+    measure,
+    ratio_goal,
+    time_goal,
+)
+from revy import Context
+from revy.contrib.django.history import history_of, snapshot
+from revy.contrib.django.models import ObjectDeltaAggregate, ObjectSnapshot
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each case does: operations per round, and rounds (each mode runs once
+    per round, after one counting run)."""
+
+    ops: int  # create, update, delete: operations per round, one context each
+    rounds: int
+    shared: int  # create, update: operations per round sharing one context
+    shared_rounds: int
+    batch: int  # objects saved in one context
+    batch_rounds: int
+    load_rows: int  # rows loaded by list(Item.objects.all())
+    load_rounds: int
+    changes: int  # changes in the history of the snapshot row (its state at changes/2)
+    snapshot_calls: int  # calls per round of snapshot() and ObjectSnapshot
+    snapshot_rounds: int
+    bulk_rows: int  # rows changed by one QuerySet.update()
+    bulk_rounds: int
+
+    def with_rounds(self, rounds: int) -> Sizes:
+        """The same sizes with every case run for `rounds` rounds."""
+        names = [name for name in self.__dataclass_fields__ if name.endswith("rounds")]
+        return replace(self, **dict.fromkeys(names, rounds))
+
+
+FULL = Sizes(
+    ops=20,
+    rounds=10,
+    shared=50,
+    shared_rounds=5,
+    batch=200,
+    batch_rounds=7,
+    load_rows=20_000,
+    load_rounds=5,
+    changes=1_000,
+    snapshot_calls=100,
+    snapshot_rounds=5,
+    bulk_rows=10_000,
+    bulk_rounds=3,
+)
+QUICK = Sizes(
+    ops=10,
+    rounds=4,
+    shared=10,
+    shared_rounds=4,
+    batch=50,
+    batch_rounds=4,
+    load_rows=2_000,
+    load_rounds=3,
+    changes=100,
+    snapshot_calls=30,
+    snapshot_rounds=3,
+    bulk_rows=1_000,
+    bulk_rounds=3,
+)
+
+
+class Bench:
+    """What the cases share: sizes, the actor, a category, fresh values, table resets."""
+
+    def __init__(self, sizes: Sizes) -> None:
+        self.sizes = sizes
+        self.vendor = connection.vendor
+        self.counter = Counter()
+        # Created outside any context: not part of any history.
+        self.actor = get_user_model().objects.create(username="benchmark")
+        self.category = Category.objects.create(name="Benchmarks")
+        self.when = timezone.now().replace(microsecond=0)
+        # Warm the caches a first save would fill, so that no case pays for them.
+        for model in (Item, Category, type(self.actor)):
+            ContentType.objects.get_for_model(model)
+
+    def block(self, tracked: bool):
+        """What a request opens: a revy context when tracked, nothing for Django alone."""
+        return Context(actor=self.actor) if tracked else nullcontext()
+
+    def item_values(self, count: int) -> list[dict]:
+        stamp = self.counter()
+        return [
+            {
+                "title": f"Item {stamp}-{index}",
+                "sku": f"SKU-{stamp:06d}-{index:05d}",
+                "description": "A widget of the usual kind, described in a sentence or two.",
+                "quantity": index,
+                "price": Decimal("19.99"),
+                "active": index % 7 != 0,
+                "updated_at": self.when + datetime.timedelta(seconds=index),
+                "category": self.category,
+            }
+            for index in range(count)
+        ]
+
+    def insert_items(self, count: int) -> list[int]:
+        """Insert rows without any history (bulk_create outside a context); return pks."""
+        items = Item.objects.bulk_create(
+            [Item(**values) for values in self.item_values(count)], batch_size=1_000
+        )
+        return [item.pk for item in items]
+
+    def reset(self) -> None:
+        """Empty the items and every history table (keeps the actor and the category)."""
+        models = [
+            get_attribute_delta_model(),
+            ObjectDeltaAggregate,
+            get_object_delta_model(),
+            get_revision_model(),
+            Item,
+        ]
+        tables = [model._meta.db_table for model in models]
+        connection.ops.execute_sql_flush(connection.ops.sql_flush(no_style(), tables))
+
+    def analyze(self) -> None:
+        """PostgreSQL: fresh planner statistics, as autovacuum would keep them."""
+        if self.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+
+
+def _both(run: Callable[[bool, Clock], None]) -> dict[str, Callable[[Clock], None]]:
+    """The untracked and tracked modes of `run(tracked, clock)`."""
+    return {
+        "untracked": lambda clock: run(False, clock),
+        "tracked": lambda clock: run(True, clock),
+    }
+
+
+# 1. create -------------------------------------------------------------------------------
+
+
+def create(bench: Bench) -> list[Result]:
+    sizes = bench.sizes
+    bench.reset()
+
+    def per_context(tracked: bool, clock: Clock) -> None:
+        rows = bench.item_values(sizes.ops)
+        with clock:
+            for values in rows:
+                with bench.block(tracked):
+                    Item.objects.create(**values)
+
+    def shared_context(tracked: bool, clock: Clock) -> None:
+        rows = bench.item_values(sizes.shared)
+        with clock, bench.block(tracked):
+            for values in rows:
+                Item.objects.create(**values)
+
+    goal = ratio_goal(1.5)
+    return [
+        compare(
+            "create, one context each",
+            n=sizes.ops,
+            rounds=sizes.rounds,
+            goal=goal,
+            **_both(per_context),
+        ),
+        compare(
+            f"create, {sizes.shared} in one context",
+            n=sizes.shared,
+            rounds=sizes.shared_rounds,
+            goal=goal,
+            **_both(shared_context),
+        ),
+    ]
+
+
+# 2. update -------------------------------------------------------------------------------
+
+
+def update(bench: Bench) -> list[Result]:
+    sizes = bench.sizes
+    bench.reset()
+    pks = bench.insert_items(max(sizes.ops, sizes.shared))
+
+    def change(pk: int, stamp: int) -> None:
+        item = Item.objects.get(pk=pk)
+        item.title = f"Item {pk} v{stamp}"
+        item.quantity = stamp
+        item.save()
+
+    def per_context(tracked: bool, clock: Clock) -> None:
+        stamp = bench.counter()
+        with clock:
+            for pk in pks[: sizes.ops]:
+                with bench.block(tracked):
+                    change(pk, stamp)
+
+    def shared_context(tracked: bool, clock: Clock) -> None:
+        stamp = bench.counter()
+        with clock, bench.block(tracked):
+            for pk in pks[: sizes.shared]:
+                change(pk, stamp)
+
+    goal = ratio_goal(1.5)
+    note = "get(pk), 2 fields, save()"
+    return [
+        compare(
+            "update, one context each",
+            n=sizes.ops,
+            rounds=sizes.rounds,
+            goal=goal,
+            note=note,
+            **_both(per_context),
+        ),
+        compare(
+            f"update, {sizes.shared} in one context",
+            n=sizes.shared,
+            rounds=sizes.shared_rounds,
+            goal=goal,
+            note=note,
+            **_both(shared_context),
+        ),
+    ]
+
+
+# 3. delete -------------------------------------------------------------------------------
+
+
+def delete(bench: Bench) -> list[Result]:
+    n, rounds = bench.sizes.ops, bench.sizes.rounds
+    bench.reset()
+
+    def per_context(tracked: bool, clock: Clock) -> None:
+        pks = bench.insert_items(n)
+        # Loaded (untimed) the way a request loads them: inside a context when tracked, so
+        # revy knows the rows' state and needs no SELECT to record it.
+        with bench.block(tracked):
+            items = list(Item.objects.filter(pk__in=pks))
+        with clock:
+            for item in items:
+                with bench.block(tracked):
+                    item.delete()
+
+    return [
+        compare(
+            "delete, one context each",
+            n=n,
+            rounds=rounds,
+            goal=ratio_goal(1.5),
+            note="instance.delete(), loaded beforehand",
+            **_both(per_context),
+        )
+    ]
+
+
+# 4. a batch of saves in one context ----------------------------------------------------------
+
+
+def batch(bench: Bench) -> list[Result]:
+    n = bench.sizes.batch
+    bench.reset()
+
+    def one_batch(tracked: bool, clock: Clock) -> None:
+        rows = bench.item_values(n)
+        with clock, bench.block(tracked):
+            for values in rows:
+                Item(**values).save()
+
+    return [
+        compare(
+            f"{n} saves in one context",
+            n=n,
+            rounds=bench.sizes.batch_rounds,
+            goal=ratio_goal(1.3),
+            note="per object",
+            **_both(one_batch),
+        )
+    ]
+
+
+# 5. loading rows -----------------------------------------------------------------------------
+
+
+def load(bench: Bench) -> list[Result]:
+    rows = bench.sizes.load_rows
+    bench.reset()
+    bench.insert_items(rows)
+
+    def load_all(tracked: bool, clock: Clock) -> None:
+        with clock, bench.block(tracked):
+            items = list(Item.objects.all())
+        assert len(items) == rows
+
+    measured = measure(
+        [
+            Mode("django", False, lambda clock: load_all(False, clock)),
+            Mode("outside", True, lambda clock: load_all(False, clock)),
+            Mode("inside", True, lambda clock: load_all(True, clock)),
+        ],
+        n=1,
+        rounds=bench.sizes.load_rounds,
+    )
+
+    def line(mode: str, where: str, limit: float) -> Result:
+        return measured.result(
+            f"load {rows:,} rows, {where}",
+            mode,
+            "django",
+            n=1,
+            goal=ratio_goal(limit),
+            note="list(Item.objects.all())",
+        )
+
+    return [line("outside", "outside a context", 1.05), line("inside", "inside a context", 1.15)]
+
+
+# 6. the state of a row as of one of its changes ------------------------------------------------
+
+
+def state_as_of(bench: Bench) -> list[Result]:
+    changes, calls = bench.sizes.changes, bench.sizes.snapshot_calls
+    target = changes // 2
+    bench.reset()
+    with bench.block(True):
+        item = Item.objects.create(**bench.item_values(1)[0])
+    for number in range(1, changes + 1):
+        with bench.block(True):
+            item.quantity = number
+            item.title = f"Item, change {number}"
+            item.save()
+    updates = history_of(item).filter(action="Update").order_by("id")
+    assert updates.count() == changes, "every change should be one Update delta"
+    delta = updates[target - 1]
+    bench.analyze()
+    deltas = get_object_delta_model().objects
+
+    def by_snapshot(clock: Clock) -> None:
+        with clock:
+            for _ in range(calls):
+                state = snapshot(Item, item.pk, delta=delta)
+        assert state.quantity == target
+
+    def by_expression(clock: Clock) -> None:
+        with clock:
+            for _ in range(calls):
+                found = deltas.filter(pk=delta.pk).annotate(snapshot=ObjectSnapshot(Item)).get()
+        assert found.snapshot.quantity == target
+
+    def by_plain_orm(clock: Clock) -> None:
+        # The floor any ORM-built query has to beat: one plain lookup by primary key.
+        with clock:
+            for _ in range(calls):
+                found = deltas.filter(pk=delta.pk).get()
+        assert found.pk == delta.pk
+
+    measured = measure(
+        [
+            Mode("snapshot", True, by_snapshot),
+            Mode("expression", True, by_expression),
+            Mode("reference", True, by_plain_orm),
+        ],
+        n=calls,
+        rounds=bench.sizes.snapshot_rounds,
+    )
+    where = f"as of change {target:,} of {changes:,}"
+
+    def line(mode: str, name: str, note: str = where, goal: bool = True) -> Result:
+        return measured.result(
+            name,
+            mode,
+            None,
+            n=calls,
+            goal=time_goal(0.5e-3) if goal else None,
+            note=note,
+        )
+
+    return [
+        line("snapshot", "history.snapshot(delta=)"),
+        line("expression", "annotate(ObjectSnapshot)"),
+        line("reference", "ObjectDelta .get(pk=), reference", "plain ORM query", goal=False),
+    ]
+
+
+# 7. QuerySet.update() ------------------------------------------------------------------------
+
+
+def bulk_update(bench: Bench) -> list[Result]:
+    rows = bench.sizes.bulk_rows
+    bench.reset()
+    bench.insert_items(rows)
+
+    def update_all(tracked: bool, clock: Clock) -> None:
+        stamp = bench.counter()
+        with clock, bench.block(tracked):
+            changed = Item.objects.all().update(quantity=stamp, title=f"Bulk {stamp}")
+        assert changed == rows
+
+    return [
+        compare(
+            f"QuerySet.update() of {rows:,} rows",
+            n=1,
+            rounds=bench.sizes.bulk_rounds,
+            # The goal is set for SQLite; on PostgreSQL the line is informative.
+            goal=ratio_goal(3.0) if bench.vendor == "sqlite" else None,
+            note="2 fields",
+            **_both(update_all),
+        )
+    ]
+
+
+CASES: dict[str, Callable[[Bench], list[Result]]] = {
+    "create": create,
+    "update": update,
+    "delete": delete,
+    "batch": batch,
+    "load": load,
+    "snapshot": state_as_of,
+    "bulk_update": bulk_update,
+}

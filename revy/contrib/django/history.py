@@ -369,8 +369,9 @@ def rollback(
     a new one when no context is open: an `Update` with the fields that change, or a `Create`
     when the row was deleted since (it is re-created with the same pk). Rolling back to the
     state the row already has records nothing. Fields revy does not record (masked, like
-    `auth.User.password`, or excluded) keep their current value; values Django sets on save
-    (`auto_now`) are set again.
+    `auth.User.password`, or excluded) keep their current value; `auto_now` fields are set
+    to now, as on any save. A re-created row keeps its recorded `auto_now_add` values: it is
+    saved like a fixture row, so `pre_save`/`post_save` receivers see `raw=True`.
 
     Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
     its state there is unknown.
@@ -390,12 +391,29 @@ def rollback(
         # Loaded inside the context, so that the save records only the fields that change.
         current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
         if current is None:
-            restored = build_instance(model, state)
-            restored.save(using=using, force_insert=True)
-            return restored
+            return _recreate(model, state, using)
         _assign_state(current, state)
         current.save(using=using)
         return current
+
+
+def _recreate(model: type[models.Model], state: dict[str, Any], using: str) -> models.Model:
+    """Insert the row again with its recorded state and primary key; return the instance.
+
+    Like a fixture, the row is saved "exactly as presented" (`raw=True`, which signal
+    receivers see): `auto_now_add` values keep their recorded value instead of becoming now,
+    while `auto_now` fields are set to now, as on any save. A multi-table child is saved the
+    usual way, since its parent rows must be inserted too.
+    """
+    instance = build_instance(model, state)
+    if model._meta.parents:
+        instance.save(using=using, force_insert=True)
+        return instance
+    for field in model._meta.concrete_fields:
+        if getattr(field, "auto_now", False):
+            field.pre_save(instance, add=False)  # sets the field to now
+    instance.save_base(using=using, raw=True, force_insert=True)
+    return instance
 
 
 def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
@@ -571,7 +589,7 @@ def _undo(delta: models.Model, using: str) -> None:
             current.delete(using=using)
     elif delta.action == "Delete":
         if current is None and delta.data is not None:
-            build_instance(model, delta.data).save(using=using, force_insert=True)
+            _recreate(model, delta.data, using)
     elif current is not None:
         fields = {field.attname: field for field in _recorded_fields(model)}
         for name, old in _old_values(delta).items():

@@ -29,6 +29,9 @@ POSTGRES_SH = str(ROOT / "scripts" / "postgres.sh")
 
 # Extra packages for the test sessions: add new test dependencies here.
 TEST_DEPS = ["pytest", "pytest-django", "pytest-xdist"]
+# The browser tests drive Debian's chromium (/usr/bin/chromium) through Playwright, whose wheel
+# ships its driver: no browser is ever downloaded (`playwright install` is never run).
+BROWSER_DEPS = ["playwright"]
 # Pinned so that a new ruff release can't turn a green build red on its own.
 LINT_DEPS = ["ruff==0.17.6"]
 
@@ -133,6 +136,26 @@ def tests_postgres(session: nox.Session, django: str) -> None:
     _install_for_tests(session, django)
     # (with --install-only, session.run skips both the server start and pytest)
     _pytest(session, _postgres_env(session))
+
+
+@nox.session
+def browser(session: nox.Session) -> None:
+    """Drive the example project in headless Chromium: admin history, Swagger UI, GraphiQL.
+
+    Needs Debian's chromium (`apt-get install chromium`); fails, rather than skips, without it.
+    """
+    session.install("-e", ".[api]", *TEST_DEPS, *BROWSER_DEPS)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/browser",
+        "--ds=example.project.settings",
+        *session.posargs,
+        env={"REVY_DB": None, "REVY_REQUIRE_BROWSER": "1"},
+    )
 
 
 @nox.session

@@ -94,3 +94,5 @@ SPECTACULAR_SETTINGS = {
 
 REVY_API = {"ORGANIZATION_RESOLVER": "example.organizations.resolvers.member_organization"}
 REVY_AGGREGATES = {"garage.Cylinder": ["engine"]}
+# Every log-in updates last_login: history worth nothing, kept out of the demo's revisions.
+REVY_EXCLUDED_FIELDS = ("auth.User.last_login",)

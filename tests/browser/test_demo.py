@@ -1,0 +1,152 @@
+"""The demo in a real browser: admin history and restore, Swagger UI and GraphiQL.
+
+Run with `python3 dev.py nox -s browser` (see conftest.py for what is needed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.conftest import Console, log_in
+
+pytestmark = pytest.mark.browser
+
+
+def _own(url: str, live_server: Any) -> bool:
+    return urlsplit(url).netloc == urlsplit(live_server.url).netloc
+
+
+def test_admin_history_shows_the_diff_and_restores_a_version(
+    page: Any, console: Console, demo: dict[str, Any]
+) -> None:
+    from revy.contrib.django.history import history_of
+
+    volvo = demo["volvo"]
+    created = history_of(volvo).get(action="Create")
+    log_in(page)
+
+    page.goto(f"/admin/garage/car/{volvo.pk}/history/")
+    table = page.locator("#revy-history")
+    rename = table.locator("tr.revy-delta", has_text="It is a GL")
+    assert rename.locator(".revy-old del").inner_text() == "240"
+    assert rename.locator(".revy-new ins").inner_text() == "240 GL"
+    assert "bob" in rename.inner_text()
+    # The engine's and cylinders' changes are part of the car's history (aggregates).
+    assert table.locator("tr.revy-delta", has_text="garage.engine.updated").count() == 1
+    assert table.locator("tr.revy-delta", has_text="garage.car.inspected").count() == 1
+
+    page.click(f'tr.revy-delta[data-delta="{created.pk}"] input.revy-restore')
+    page.wait_for_url(f"**/admin/garage/car/{volvo.pk}/history/")
+    assert "restored" in page.locator(".messagelist").inner_text()
+    volvo.refresh_from_db()
+    assert volvo.model == "240"
+    restore = history_of(volvo).first()
+    assert restore.action == "Update"
+    assert restore.actor.username == "admin"
+    assert restore.revision.description.startswith("Restored the version of")
+    assert page.locator("tr.revy-delta").first.locator(".revy-new ins").inner_text() == "240"
+    assert console.errors == []
+
+
+def test_admin_restores_a_deleted_object(page: Any, console: Console, demo: dict[str, Any]) -> None:
+    from example.garage.models import Car
+    from revy.contrib.django.models import ObjectDelta
+
+    deletion = ObjectDelta.objects.get(event_type="garage.car.deleted")
+    log_in(page)
+
+    page.goto(f"/admin/garage/car/{deletion.content_id}/history/")
+    assert "This object has been deleted" in page.locator("#content-main").inner_text()
+    page.click(f'tr.revy-delta[data-delta="{deletion.pk}"] input.revy-restore')
+    page.wait_for_selector(".messagelist")
+    trabant = Car.objects.get(pk=deletion.content_id)
+    assert (trabant.manufacturer, trabant.model) == ("Trabant", "601")
+    assert console.errors == []
+
+
+def test_admin_edit_is_recorded_with_the_user_as_actor(
+    page: Any, console: Console, demo: dict[str, Any]
+) -> None:
+    from revy.contrib.django.history import history_of
+
+    volvo = demo["volvo"]
+    log_in(page, "alice", "alice")
+    page.goto(f"/admin/garage/car/{volvo.pk}/change/")
+    page.fill("#id_model", "245")
+    page.click("input[name=_save]")
+    page.wait_for_url("**/admin/garage/car/")
+
+    delta = history_of(volvo).first()
+    assert delta.actor.username == "alice"
+    assert {child.field_name: child.new_value for child in delta.children.all()} == {"model": "245"}
+    assert console.errors == []
+
+
+def test_swagger_ui_renders_from_local_assets(
+    page: Any, console: Console, live_server: Any, demo: dict[str, Any]
+) -> None:
+    response = page.goto("/api/docs/")
+    assert response.status == 200
+    page.wait_for_selector(".swagger-ui .info .title")
+    assert "revy demo API" in page.locator(".swagger-ui .info .title").inner_text()
+    page.wait_for_selector(".opblock-summary-path")
+    paths = page.locator(".opblock-summary-path").all_inner_texts()
+    assert any("/api/revisions/" in path for path in paths)
+    assert any("rollback" in path for path in paths)
+    assert console.errors == []
+    assert console.failed == []
+    assert console.http_errors == []
+    # Swagger UI is served by the project itself (drf-spectacular-sidecar), no CDN.
+    loaded = page.evaluate("() => performance.getEntriesByType('resource').map((e) => e.name)")
+    assert any(url.endswith("swagger-ui-bundle.js") for url in loaded), loaded
+    assert [url for url in loaded if not _own(url, live_server)] == []
+
+
+def test_graphiql_page_is_served(page: Any, console: Console, live_server: Any, demo: Any) -> None:
+    """GraphiQL is strawberry's page, whose scripts come from a CDN (unpkg.com).
+
+    The test blocks every other origin, so its outcome does not depend on the network: the
+    page itself, and the GraphQL endpoint it talks to, must work; the CDN's scripts are the
+    only things allowed to fail.
+    """
+    blocked: list[str] = []
+
+    def block_other_origins(route: Any) -> None:
+        if _own(route.request.url, live_server):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", block_other_origins)
+    log_in(page)
+    response = page.goto("/graphql/")
+    assert response.status == 200
+    assert "graphiql" in page.content().lower()
+    assert console.http_errors == []
+    assert all(not _own(url, live_server) for url in console.failed)
+    # What the page fetches from elsewhere: with the CDN unreachable, these fail and GraphiQL
+    # stays blank; the endpoint answers all the same.
+    assert {urlsplit(url).netloc for url in blocked} <= {"unpkg.com"}
+    result = page.evaluate(
+        """async (query) => {
+            const csrf = document.cookie.split('; ').find((c) => c.startsWith('csrftoken='));
+            const response = await fetch('/graphql/', {
+                method: 'POST',
+                headers: {
+                    'Content-Type': 'application/json',
+                    'X-CSRFToken': csrf ? csrf.split('=')[1] : '',
+                },
+                body: JSON.stringify({query}),
+            });
+            return {status: response.status, body: await response.json()};
+        }""",
+        "{ revisions(first: 1) { edges { node { description } } } }",
+    )
+    assert result["status"] == 200, result
+    assert "errors" not in result["body"], result
+    edges = result["body"]["data"]["revisions"]["edges"]
+    assert edges[0]["node"]["description"] == "Scrap the Trabant"

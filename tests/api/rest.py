@@ -105,3 +105,16 @@ class SystemNoteView(NoteView):
 
     def get_revision_actor(self, request):
         return None
+
+
+class TwoNotesView(RevisionContextMixin, APIView):
+    """Two saves in one request: still one revision."""
+
+    permission_classes = [IsAuthenticated]
+
+    def post(self, request):
+        first = Note.objects.create(text="first")
+        second = Note.objects.create(text="second")
+        first.text = "first, edited"
+        first.save()
+        return Response({"ids": [first.pk, second.pk]}, status=201)

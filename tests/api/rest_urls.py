@@ -1,6 +1,8 @@
 from django.urls import include, path
+from rest_framework.authentication import TokenAuthentication
 from rest_framework.routers import SimpleRouter
 
+from revy_api.rest.views import RevisionViewSet
 from tests.api import rest
 
 router = SimpleRouter()
@@ -15,5 +17,12 @@ urlpatterns = [
     path("", include("revy_api.rest.urls")),
     path("notes/", rest.NoteView.as_view(), name="notes"),
     path("system-notes/", rest.SystemNoteView.as_view(), name="system-notes"),
+    path("two-notes/", rest.TwoNotesView.as_view(), name="two-notes"),
+    # Token authentication only: anonymous requests get 401 (with WWW-Authenticate).
+    path(
+        "token-only/revisions/",
+        RevisionViewSet.as_view({"get": "list"}, authentication_classes=[TokenAuthentication]),
+        name="token-only-revisions",
+    ),
     *router.urls,
 ]

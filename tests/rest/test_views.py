@@ -1,0 +1,316 @@
+"""/revisions/ and /deltas/: JSON shapes, visibility, revert, authentication."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from revy import Context
+from tests.factories import history_counts, make_author, make_book, object_deltas, only
+from tests.rest.conftest import assert_problem, grant, token_client
+from tests.testapp.models import Author, Book, Ledger, Organization
+
+pytestmark = pytest.mark.django_db
+
+REVISION_KEYS = {"id", "description", "created_at", "actors", "delta_count"}
+
+
+@pytest.fixture
+def mixed(user, other_user):
+    """One revision touching an author and a book (by alice), one touching only a book."""
+    with Context(actor=user, revision_description="author and book"):
+        author = Author.objects.create(name="Ann")
+        Book.objects.create(author=author, title="First")
+    with Context(actor=other_user, revision_description="book only"):
+        Book.objects.create(author=author, title="Second")
+    return author
+
+
+def _ref(user):
+    return {"type": "auth.user", "id": str(user.pk), "display": user.username}
+
+
+# /revisions/ -------------------------------------------------------------------------------
+
+
+def test_revision_list_items(admin_api, mixed, user, other_user):
+    response = admin_api.get("/api/revisions/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"next", "previous", "results"}
+    book_only, both = body["results"]
+    assert set(both) == REVISION_KEYS
+    assert both["description"] == "author and book"
+    assert both["delta_count"] == 2
+    # Primary keys are assigned by the database: the system (null) acted too.
+    assert both["actors"] == [None, _ref(user)]
+    assert book_only["actors"] == [None, _ref(other_user)]
+
+
+def test_revision_detail_has_metadata_and_deltas_oldest_first(editor_api, editor):
+    created = editor_api.post(
+        "/api/authors/", {"name": "Ann"}, format="json", HTTP_X_REQUEST_ID="r-1"
+    )
+    revision_id = created["X-Revision-Id"]
+
+    response = editor_api.get(f"/api/revisions/{revision_id}/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == REVISION_KEYS | {"metadata", "deltas"}
+    assert body["metadata"] == {
+        "user": {"type": "auth.user", "id": str(editor.pk)},
+        "request_id": "r-1",
+    }
+    delta = only(body["deltas"])
+    assert delta["action"] == "Create"
+    assert delta["revision"] == int(revision_id)
+    assert {change["field"] for change in delta["changes"]} == {"id", "name", "email", "user_id"}
+
+
+def test_a_user_sees_only_the_deltas_of_models_they_may_view(mixed, user):
+    grant(user, "testapp.view_author")
+    client = token_client(user)
+
+    revisions = client.get("/api/revisions/").json()["results"]
+    deltas = client.get("/api/deltas/").json()["results"]
+    both = revisions[0]
+    detail = client.get(f"/api/revisions/{both['id']}/").json()
+
+    assert [revision["description"] for revision in revisions] == ["author and book"]
+    assert both["delta_count"] == 1
+    assert [delta["content"]["type"] for delta in deltas] == ["testapp.author"]
+    assert [delta["content"]["type"] for delta in detail["deltas"]] == ["testapp.author"]
+    assert detail["delta_count"] == 1
+
+
+def test_change_permission_is_enough_to_see_a_models_deltas(mixed, user):
+    grant(user, "testapp.change_book")
+
+    deltas = token_client(user).get("/api/deltas/").json()["results"]
+
+    assert [delta["content"]["type"] for delta in deltas] == ["testapp.book"] * 2
+
+
+def test_revisions_and_deltas_without_visible_deltas_are_404(mixed, user):
+    grant(user, "testapp.view_author")
+    client = token_client(user)
+    book_only = object_deltas(Book)[-1]
+
+    assert_problem(client.get(f"/api/revisions/{book_only.revision_id}/"), 404, "not-found")
+    assert_problem(client.get(f"/api/deltas/{book_only.pk}/"), 404, "not-found")
+    assert client.get(f"/api/deltas/{object_deltas(Author)[0].pk}/").status_code == 200
+
+
+def test_a_user_without_view_permissions_sees_nothing(mixed, other_user):
+    client = token_client(other_user)
+
+    assert client.get("/api/revisions/").json()["results"] == []
+    assert client.get("/api/deltas/").json()["results"] == []
+
+
+@pytest.mark.parametrize("url", ["/api/revisions/", "/api/deltas/", "/api/revisions/1/"])
+def test_anonymous_requests_are_refused_per_the_authentication_classes(mixed, url):
+    # SessionAuthentication first: DRF answers 403 (there is no WWW-Authenticate to send).
+    assert_problem(APIClient().get(url), 403, "not-authenticated")
+
+
+def test_anonymous_requests_get_401_with_token_authentication_only(mixed):
+    response = APIClient().get("/api/token-only/revisions/")
+
+    assert_problem(response, 401, "not-authenticated")
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_an_invalid_token_is_401(mixed):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token nope")
+
+    response = client.get("/api/token-only/revisions/")
+
+    assert_problem(response, 401, "authentication-failed")
+
+
+def test_organization_actors_are_shown_like_users(editor_api, organization):
+    editor_api.post(
+        "/api/authors/", {"name": "Ann"}, format="json", HTTP_X_PERFORM_AS_ORGANIZATION="acme"
+    )
+
+    delta = editor_api.get("/api/deltas/").json()["results"][0]
+
+    assert delta["actor"] == {
+        "type": "testapp.organization",
+        "id": str(organization.pk),
+        "display": "ACME",
+    }
+
+
+def test_deleted_objects_and_actors_are_shown_as_deleted(admin_api, user):
+    with Context(actor=user):
+        author = make_author(name="Ann")
+        author.name = "Bea"
+        author.save()
+    pk = author.pk
+    Author.objects.filter(pk=pk).delete()  # outside any context: not recorded
+
+    delta = admin_api.get("/api/deltas/").json()["results"][0]
+
+    assert delta["content"] == {
+        "type": "testapp.author",
+        "id": str(pk),
+        "display": f"testapp.author #{pk} (deleted)",
+    }
+
+
+def test_system_corrections_appear_as_a_null_actor_among_the_changes(admin_api, user):
+    with Context(actor=user):
+        ledger = Ledger(amount=10, exchange_rate=2)
+        with Context.via_actor(None), Context.via_attribute_delta_description("corrected"):
+            ledger.local_amount = 20
+        ledger.save()
+
+    delta = admin_api.get("/api/deltas/").json()["results"][0]
+
+    local = [change for change in delta["changes"] if change["field"] == "local_amount"]
+    # The default came with alice's construction; the correction is the system's.
+    assert [(change["actor"], change["new"]) for change in local] == [(_ref(user), 0), (None, 20)]
+    assert local[-1]["description"] == "corrected"
+    assert delta["actor"] == _ref(user)
+
+
+# revert/ -----------------------------------------------------------------------------------
+
+
+def test_revert_undoes_a_revision_as_a_new_one(editor_api, editor):
+    with Context(actor=editor):
+        author = make_author(name="Ann")
+    with Context(actor=editor):
+        author.name = "Bea"
+        author.save()
+    rename = object_deltas(author)[-1].revision_id
+
+    response = editor_api.post(
+        f"/api/revisions/{rename}/revert/", {}, format="json", HTTP_X_COMMIT_MESSAGE="undo"
+    )
+
+    assert response.status_code == 200
+    undo = object_deltas(author)[-1]
+    assert response.json() == {"reverted": rename, "revision": undo.revision_id}
+    assert response["X-Revision-Id"] == str(undo.revision_id)
+    assert undo.revision.description == "undo"
+    assert undo.actor == editor
+    author.refresh_from_db()
+    assert author.name == "Ann"
+
+
+def test_revert_with_a_later_conflicting_change_is_409_listing_the_conflicts(editor_api, editor):
+    with Context(actor=editor):
+        author = make_author(name="Ann")
+    with Context(actor=editor):
+        author.name = "Bea"
+        author.save()
+    with Context(actor=editor):
+        author.name = "Cid"
+        author.save()
+    rename, later = (delta.revision_id for delta in object_deltas(author)[1:])
+    before = history_counts()
+
+    response = editor_api.post(f"/api/revisions/{rename}/revert/", {"force": False}, format="json")
+
+    body = assert_problem(response, 409, "revision-conflict")
+    conflict = only(body["conflicts"])
+    assert conflict["kind"] == "attribute_delta"
+    assert conflict["field"] == "name"
+    assert conflict["revision"] == later
+    assert conflict["content"]["type"] == "testapp.author"
+    assert conflict["actor"] == _ref(editor)
+    assert history_counts() == before
+
+    forced = editor_api.post(f"/api/revisions/{rename}/revert/", {"force": True}, format="json")
+
+    assert forced.status_code == 200
+    author.refresh_from_db()
+    assert author.name == "Ann"
+
+
+def test_revert_needs_permission_to_change_every_row(user, other_user):
+    with Context(actor=user):
+        author = make_author(name="Ann")
+        author.name = "Bea"
+        author.save()
+    grant(other_user, "testapp.view_author")
+    before = history_counts()
+
+    response = token_client(other_user).post(
+        f"/api/revisions/{object_deltas(author)[0].revision_id}/revert/", {}, format="json"
+    )
+
+    assert_problem(response, 403, "forbidden")
+    assert history_counts() == before
+
+
+def test_revert_of_a_revision_you_cannot_see_is_404(mixed, user):
+    grant(user, "testapp.view_author")
+    book_only = object_deltas(Book)[-1].revision_id
+
+    response = token_client(user).post(f"/api/revisions/{book_only}/revert/", {}, format="json")
+
+    assert_problem(response, 404, "not-found")
+    assert Book.objects.count() == 2
+
+
+def test_revert_of_a_revision_with_only_events_undoes_nothing(admin_api):
+    from revy.contrib.django.events import record_event
+
+    author = make_author(name="Ann")
+    with Context():
+        record_event(author, "testapp.author.reviewed")
+    event = only(object_deltas(author))
+
+    response = admin_api.post(f"/api/revisions/{event.revision_id}/revert/", {}, format="json")
+
+    assert response.status_code == 200
+    assert response.json() == {"reverted": event.revision_id, "revision": None}
+    assert "X-Revision-Id" not in response
+
+
+@pytest.mark.parametrize("body", [{"force": "perhaps"}, {"force": [1]}])
+def test_revert_with_an_invalid_body_is_400(admin_api, mixed, body):
+    revision = object_deltas(Book)[-1].revision_id
+
+    response = admin_api.post(f"/api/revisions/{revision}/revert/", body, format="json")
+
+    assert_problem(response, 400, "validation-error")["errors"]
+    assert Book.objects.count() == 2
+
+
+def test_unknown_revision_and_delta_are_404(admin_api):
+    for url in ("/api/revisions/999/", "/api/deltas/999/", "/api/revisions/x/"):
+        assert_problem(admin_api.get(url), 404, "not-found")
+    assert_problem(
+        admin_api.post("/api/revisions/999/revert/", {}, format="json"), 404, "not-found"
+    )
+
+
+def test_revert_of_a_deleting_revision_re_creates_the_row(admin_api, superuser):
+    book = make_book(title="Gone")
+    pk = book.pk
+    with Context(actor=superuser):
+        book.delete()
+
+    response = admin_api.post(
+        f"/api/revisions/{object_deltas(Book, pk)[-1].revision_id}/revert/", {}, format="json"
+    )
+
+    assert response.status_code == 200
+    assert Book.objects.get(pk=pk).title == "Gone"
+
+
+def test_organizations_are_tracked_like_any_model(admin_api):
+    with Context():
+        Organization.objects.create(slug="x", name="X")
+
+    delta = admin_api.get("/api/deltas/?content_type=testapp.organization").json()["results"]
+
+    assert only(delta)["content"]["display"] == "X"

@@ -39,7 +39,7 @@ def pk_for(model: type[models.Model], value: Any) -> Any:
     field = model._meta.concrete_model._meta.pk
     try:
         pk = field.to_python(str(value))
-        field.get_prep_value(pk)  # integers out of range, malformed UUIDs...
+        field.run_validators(pk)  # integers out of the database's range, among others
     except (ValidationError, ValueError, TypeError, OverflowError):
         pk = None
     if pk is None or str(value) == "":

@@ -18,7 +18,7 @@ import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import Info, relay
+from strawberry import Info
 from strawberry_django import django_resolver
 
 from revy_api import operations
@@ -49,11 +49,11 @@ class RevisionMutation:
         ],
         id: Annotated[strawberry.ID, strawberry.argument(description="The row's primary key.")],
         revision: Annotated[
-            relay.GlobalID | None,
+            strawberry.ID | None,
             strawberry.argument(description="The state after all of this revision's changes."),
         ] = None,
         delta: Annotated[
-            relay.GlobalID | None,
+            strawberry.ID | None,
             strawberry.argument(
                 description="The state right after this object delta (just before it, for a "
                 "deletion).",
@@ -112,7 +112,7 @@ class RevisionMutation:
         self,
         info: Info,
         id: Annotated[
-            relay.GlobalID, strawberry.argument(description="The Relay id of the revision.")
+            strawberry.ID, strawberry.argument(description="The Relay id of the revision.")
         ],
         force: Annotated[
             bool | None, strawberry.argument(description="Revert even over later changes.")

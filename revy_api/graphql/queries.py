@@ -16,7 +16,7 @@ import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import Info, relay
+from strawberry import Info
 from strawberry_django import django_resolver
 
 from revy.contrib.django import history
@@ -59,7 +59,7 @@ class RevisionQuery:
 
     @strawberry.field(description="One revision, by its Relay id (NOT_FOUND if not visible).")
     @django_resolver
-    def revision(self, info: Info, id: relay.GlobalID) -> Revision:
+    def revision(self, info: Info, id: strawberry.ID) -> Revision:
         state = state_of(info)
         state.require_login()
         with translating_errors():
@@ -108,11 +108,11 @@ class RevisionQuery:
         type: Annotated[str, strawberry.argument(description=_TYPE)],
         id: Annotated[strawberry.ID, strawberry.argument(description=_ID)],
         revision: Annotated[
-            relay.GlobalID | None,
+            strawberry.ID | None,
             strawberry.argument(description="After all of this revision's changes."),
         ] = None,
         delta: Annotated[
-            relay.GlobalID | None,
+            strawberry.ID | None,
             strawberry.argument(
                 description="Right after this object delta (just before it, for a deletion).",
             ),

@@ -16,7 +16,7 @@ from typing import Any
 
 import strawberry
 import strawberry_django
-from django.db.models import Count
+from django.db.models import Count, prefetch_related_objects
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 from strawberry_django import django_resolver
@@ -118,6 +118,12 @@ class AttributeDelta:
         return _actor(root)
 
 
+def _prefetch_revisions(deltas: list[Any]) -> None:
+    """Load the revisions of a page of deltas at once, and make them a page of their own."""
+    prefetch_related_objects(deltas, "revision")
+    attach_page({delta.revision_id: delta.revision for delta in deltas}.values())
+
+
 # Object deltas -----------------------------------------------------------------------------
 
 
@@ -144,7 +150,7 @@ class ObjectDelta(relay.Node):
     @strawberry_django.field(description="The revision this change belongs to.")
     @django_resolver
     def revision(self, root: Any) -> Revision:
-        page_of(root).prefetch("revision")
+        page_of(root).batch("revisions", _prefetch_revisions)
         return root.revision
 
     @strawberry_django.field(description="Who made the change; null for the system.")
@@ -168,6 +174,12 @@ class ObjectDelta(relay.Node):
     def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:
         return django_resolver(_resolve_nodes, qs_hook=None)(
             get_object_delta_model(), info, list(node_ids), required, deltas=True
+        )
+
+    @classmethod
+    def resolve_node(cls, node_id: str, *, info: Info, required: bool = False) -> Any:
+        return django_resolver(_resolve_node, qs_hook=None)(
+            get_object_delta_model(), info, node_id, required, deltas=True
         )
 
 
@@ -260,6 +272,12 @@ class Revision(relay.Node):
             get_revision_model(), info, list(node_ids), required, deltas=False
         )
 
+    @classmethod
+    def resolve_node(cls, node_id: str, *, info: Info, required: bool = False) -> Any:
+        return django_resolver(_resolve_node, qs_hook=None)(
+            get_revision_model(), info, node_id, required, deltas=False
+        )
+
 
 ObjectDeltaConnection = HistoryConnection[ObjectDelta]
 RevisionConnection = HistoryConnection[Revision]
@@ -283,3 +301,7 @@ def _resolve_nodes(model, info: Info, node_ids: list[str], required: bool, *, de
     if required and any(row is None for row in rows):
         raise not_found(f"There is no {model._meta.verbose_name} with that id that you may see.")
     return rows
+
+
+def _resolve_node(model, info: Info, node_id: str, required: bool, *, deltas: bool):
+    return _resolve_nodes(model, info, [node_id], required, deltas=deltas)[0]

@@ -108,3 +108,17 @@ def editor(user):
         "testapp.add_author",
     )
     return user
+
+
+def revision_id(revision) -> str:
+    """The Relay id the API gives a revision."""
+    from strawberry import relay
+
+    return relay.to_base64("Revision", revision.pk)
+
+
+def delta_id(delta) -> str:
+    """The Relay id the API gives an object delta."""
+    from strawberry import relay
+
+    return relay.to_base64("ObjectDelta", delta.pk)

@@ -1,0 +1,75 @@
+"""Reading history costs a fixed number of SQL queries, whatever the number of rows."""
+
+from __future__ import annotations
+
+import datetime
+
+import pytest
+
+from revy import Context
+from tests.conftest import count_queries
+from tests.factories import make_author, make_book
+from tests.graphql.conftest import grant
+from tests.testapp.models import Organization
+
+HISTORY = """
+query($id: ID!) {
+  objectHistory(type: "testapp.book", id: $id, first: 100) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges {
+      cursor
+      node {
+        id action eventType description createdAt data
+        actor { type id display }
+        content { type id display }
+        revision { id description createdAt metadata actors { type id display } deltaCount }
+        changes { id field action old new description createdAt actor { type id display } }
+      }
+    }
+  }
+}
+"""
+
+
+def book_with_history(deltas: int, actors: list) -> object:
+    """A book with `deltas` object deltas: its creation, then updates of 5 fields each."""
+    author = make_author()
+    with Context(actor=actors[0]):
+        book = make_book(author=author, title="v0")
+    for number in range(1, deltas):
+        with Context(actor=actors[number % len(actors)], revision_description=f"r{number}"):
+            book.title = f"v{number}"
+            book.pages = number
+            book.price = number
+            book.published = datetime.date(2000, 1, 1) + datetime.timedelta(days=number)
+            book.author = author if number % 2 == 0 else make_author()
+            book.save()
+    return book
+
+
+def _count(gql, book) -> tuple[int, dict]:
+    with count_queries() as queries:
+        response = gql(HISTORY, {"id": str(book.pk)})
+    data = response.ok()
+    return len(queries), data
+
+
+@pytest.mark.parametrize("aggregates", [False])
+def test_object_history_costs_the_same_for_5_and_50_deltas(gql, user, other_user, aggregates):
+    grant(user, "testapp.view_book")
+    organization = Organization.objects.create(slug="acme", name="Acme")
+    actors = [user, other_user, organization, None]
+    small, large = book_with_history(5, actors), book_with_history(50, actors)
+    gql.login(user)
+    _count(gql, small)  # warm caches (content types, permissions of the session)
+    small_queries, small_data = _count(gql, small)
+    large_queries, large_data = _count(gql, large)
+    assert len(small_data["objectHistory"]["edges"]) == 5
+    assert len(large_data["objectHistory"]["edges"]) == 50
+    changes = [len(edge["node"]["changes"]) for edge in large_data["objectHistory"]["edges"]]
+    assert changes[:-1] == [5] * 49
+    print(
+        f"objectHistory ({gql.view}): {small_queries} queries for 5 deltas, {large_queries} for 50"
+    )
+    assert small_queries == large_queries

@@ -258,6 +258,38 @@ def actor_key(actor: Any) -> tuple[int | None, str | None]:
 # Revisions --------------------------------------------------------------------------------
 
 
+def transaction_marker(using: str, own_block: bool = False) -> tuple | None:
+    """Identify the transaction and savepoints open on `using` (None when there are none).
+
+    `own_block`: the innermost atomic block is the caller's own and commits when it returns,
+    so it does not count. A marker stays alive (`marker_alive`) until that transaction ends
+    or one of those savepoints is released or rolled back.
+    """
+    connection = connections[using]
+    blocks = connection.atomic_blocks
+    if len(blocks) <= (1 if own_block else 0):
+        return None
+    # Atomic objects are reused by `@transaction.atomic` functions, call after call; the
+    # list of commit hooks is replaced whenever a transaction ends, so together they tell one
+    # transaction from the next.
+    return (
+        blocks[0],
+        connection.run_on_commit,
+        tuple(sid for sid in connection.savepoint_ids if sid),
+    )
+
+
+def marker_alive(marker: tuple, using: str) -> bool:
+    """True while the transaction and every savepoint of `marker` are still open."""
+    connection = connections[using]
+    blocks = connection.atomic_blocks
+    outer, hooks, savepoints = marker
+    if not blocks or blocks[0] is not outer or connection.run_on_commit is not hooks:
+        return False
+    active = connection.savepoint_ids
+    return all(sid in active for sid in savepoints)
+
+
 class _RevisionHolder:
     """The revision created lazily for one scope and database, and whether it still exists.
 
@@ -265,14 +297,12 @@ class _RevisionHolder:
     it was created in) is rolled back, the next write must create a new one.
     """
 
-    __slots__ = ("durable", "outer", "revision", "savepoints")
+    __slots__ = ("durable", "marker", "revision")
 
     def __init__(self, revision: models.Model, using: str) -> None:
-        connection = connections[using]
         self.revision = revision
-        self.durable = not connection.in_atomic_block
-        self.outer = connection.atomic_blocks[0] if connection.atomic_blocks else None
-        self.savepoints = [sid for sid in connection.savepoint_ids if sid]
+        self.marker = transaction_marker(using)
+        self.durable = self.marker is None
         if not self.durable:
             transaction.on_commit(self._committed, using=using)
 
@@ -280,20 +310,14 @@ class _RevisionHolder:
         self.durable = True
 
     def is_valid(self, using: str) -> bool:
-        if self.durable:
+        if self.durable or marker_alive(self.marker, using):
             return True
-        connection = connections[using]
-        blocks = connection.atomic_blocks
-        if blocks and blocks[0] is self.outer:
-            active = connection.savepoint_ids
-            if all(sid in active for sid in self.savepoints):
-                return True
-        # Rare: the block that created it has ended without a commit we saw. Ask the database.
+        # A savepoint was released or the transaction ended without the commit hook running:
+        # whether the revision was rolled back is unknown. Ask the database.
         model = type(self.revision)
         if model._base_manager.using(using).filter(pk=self.revision.pk).exists():
-            self.outer = blocks[0] if blocks else None
-            self.savepoints = [sid for sid in connection.savepoint_ids if sid]
-            self.durable = not connection.in_atomic_block
+            self.marker = transaction_marker(using)
+            self.durable = self.marker is None
             return True
         return False
 

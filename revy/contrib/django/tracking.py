@@ -30,7 +30,14 @@ from django.db.models.deletion import Collector
 from revy.context import Context, Scope, add_boundary_listener, current_scope, enabled_scope
 from revy.contrib.django import recorder
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
+from revy.contrib.django.recorder import (
+    ACTION_SET,
+    Change,
+    attribute_action,
+    marker_alive,
+    state_json,
+    transaction_marker,
+)
 from revy.contrib.django.registry import ModelConfig, config_for
 
 DEFERRED = models.DEFERRED
@@ -53,13 +60,14 @@ class InstanceState:
     """What revy knows about one instance.
 
     `base`: the row's values in the database as last seen (None when unknown or new), in the
-    context `scope` when its write counter was at `seen` (see `known_base`).
+    context `scope` when its write counter was at `seen`; `pending` marks a base written by a
+    save inside a transaction that may still roll back (see `known_base`).
     `checkpoint`: field values at the last attribution (None: nothing attributed since the
     instance was built). `spans`: per field index, the pending `[actor, description, old,
     new]` changes not yet saved, consecutive changes by one actor collapsed.
     """
 
-    __slots__ = ("base", "checkpoint", "owner", "scope", "seen", "spans")
+    __slots__ = ("base", "checkpoint", "owner", "pending", "scope", "seen", "spans")
 
     def __init__(
         self,
@@ -74,6 +82,7 @@ class InstanceState:
         self.spans: dict[int, list[list]] | None = None
         self.scope = scope
         self.seen = 0 if scope is None else scope.serial
+        self.pending: tuple | None = None
 
 
 def state_of(instance: models.Model) -> InstanceState | None:
@@ -114,14 +123,16 @@ def _seen_now(state: InstanceState) -> None:
     scope = current_scope()
     state.scope = scope
     state.seen = 0 if scope is None else scope.serial
+    state.pending = None
 
 
-def known_base(state: InstanceState, config: ModelConfig, pk: Any) -> tuple | None:
+def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -> tuple | None:
     """Return the row as the instance last saw it, unless it may have changed since.
 
-    The base is trusted only within the context it was read in, and only if no other
-    instance of the same row was saved or deleted there since: otherwise the caller reads the
-    row again, so that old values and states are the database's, not a stale copy's.
+    The base is trusted only within the context it was read in, only if no other instance
+    of the same row was saved or deleted there since, and only if the transaction of the save
+    that wrote it was not rolled back: otherwise the caller reads the row again, so that old
+    values and states are the database's, not a stale copy's.
     """
     base = state.base
     if base is None or DEFERRED in base:
@@ -133,6 +144,8 @@ def known_base(state: InstanceState, config: ModelConfig, pk: Any) -> tuple | No
         writes = scope.extras.get(WRITES_KEY)
         if writes is not None and writes.get((config.model, pk), 0) > state.seen:
             return None
+    if state.pending is not None and not marker_alive(state.pending, using):
+        return None
     return base
 
 
@@ -333,6 +346,8 @@ def _save_base(
             if config is not None:
                 note_write(config, self.pk)
             _after_save(self, state, config, update_fields)
+            if config is not None:
+                state.pending = transaction_marker(self._state.db or "default")
         return result
     using = using or router.db_for_write(self.__class__, instance=self)
     with transaction.atomic(using=using, savepoint=False):
@@ -366,7 +381,7 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     else:
         base = None
         if state is not None and not self._state.adding:
-            base = known_base(state, config, pk)
+            base = known_base(state, config, pk, using)
         if base is None:
             base = select_row(config, using, pk)
     if state is None:
@@ -397,12 +412,14 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
             current[index] != base[index] and current[index] is not DEFERRED for index in saved
         ):
             _after_save(self, state, config, update_fields)
+            state.pending = transaction_marker(using, own_block=True)
             return result
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
         recorder.write(using, [change])
         note_write(config, after[config.pk_index])
     _after_save(self, state, config, update_fields, base, written)
+    state.pending = transaction_marker(using, own_block=True)
     return result
 
 
@@ -541,6 +558,10 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         origin_model, origin_pk = origin.model._meta.concrete_model, None
     else:
         origin_model = origin_pk = None
+    # The parent rows of a multi-table child are the same object as the child.
+    origin_models = (
+        {origin_model, *origin_model._meta.get_parent_list()} if origin_model is not None else ()
+    )
 
     actor = Context.get_actor()
     object_description = Context.get_object_delta_description()
@@ -551,7 +572,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         if instance is None and config.has_aggregates:
             # Fast-deleted rows come without instances; aggregates are found through one.
             instance = config.model.from_db(using, config.attnames, row)
-        is_origin = config.model is origin_model and (origin_pk is None or pk == origin_pk)
+        is_origin = config.model in origin_models and (origin_pk is None or pk == origin_pk)
         return Change(
             config,
             pk,
@@ -620,7 +641,7 @@ def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
         state = state_of(instance)
         base = None
         if state is not None and not instance._state.adding:
-            base = known_base(state, config, instance.pk)
+            base = known_base(state, config, instance.pk, using)
         if base is not None:
             known.append((base, instance))
         else:

@@ -24,6 +24,7 @@ from revy import Context
 from revy import Context as C
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
+from tests.conftest import count_queries
 from tests.factories import (
     actor_of,
     actor_ref,
@@ -1253,3 +1254,85 @@ def test_content_types_recreated_with_new_ids_are_picked_up():
     delta = only(object_deltas(author))
     assert delta.content_type_id == old.pk + 1000
     assert {a.content_type_id for a in attribute_deltas(delta)} == {old.pk + 1000}
+
+
+def test_a_save_rolled_back_with_its_savepoint_is_recorded_when_saved_again(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        with pytest.raises(Boom), transaction.atomic():
+            loaded.title = "Paid"
+            loaded.save()
+            raise Boom  # e.g. the payment that went with it failed
+        assert object_deltas(book) == []
+        loaded.pages = 2
+        loaded.save()  # writes the title again, for real this time
+    assert values(only(object_deltas(book))) == {"title": ("Stored", "Paid"), "pages": (1, 2)}
+
+
+def test_a_save_in_a_released_savepoint_is_not_recorded_twice(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        with transaction.atomic():
+            loaded.title = "Kept"
+            loaded.save()
+        loaded.pages = 2
+        with count_queries() as queries:
+            loaded.save()
+        # Whether the savepoint was released or rolled back is unknown afterwards: the row
+        # is read again once, then the base is trusted again.
+        assert len([sql for sql in queries.statements if sql.startswith("SELECT")]) <= 2
+        loaded.pages = 3
+        with count_queries() as queries:
+            loaded.save()
+        assert len(queries) == 3
+    first, second, third = object_deltas(book)
+    assert values(first) == {"title": ("Stored", "Kept")}
+    assert values(second) == {"pages": (1, 2)}
+    assert values(third) == {"pages": (2, 3)}
+
+
+def test_an_instance_saved_while_disabled_records_later_changes_from_that_state(user):
+    book = make_book(title="Stored", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        with C.as_disabled():
+            loaded.title = "Quietly"
+            loaded.save()
+        loaded.pages = 2
+        loaded.save()
+    assert values(only(object_deltas(book))) == {"pages": (1, 2)}
+    assert only(object_deltas(book)).data["title"] == "Quietly"
+
+
+@transaction.atomic
+def save_in_a_decorated_transaction(instance, fail: bool = False):
+    # A decorated function reuses one Atomic object for every call's transaction.
+    instance.save()
+    if fail:
+        raise Boom
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_decorated_transaction_then_another_call_in_the_same_context(user):
+    with C.via_actor(user):
+        with pytest.raises(Boom):
+            save_in_a_decorated_transaction(Author(name="Rolled back"), fail=True)
+        kept = Author(name="Kept")
+        save_in_a_decorated_transaction(kept)
+    revision = only(revisions())
+    assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]
+    assert not Author.objects.filter(name="Rolled back").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_instance_saved_in_a_rolled_back_decorated_transaction_is_recorded_again(user):
+    book = make_book(title="Stored")
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Paid"
+        with pytest.raises(Boom):
+            save_in_a_decorated_transaction(loaded, fail=True)
+        save_in_a_decorated_transaction(loaded)
+    assert values(only(object_deltas(book))) == {"title": ("Stored", "Paid")}

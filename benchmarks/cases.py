@@ -8,7 +8,8 @@ context opened. "Tracked" is the same code with the hooks installed inside a
   cost, as in a request), and N creates sharing one context.
 - `update`: load the row (`objects.get`), change two fields, `save()`; one context each and
   N sharing one context.
-- `delete`: `instance.delete()` of an `Item` (nothing refers to it), loaded beforehand.
+- `delete`: `instance.delete()` of an `Item` (nothing refers to it), loaded (untimed) in the
+  same context.
 - `batch`: 200 `Item(...).save()` in one context; time per object.
 - `load`: `list(Item.objects.all())` of 20,000 rows, with the hooks installed, outside a
   context and inside one.
@@ -85,11 +86,11 @@ FULL = Sizes(
     shared=50,
     shared_rounds=5,
     batch=200,
-    batch_rounds=7,
+    batch_rounds=5,
     load_rows=20_000,
-    load_rounds=5,
+    load_rounds=4,
     changes=1_000,
-    snapshot_calls=100,
+    snapshot_calls=50,
     snapshot_rounds=5,
     bulk_rows=10_000,
     bulk_rounds=3,
@@ -277,13 +278,12 @@ def delete(bench: Bench) -> list[Result]:
 
     def per_context(tracked: bool, clock: Clock) -> None:
         pks = bench.insert_items(n)
-        # Loaded (untimed) the way a request loads them: inside a context when tracked, so
-        # revy knows the rows' state and needs no SELECT to record it.
-        with bench.block(tracked):
-            items = list(Item.objects.filter(pk__in=pks))
-        with clock:
-            for item in items:
-                with bench.block(tracked):
+        for pk in pks:
+            with bench.block(tracked):
+                # Loaded in the same context, untimed, as a request would: revy then knows
+                # the row's state and needs no SELECT to record it.
+                item = Item.objects.get(pk=pk)
+                with clock:
                     item.delete()
 
     return [
@@ -292,7 +292,7 @@ def delete(bench: Bench) -> list[Result]:
             n=n,
             rounds=rounds,
             goal=ratio_goal(1.5),
-            note="instance.delete(), loaded beforehand",
+            note="get(pk) untimed, then delete()",
             **_both(per_context),
         )
     ]

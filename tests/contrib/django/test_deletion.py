@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.db import models, transaction
@@ -344,3 +345,18 @@ def test_set_with_a_plain_value_sets_that_value(user):
 def test_the_test_apps_migrations_match_its_models():
     # makemigrations --check fails if a handler deconstructs differently than the migration says.
     call_command("makemigrations", "testapp", "--check", "--dry-run", verbosity=0)
+
+
+def test_adelete_cascades_and_records_like_delete(user):
+    author, books, reviews, note, _ = build_library()
+
+    async def delete():
+        async with Context.via_actor(user), Context.via_deletion_description(BECAUSE):
+            loaded = await Author.objects.aget(pk=author.pk)
+            await loaded.adelete()
+
+    async_to_sync(delete)()
+    assert only(object_deltas(author)).action == "Delete"
+    cascaded = [*object_deltas(Book), *object_deltas(Review), *object_deltas(note)]
+    assert len(cascaded) == len(books) + len(reviews) + 1
+    assert {(actor_of(d), d.description) for d in cascaded} == {(SYSTEM, BECAUSE)}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime
 import json
+import threading
 import uuid
 from decimal import Decimal
 
@@ -16,7 +18,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.sql import emit_post_migrate_signal
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.test import override_settings
 
@@ -1336,3 +1338,70 @@ def test_an_instance_saved_in_a_rolled_back_decorated_transaction_is_recorded_ag
             save_in_a_decorated_transaction(loaded, fail=True)
         save_in_a_decorated_transaction(loaded)
     assert values(only(object_deltas(book))) == {"title": ("Stored", "Paid")}
+
+
+# Concurrency ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_asyncio_tasks_record_their_own_actor_and_revision():
+    actors = [Author.objects.create(name=f"Actor {number}") for number in range(6)]
+
+    async def request(actor: Author) -> tuple[int, int]:
+        async with C.via_actor(actor), C.via_revision_description(f"By {actor.name}"):
+            book = await Book.objects.acreate(author=actor, title="Draft")
+            await asyncio.sleep(0.001)
+            book.title = f"Final by {actor.name}"
+            await book.asave()
+            await asyncio.sleep(0)
+            return book.pk, actor.pk
+
+    async def serve_all():
+        return await asyncio.gather(*(request(actor) for actor in actors))
+
+    results = async_to_sync(serve_all)()
+    assert Revision.objects.count() == len(actors)
+    for book_pk, actor_pk in results:
+        deltas = object_deltas(Book, book_pk)
+        assert [delta.action for delta in deltas] == ["Create", "Update"]
+        assert {actor_of(delta) for delta in deltas} == {
+            (ContentType.objects.get_for_model(Author).pk, str(actor_pk))
+        }
+        revision = Revision.objects.get(pk=deltas[0].revision_id)
+        assert revision.description == f"By {Author.objects.get(pk=actor_pk).name}"
+        assert list(revision.get_object_deltas()) == deltas
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_threads_record_their_own_actor_and_revision():
+    actors = [Author.objects.create(name=f"Thread {number}") for number in range(4)]
+    barrier = threading.Barrier(len(actors))
+    turn = threading.Lock()  # SQLite in memory takes one writer at a time
+    errors: list[BaseException] = []
+
+    def worker(actor: Author) -> None:
+        try:
+            with C.via_actor(actor), C.via_revision_description(actor.name):
+                barrier.wait(timeout=10)  # every thread is inside its context now
+                for step in range(3):
+                    with turn:
+                        Book.objects.create(author=actor, title=f"{actor.name} {step}")
+                    barrier.wait(timeout=10)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(actor,)) for actor in actors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert Revision.objects.count() == len(actors)
+    for actor in actors:
+        revision = Revision.objects.get(description=actor.name)
+        deltas = list(revision.get_object_deltas())
+        assert len(deltas) == 3
+        assert {actor_of(delta) for delta in deltas} == {actor_ref(actor)}
+        assert {delta.data["title"] for delta in deltas} == {f"{actor.name} {n}" for n in range(3)}

@@ -10,7 +10,12 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 
-URLS = {"sync": "/graphql/", "async": "/graphql/async/"}
+URLS = {
+    "sync": "/graphql/",
+    "async": "/graphql/async/",
+    "example-sync": "/graphql/example/",
+    "example-async": "/graphql/example/async/",
+}
 
 
 @dataclass
@@ -86,6 +91,12 @@ def grant(user, *codenames: str) -> None:
         )
     for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
         user.__dict__.pop(cache, None)
+
+
+@pytest.fixture(params=["sync", "async"])
+def example_gql(request, db) -> GraphQLClient:
+    """A client of the demo project's schema, through the sync view, then the async one."""
+    return GraphQLClient(f"example-{request.param}")
 
 
 @pytest.fixture

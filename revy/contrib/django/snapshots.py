@@ -16,14 +16,17 @@ from django.db.models import Case, F, OuterRef, Subquery, Value, When
 
 from revy.contrib.django.encoding import decode
 
+__all__ = ["STATE_ACTIONS", "ObjectSnapshot", "SnapshotField", "build_instance"]
+
 STATE_ACTIONS = ("Create", "Update", "Delete", "Baseline")
 
 
 def build_instance(model: type[models.Model], state: dict[str, Any] | None) -> models.Model | None:
     """Return an unsaved instance of `model` holding `state` (a delta's `data`).
 
-    Fields the model no longer has are skipped; fields added since (and masked fields, whose
-    values were never stored) get their default. Saving it re-creates the row with its pk.
+    Fields the model no longer has are skipped; fields added since, and the masked and
+    excluded fields whose values revy never stores, get their default. Saving the instance
+    re-creates the row with its primary key.
     """
     if state is None:
         return None

@@ -13,6 +13,8 @@ settings of the process, so that it comes out the same from the test suite.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.test.utils import override_settings
@@ -23,10 +25,13 @@ OPENAPI_SCHEMA = ROOT / "openapi" / "openapi.yaml"
 URLCONF = "example.project.urls"
 
 
-def openapi_yaml() -> str:
-    """Return the demo's OpenAPI document as YAML text; the same text for the same code."""
-    from drf_spectacular.generators import SchemaGenerator
-    from drf_spectacular.renderers import OpenApiYamlRenderer
+@contextmanager
+def demo_api_settings() -> Iterator[None]:
+    """Apply the demo's REST framework and drf-spectacular settings, whatever the process's.
+
+    Settings that views read when their classes are created (DRF's defaults for pagination,
+    authentication...) are set on the demo's views themselves, not left to the settings.
+    """
     from drf_spectacular.settings import patched_settings
 
     from example.project import settings as demo
@@ -37,6 +42,15 @@ def openapi_yaml() -> str:
         if not name.startswith("SERVE_")  # how the document is served, not what it says
     }
     with override_settings(REST_FRAMEWORK=demo.REST_FRAMEWORK), patched_settings(spectacular):
+        yield
+
+
+def openapi_yaml() -> str:
+    """Return the demo's OpenAPI document as YAML text; the same text for the same code."""
+    from drf_spectacular.generators import SchemaGenerator
+    from drf_spectacular.renderers import OpenApiYamlRenderer
+
+    with demo_api_settings():
         schema = SchemaGenerator(urlconf=URLCONF).get_schema(request=None, public=True)
         return OpenApiYamlRenderer().render(schema, renderer_context={}).decode()
 
@@ -58,10 +72,15 @@ def export_graphql(path: Path | str | None = None) -> Path:
     return _write(Path(path) if path is not None else GRAPHQL_SCHEMA, graphql_sdl())
 
 
+def shown(path: Path) -> Path:
+    """`path` relative to the repository when it is inside, for messages."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def diff_against(path: Path, text: str) -> str:
     """Return a unified diff from the checked-in file to `text`; "" when they are equal."""
     current = path.read_text(encoding="utf-8") if path.exists() else ""
-    name = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+    name = shown(path)
     return "".join(
         difflib.unified_diff(
             current.splitlines(keepends=True),

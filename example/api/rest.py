@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import serializers, viewsets
+from rest_framework import pagination, serializers, viewsets
 
 from example.garage.models import Car, Cylinder, Engine
 from example.ledger.models import Account, Transaction
@@ -84,8 +84,12 @@ class CylinderSerializer(serializers.ModelSerializer):
         fields = ["id", "engine", "position", "volume_cc"]
 
 
+class PagePagination(pagination.PageNumberPagination):
+    page_size = 50
+
+
 class _HistoryViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
-    pass
+    pagination_class = PagePagination
 
 
 class OrganizationViewSet(_HistoryViewSet):

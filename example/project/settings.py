@@ -76,8 +76,6 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     # Every error of the API as RFC 9457 problem details, not only revy's.
     "EXCEPTION_HANDLER": "revy_api.rest.exceptions.problem_exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
-    "PAGE_SIZE": 50,
 }
 
 SPECTACULAR_SETTINGS = {

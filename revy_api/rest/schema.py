@@ -13,6 +13,7 @@ drf-spectacular finds by itself it documents:
 
 from __future__ import annotations
 
+import copy
 from http import HTTPStatus
 from typing import Any
 
@@ -43,7 +44,6 @@ __all__ = [
 ]
 
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
-_SUCCESS = [200, 201, 202, 204]
 
 COMMIT_MESSAGE_PARAMETER = OpenApiParameter(
     COMMIT_MESSAGE,
@@ -81,13 +81,11 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The object's ETag as you last read it: 412, and nothing written, if stale.",
 )
-REVISION_ID_HEADER = OpenApiParameter(
-    REVISION_ID,
-    {"type": "string", "pattern": "^[0-9]+$"},
-    OpenApiParameter.HEADER,
-    description="The revision that recorded the request's changes (when it recorded any).",
-    response=_SUCCESS,
-)
+# A response header object (drf-spectacular leaves 204 responses without headers).
+REVISION_ID_HEADER = {
+    "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    "description": "The revision that recorded the request's changes (when it recorded any).",
+}
 ETAG_HEADER = OpenApiParameter(
     "ETag",
     str,
@@ -123,8 +121,6 @@ class RevyAutoSchema(AutoSchema):
         parameters = list(super().get_override_parameters())
         if self._revy_view("context"):
             parameters += [COMMIT_MESSAGE_PARAMETER, ORGANIZATION_PARAMETER, REQUEST_ID_PARAMETER]
-            if self.method in _UNSAFE_METHODS:
-                parameters.append(REVISION_ID_HEADER)
         if self._revy_view("history") and self._action in self.view.etag_actions:
             parameters.append(ETAG_HEADER)
         return parameters
@@ -156,6 +152,11 @@ class RevyAutoSchema(AutoSchema):
         if operation is None:
             return None
         responses = operation.setdefault("responses", {})
+        if self._revy_view("context") and self.method in _UNSAFE_METHODS:
+            for status, response in responses.items():
+                if status.startswith("2"):
+                    headers = response.setdefault("headers", {})
+                    headers[REVISION_ID] = copy.deepcopy(REVISION_ID_HEADER)
         for status, media_types in sorted(self._error_responses(operation).items()):
             response = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
             content = response.setdefault("content", {})

@@ -92,7 +92,7 @@ def test_invalid_actor_is_400(admin_api, story, value):
 
 
 def test_content_type_and_object_id(admin_api, story):
-    ann, book = story
+    ann, _book = story
 
     assert _deltas(admin_api, content_type="testapp.book") == [
         ("book", "Delete"),

@@ -144,7 +144,7 @@ def test_history_of_a_deleted_object_needs_view_permission_on_the_model(
     response = editor_api.get(f"/api/authors/{pk}/history/")
     refused = token_client(other_user).get(f"/api/authors/{pk}/history/")
 
-    assert [delta["action"] for delta in response.json()["results"]][0] == "Delete"
+    assert next(delta["action"] for delta in response.json()["results"]) == "Delete"
     assert_problem(refused, 404, "not-found")
 
 
@@ -161,7 +161,7 @@ def test_history_needs_authentication(ann):
 
 
 def test_snapshot_at_a_revision_a_delta_and_a_moment(editor_api, ann):
-    create, rename_bea, rename_cid = object_deltas(ann)
+    create, rename_bea, _rename_cid = object_deltas(ann)
     url = f"/api/authors/{ann.pk}/snapshot/"
     moment = rename_bea.created_at.isoformat()
 
@@ -234,7 +234,7 @@ def test_snapshot_at_a_delta_of_another_object_is_404(editor_api, ann):
 
 
 def test_diff_between_two_revisions_and_to_now(editor_api, ann):
-    first, second, third = _revision_ids(ann)
+    first, second, _third = _revision_ids(ann)
     url = f"/api/authors/{ann.pk}/diff/"
 
     between = editor_api.get(url, {"since": first, "until": second}).json()

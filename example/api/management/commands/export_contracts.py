@@ -31,7 +31,7 @@ class Command(BaseCommand):
         if not check:
             for _path, _render, export in documents:
                 written = export()
-                self.stdout.write(f"Wrote {written.relative_to(contracts.ROOT)}")
+                self.stdout.write(f"Wrote {contracts.shown(written)}")
             return
         diffs = [contracts.diff_against(path, render()) for path, render, _export in documents]
         if any(diffs):

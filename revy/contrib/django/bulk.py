@@ -103,8 +103,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after = after_rows.get(row[config.pk_index])
             if after is None:
                 continue
+            # Aggregates are found through an instance; build one only when needed.
+            instance = (
+                config.model.from_db(using, config.attnames, after)
+                if config.has_aggregates
+                else None
+            )
             change = tracking.update_change(
-                config, None, row, after, indexes, {}, actor, description
+                config, instance, row, after, indexes, {}, actor, description
             )
             if change is not None:
                 changes.append(change)

@@ -176,14 +176,6 @@ def test_aggregate_history_of_a_model_and_pk_matches_the_instance(car_with_cylin
     assert list(history_of(Car, car.pk, aggregates=True)) == list(history_of(car, aggregates=True))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bulk.py: QuerySet.update() builds its Update changes without an instance "
-        "(tracking.update_change(config, None, ...)), so events.after_write records no "
-        "aggregate rows for them"
-    ),
-)
 def test_a_queryset_update_of_cylinders_appears_in_the_car_aggregate_history(
     car_with_cylinder,
 ):

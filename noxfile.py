@@ -173,7 +173,7 @@ def benchmarks(session: nox.Session) -> None:
     Arguments after -- go to ``python -m benchmarks``; with ``--db sqlite`` or
     ``--db postgres`` among them, only that database is measured.
     """
-    session.install("-e", ".[postgres]")
+    session.install("-e", ".[postgres]", "matplotlib")  # matplotlib: --plot
     args = list(session.posargs)
     chosen = None
     for i, arg in enumerate(args):

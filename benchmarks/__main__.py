@@ -15,7 +15,8 @@ of timed rounds, `-v` prints every round, `--profile` runs each tracked case onc
 cProfile and prints, for every missed goal, where the time goes, `--sqlite-dir DIR` puts the
 SQLite file elsewhere (on a tmpfs such as /dev/shm, commits no longer wait for the disk),
 `--clock cpu` measures this process's CPU time instead of elapsed time,
-`--report PATH.md` and `--plot PATH.png` write the results as markdown and as a chart.
+`--report PATH.md` and `--plot PATH.png` write the results as markdown and as a chart (with
+both, of every database the report holds: runs on SQLite and PostgreSQL share one report).
 
 The table goes to stdout; progress to stderr. The exit status is 0 even when a goal is missed
 (the benchmarks measure, the tests judge), and 1 when a case fails.
@@ -219,14 +220,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         given = sys.argv[1:] if argv is None else argv
         command = shlex.join(["python", "-m", "benchmarks", *given])
-        report.write_markdown(args.report, results, environment, command)
+        # One section per database: SQLite and PostgreSQL runs share one report.
+        report.write_markdown(args.report, results, environment, command, database=args.db)
         print(f"Markdown report: {args.report}")
     if args.plot:
-        database = "SQLite" if args.db == "sqlite" else "PostgreSQL"
-        title = f"revy's overhead on {database}{' (quick)' if args.quick else ''}"
-        if args.clock == "cpu":
-            title += ", CPU time"
-        if report.plot(args.plot, results, title):
+        quick = " (quick)" if args.quick else ""
+        if args.report:
+            # Every database the report holds, so that the chart matches the report.
+            drawn = report.plot_report(args.report, args.plot, f"revy's overhead{quick}")
+        else:
+            database = "SQLite" if args.db == "sqlite" else "PostgreSQL"
+            title = f"revy's overhead on {database}{quick}"
+            if args.clock == "cpu":
+                title += ", CPU time"
+            drawn = report.plot(args.plot, results, title)
+        if drawn:
             print(f"Chart: {args.plot}")
     return 0
 

@@ -1,16 +1,26 @@
-"""Presenting results: the console table, the markdown report and the bar chart."""
+"""Presenting results: the console table, the markdown report and the bar chart.
+
+A markdown report written with `database=` holds one section per database: running SQLite and
+then PostgreSQL with the same `--report` path (as `python3 dev.py bench` does) gives one report
+of both, each section replaced by the next run of its database. Each section also keeps its
+results as JSON in an HTML comment, from which `plot_report()` draws every database the report
+holds, so that the chart always shows what the report says.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks.harness import Result
+from benchmarks.harness import Goal, Result
 
 COLUMNS = (
     ("Operation", "<"),
@@ -138,8 +148,109 @@ def markdown(results: Sequence[Result], environment: str, command: str) -> str:
     )
 
 
-def write_markdown(path: str, results: Sequence[Result], environment: str, command: str) -> None:
-    Path(path).write_text(markdown(results, environment, command), encoding="utf-8")
+def write_markdown(
+    path: str,
+    results: Sequence[Result],
+    environment: str,
+    command: str,
+    database: str | None = None,
+) -> None:
+    """Write the markdown report to `path`.
+
+    Without `database`, the file holds this run only. With `database` (`"sqlite"` or
+    `"postgres"`), this run replaces that database's section of the file and the sections of
+    other databases are kept.
+    """
+    target = Path(path)
+    if database is None:
+        target.write_text(markdown(results, environment, command), encoding="utf-8")
+        return
+    existing = target.read_text(encoding="utf-8") if target.exists() else ""
+    sections = _sections(existing)
+    sections[database] = _section(database, results, environment, command)
+    target.write_text(_combined(sections), encoding="utf-8")
+
+
+# One report, one section per database ------------------------------------------------------
+
+DATABASE_TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+_SECTION = re.compile(
+    r"<!-- revy-bench:(?P<database>[\w-]+) -->\n(?P<body>.*?)<!-- /revy-bench:(?P=database) -->",
+    re.DOTALL,
+)
+_DATA = re.compile(r"<!-- revy-bench-data (?P<data>.*?) -->", re.DOTALL)
+
+
+def _title(database: str) -> str:
+    return DATABASE_TITLES.get(database, database)
+
+
+def _section(database: str, results: Sequence[Result], environment: str, command: str) -> str:
+    header = [title or "Result" for title, _ in COLUMNS]
+    aligns = ["---:" if align == ">" else "---" for _, align in COLUMNS]
+    body = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row(r)) + " |" for r in results]
+    # ">" escaped so that no value can close the HTML comment early.
+    data = json.dumps([_as_data(result) for result in results]).replace(">", "\\u003e")
+    return "\n".join(
+        [
+            f"## {_title(database)}",
+            "",
+            f"`{command}`",
+            "",
+            f"Environment: {environment}",
+            "",
+            "| " + " | ".join(header) + " |",
+            "| " + " | ".join(aligns) + " |",
+            *body,
+            "",
+            summary(results) + ".",
+            "",
+            f"<!-- revy-bench-data {data} -->",
+            "",
+        ]
+    )
+
+
+def _sections(text: str) -> dict[str, str]:
+    return {match["database"]: match["body"] for match in _SECTION.finditer(text)}
+
+
+def _combined(sections: Mapping[str, str]) -> str:
+    order = [name for name in DATABASE_TITLES if name in sections]
+    order += sorted(name for name in sections if name not in DATABASE_TITLES)
+    parts = ["# revy benchmarks", "", LEGEND, ""]
+    for name in order:
+        parts += [f"<!-- revy-bench:{name} -->", sections[name].rstrip("\n"), ""]
+        parts += [f"<!-- /revy-bench:{name} -->", ""]
+    return "\n".join(parts)
+
+
+def _as_data(result: Result) -> dict:
+    data = dataclasses.asdict(result)
+    for heavy in ("samples", "profile"):
+        data.pop(heavy, None)
+    return data
+
+
+def _from_data(data: dict) -> Result:
+    known = {item.name for item in dataclasses.fields(Result)}
+    values = {key: value for key, value in data.items() if key in known}
+    if values.get("goal") is not None:
+        values["goal"] = Goal(**values["goal"])
+    return Result(**values)
+
+
+def read_report(path: str) -> dict[str, list[Result]]:
+    """Return the results of every database section of a markdown report, in report order."""
+    text = Path(path).read_text(encoding="utf-8")
+    found = {}
+    for name, body in _sections(text).items():
+        match = _DATA.search(body)
+        if match:
+            found[name] = [_from_data(item) for item in json.loads(match["data"])]
+    order = [name for name in DATABASE_TITLES if name in found]
+    order += [name for name in found if name not in DATABASE_TITLES]
+    return {name: found[name] for name in order}
 
 
 # Environment -----------------------------------------------------------------------------
@@ -185,6 +296,17 @@ def plot(path: str, results: Sequence[Result], title: str) -> bool:
 
     matplotlib is optional: returns False, after saying so, when it is not installed.
     """
+    return plot_databases(path, {"": results}, title)
+
+
+def plot_report(report_path: str, path: str, title: str = "revy's overhead") -> bool:
+    """Chart every database of a markdown report (one row of panels each) into `path`."""
+    panels = {_title(name): results for name, results in read_report(report_path).items()}
+    return plot_databases(path, panels, title)
+
+
+def plot_databases(path: str, panels: Mapping[str, Sequence[Result]], title: str) -> bool:
+    """Write one row of bar charts per entry of `panels` (its key titles the row)."""
     try:
         import matplotlib
 
@@ -198,57 +320,77 @@ def plot(path: str, results: Sequence[Result], title: str) -> bool:
         )
         return False
 
-    ratios = [result for result in results if result.ratio is not None]
-    absolute = [result for result in results if result.ratio is None]
-    colours = {True: "#4c9a2a", False: "#c0392b", None: "#7f8c8d"}
+    has_absolute = any(result.ratio is None for results in panels.values() for result in results)
+    heights = [
+        0.45 * max(1, sum(result.ratio is not None for result in results)) + 1.5
+        for results in panels.values()
+    ]
     figure, axes = plt.subplots(
-        1,
-        2 if absolute else 1,
-        figsize=(13, 0.45 * len(ratios) + 2),
-        gridspec_kw={"width_ratios": [3, 1]} if absolute else None,
+        len(panels),
+        2 if has_absolute else 1,
+        figsize=(13, sum(heights) + 0.5),
+        gridspec_kw={
+            "height_ratios": heights,
+            **({"width_ratios": [3, 1]} if has_absolute else {}),
+        },
         squeeze=False,
     )
+    for axes_row, (name, results) in zip(axes, panels.items(), strict=True):
+        _draw_panel(axes_row, results, name)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return True
 
-    def bars(axis, lines, values, goal_of, xlabel, reference=None):
-        positions = range(len(lines))
-        axis.barh(positions, values, color=[colours[line.passed] for line in lines])
-        for position, line, value in zip(positions, lines, values, strict=True):
-            goal = goal_of(line)
-            if goal is not None:
-                axis.plot([goal, goal], [position - 0.4, position + 0.4], "k--", linewidth=1.5)
-            axis.text(value, position, f" {value:.2f}", va="center", fontsize=8)
-        if reference is not None:
-            axis.axvline(reference, color="#34495e", linewidth=0.8)
-        axis.set_yticks(list(positions), [line.name for line in lines], fontsize=8)
-        axis.invert_yaxis()
-        axis.set_xlabel(xlabel)
 
-    bars(
-        axes[0][0],
+_COLOURS = {True: "#4c9a2a", False: "#c0392b", None: "#7f8c8d"}
+
+
+def _bars(axis, lines, values, goal_of, xlabel, reference=None) -> None:
+    positions = range(len(lines))
+    axis.barh(positions, values, color=[_COLOURS[line.passed] for line in lines])
+    for position, line, value in zip(positions, lines, values, strict=True):
+        goal = goal_of(line)
+        if goal is not None:
+            axis.plot([goal, goal], [position - 0.4, position + 0.4], "k--", linewidth=1.5)
+        axis.text(value, position, f" {value:.2f}", va="center", fontsize=8)
+    if reference is not None:
+        axis.axvline(reference, color="#34495e", linewidth=0.8)
+    axis.set_yticks(list(positions), [line.name for line in lines], fontsize=8)
+    axis.invert_yaxis()
+    axis.set_xlabel(xlabel)
+
+
+def _draw_panel(axes_row, results: Sequence[Result], name: str) -> None:
+    ratios = [result for result in results if result.ratio is not None]
+    absolute = [result for result in results if result.ratio is None]
+    _bars(
+        axes_row[0],
         ratios,
         [line.ratio for line in ratios],
         lambda line: line.goal.limit if line.goal else None,
         "revy / Django (dashed: goal; 1 = no overhead)",
         reference=1.0,
     )
+    if name:
+        axes_row[0].set_title(name, fontsize=10, loc="left")
     if max((line.ratio for line in ratios), default=1) > 4:
         # A log scale keeps 1.1x readable beside 40x.
         from matplotlib.ticker import FuncFormatter
 
-        axis = axes[0][0]
+        axis = axes_row[0]
         axis.set_xscale("log", base=2)
         axis.set_xlim(left=min(0.8, *(line.ratio * 0.9 for line in ratios)))
         axis.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}x"))
-    if absolute:
-        bars(
-            axes[0][1],
-            absolute,
-            [line.tracked * 1e3 for line in absolute],
-            lambda line: line.goal.limit * 1e3 if line.goal else None,
-            "ms per call (dashed: goal)",
-        )
-    figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return True
+    if len(axes_row) > 1:
+        if absolute:
+            _bars(
+                axes_row[1],
+                absolute,
+                [line.tracked * 1e3 for line in absolute],
+                lambda line: line.goal.limit * 1e3 if line.goal else None,
+                "ms per call (dashed: goal)",
+            )
+        else:
+            axes_row[1].set_axis_off()

@@ -393,16 +393,16 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
 
     after = config.values_of(self)
-    if after != current:  # values Django set during the save are the system's
-        attribute(self, state, config, None, "", after)
-    spans = state.spans or {}
     written = after
     expressions = [
-        index for index in config.recorded if hasattr(after[index], "resolve_expression")
+        index for index in config.recorded if hasattr(current[index], "resolve_expression")
     ]
     if expressions:
         # F() expressions and database defaults: the values are only known to the database.
-        written = _resolve_expressions(config, using, after, expressions, spans)
+        written = _resolve_expressions(state, config, using, current, after, expressions)
+    if after != state.checkpoint:  # values Django set during the save are the system's
+        attribute(self, state, config, None, "", after)
+    spans = state.spans or {}
     after = written
     if base is None:
         change = creation_change(config, self, after, spans, actor, description)
@@ -423,21 +423,34 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     return result
 
 
-def _resolve_expressions(config, using, after, indexes, spans) -> tuple:
-    """Return `after` with the values the database computed for `indexes`, and put them in
-    the spans in place of the expressions that were assigned."""
-    row = select_row(config, using, after[config.pk_index])
-    if row is None:
-        return after
+def _resolve_expressions(state, config, using, current, after, indexes) -> tuple:
+    """Return `after` with the values the database computed for the expressions assigned at
+    `indexes`, and put those values in the spans in place of the expressions.
+
+    Django 6 reads such values back during the save; before it, the instance keeps the
+    expression and the row is read once here.
+    """
     resolved = list(after)
+    checkpoint = list(state.checkpoint)
+    spans = state.spans or {}
+    row = None
     for index in indexes:
-        expression, value = after[index], row[index]
+        expression, value = current[index], after[index]
+        if hasattr(value, "resolve_expression"):
+            if row is None:
+                row = select_row(config, using, after[config.pk_index])
+                if row is None:
+                    return after
+            value = row[index]
         resolved[index] = value
+        # Whatever the instance holds now is not a new assignment by anyone.
+        checkpoint[index] = after[index]
         for span in spans.get(index, ()):
             if span[2] is expression:
                 span[2] = value
             if span[3] is expression:
                 span[3] = value
+    state.checkpoint = tuple(checkpoint)
     return tuple(resolved)
 
 

@@ -1214,13 +1214,19 @@ def test_an_f_expression_records_the_value_the_database_computed(user):
         loaded.pages = F("pages") + 5
         loaded.title = "Plus five"
         loaded.save()
-        loaded.save()  # Django applies the expression again
-    first, second = object_deltas(book)
-    assert changes(first)["pages"] == [("Set", 10, 15, actor_ref(user), "")]
-    assert first.data["pages"] == 15
-    assert values(second) == {"pages": (15, 20)}
+        # Django 6 reads the value back; before it, the instance keeps the expression and a
+        # second save applies it again. Either way the history follows the database.
+        applies_again = hasattr(loaded.pages, "resolve_expression")
+        loaded.save()
+    deltas = object_deltas(book)
+    assert changes(deltas[0])["pages"] == [("Set", 10, 15, actor_ref(user), "")]
+    assert deltas[0].data["pages"] == 15
     book.refresh_from_db()
-    assert book.pages == 20
+    if applies_again:
+        assert [values(delta) for delta in deltas[1:]] == [{"pages": (15, 20)}]
+    else:
+        assert len(deltas) == 1
+    assert deltas[-1].data["pages"] == book.pages
 
 
 def test_an_f_expression_with_update_fields(user):

@@ -48,6 +48,7 @@ deletion_updates: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
     "revy_deletion_updates", default=frozenset()
 )
 WRITES_KEY = "revy.writes"
+TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
 _django_init = models.Model.__init__
 _django_from_db = models.Model.from_db.__func__
@@ -115,7 +116,22 @@ def _watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None)
         return
     instance.__dict__[STATE_KEY] = InstanceState(id(instance), base, checkpoint, scope)
     if scope is not None:
-        scope.tracked.append(weakref.ref(instance))
+        tracked = scope.tracked
+        tracked.append(weakref.ref(instance))
+        if not len(tracked) & 1023:
+            _forget_dead(scope)
+
+
+def _forget_dead(scope: Scope) -> None:
+    # A context that loads rows by the million without a boundary would otherwise keep a
+    # dead weak reference per row. Compacting only when the list has doubled since the last
+    # time keeps the cost amortized O(1) per row, even when most instances stay alive.
+    tracked = scope.tracked
+    if len(tracked) < scope.extras.get(TRACKED_LIMIT_KEY, 0):
+        return
+    alive = [ref for ref in tracked if ref() is not None]
+    scope.tracked = alive
+    scope.extras[TRACKED_LIMIT_KEY] = 2 * len(alive)
 
 
 def _seen_now(state: InstanceState) -> None:

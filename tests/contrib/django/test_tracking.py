@@ -24,6 +24,7 @@ from django.test import override_settings
 
 from revy import Context
 from revy import Context as C
+from revy.context import current_scope
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.conftest import count_queries
@@ -48,6 +49,7 @@ from tests.testapp.models import (
     Place,
     ProxyBook,
     Restaurant,
+    Review,
     Secret,
     Stamped,
     Untracked,
@@ -1411,3 +1413,17 @@ def test_concurrent_threads_record_their_own_actor_and_revision():
         assert len(deltas) == 3
         assert {actor_of(delta) for delta in deltas} == {actor_ref(actor)}
         assert {delta.data["title"] for delta in deltas} == {f"{actor.name} {n}" for n in range(3)}
+
+
+def test_a_long_context_does_not_keep_a_reference_per_row_it_ever_loaded(user):
+    book = make_book()
+    Review.objects.bulk_create([Review(book=book, text=str(n)) for n in range(5000)])
+    with C.via_actor(user):
+        for review in Review.objects.iterator(chunk_size=500):
+            assert review.text
+        assert len(current_scope().tracked) < 2048
+        kept = list(Review.objects.order_by("pk")[:3000])  # live instances stay watched
+        kept[0].text = "changed"
+        kept[0].save()
+        assert len(current_scope().tracked) >= len(kept)
+    assert values(only(object_deltas(kept[0]))) == {"text": ("0", "changed")}

@@ -93,8 +93,13 @@ def rounds(results: Sequence[Result]) -> str:
 
 
 def profiles(results: Sequence[Result]) -> str:
-    """The cProfile tables of the lines that missed their goal."""
-    missed = [result for result in results if result.passed is False and result.profile]
+    """The cProfile tables of the lines that missed their goal (or compare without one)."""
+    missed = [
+        result
+        for result in results
+        if result.profile
+        and (result.passed is False or (result.goal is None and result.ratio is not None))
+    ]
     if not missed:
         return "Profiles: no missed goal to profile."
     parts = [f"Profile: {result.name}\n{result.profile}" for result in missed]

@@ -1,0 +1,174 @@
+"""The demo's REST API: ledger corrections by the system, garage aggregates, organizations."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import override_settings
+
+from example.api import contracts
+from example.garage.models import Car
+from example.ledger.models import Transaction
+from example.organizations.models import Membership, Organization
+from tests.factories import object_deltas, only
+from tests.rest.conftest import assert_problem, token_client
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def demo_project():
+    """Serve the demo's URLs with its API settings and organization resolver."""
+    resolver = {"ORGANIZATION_RESOLVER": "example.organizations.resolvers.member_organization"}
+    with (
+        override_settings(ROOT_URLCONF="example.project.urls", REVY_API=resolver),
+        contracts.demo_api_settings(),
+    ):
+        yield
+
+
+@pytest.fixture
+def acme(superuser):
+    organization = Organization.objects.create(slug="acme", name="ACME")
+    Membership.objects.create(organization=organization, user=superuser)
+    return organization
+
+
+@pytest.fixture
+def account(admin_api, acme):
+    response = admin_api.post(
+        "/api/accounts/", {"organization": acme.pk, "name": "Cash"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def _local_amount_changes(transaction_id):
+    delta = object_deltas(Transaction, transaction_id)[-1]
+    return [
+        (child.actor_id, child.old_value, child.new_value, child.description)
+        for child in delta.children.filter(field_name="local_amount")
+    ]
+
+
+def test_the_system_corrects_local_amount_on_create(admin_api, superuser, account):
+    response = admin_api.post(
+        "/api/transactions/",
+        {"account": account["id"], "amount": "10.00", "exchange_rate": "1.5", "memo": "Lunch"},
+        format="json",
+        HTTP_X_COMMIT_MESSAGE="Book lunch",
+    )
+
+    assert response.status_code == 201, response.content
+    assert response.json()["local_amount"] == "15.00"
+    changes = _local_amount_changes(response.json()["id"])
+    # The default came with the user's request; the correction is the system's.
+    assert changes[-1] == (None, "0", "15.00", "Corrected by the system.")
+    delta = only(object_deltas(Transaction))
+    assert delta.actor_id == str(superuser.pk)
+    assert delta.revision.description == "Book lunch"
+
+
+def test_the_system_corrects_local_amount_on_update(admin_api, account):
+    created = admin_api.post(
+        "/api/transactions/",
+        {"account": account["id"], "amount": "10.00"},
+        format="json",
+    ).json()
+
+    response = admin_api.patch(
+        f"/api/transactions/{created['id']}/", {"exchange_rate": "2"}, format="json"
+    )
+
+    assert response.json()["local_amount"] == "20.00"
+    assert _local_amount_changes(created["id"]) == [
+        (None, "10.00", "20.00", "Corrected by the system.")
+    ]
+    update = object_deltas(Transaction)[-1]
+    assert {child.field_name: child.actor_id for child in update.children.all()} == {
+        "exchange_rate": update.actor_id,
+        "local_amount": None,
+    }
+
+
+def test_a_member_books_as_the_organization(admin_api, superuser, acme, account):
+    response = admin_api.post(
+        "/api/transactions/",
+        {"account": account["id"], "amount": "3.00"},
+        format="json",
+        HTTP_X_PERFORM_AS_ORGANIZATION="acme",
+        HTTP_X_REQUEST_ID="demo-1",
+    )
+
+    delta = only(object_deltas(Transaction))
+    assert delta.actor == acme
+    assert delta.revision.metadata == {
+        "user": {"type": "auth.user", "id": str(superuser.pk)},
+        "request_id": "demo-1",
+    }
+    assert response["X-Revision-Id"] == str(delta.revision_id)
+
+
+def test_a_non_member_cannot_book_as_the_organization(other_user, acme, account):
+    other_user.is_superuser = True
+    other_user.save()
+
+    response = token_client(other_user).post(
+        "/api/transactions/",
+        {"account": account["id"], "amount": "3.00"},
+        format="json",
+        HTTP_X_PERFORM_AS_ORGANIZATION="acme",
+    )
+
+    assert_problem(response, 403, "organization-forbidden")
+    assert not Transaction.objects.exists()
+
+
+def test_a_cars_history_with_aggregates_shows_its_engine_and_cylinders(admin_api):
+    car = admin_api.post("/api/cars/", {"manufacturer": "Saab"}, format="json").json()
+    engine = admin_api.post("/api/engines/", {"car": car["id"]}, format="json").json()
+    admin_api.post("/api/cylinders/", {"engine": engine["id"], "position": 1}, format="json")
+
+    history = admin_api.get(f"/api/cars/{car['id']}/history/?aggregates=true").json()
+
+    assert [delta["content"]["type"] for delta in history["results"]] == [
+        "garage.cylinder",
+        "garage.engine",
+        "garage.car",
+    ]
+
+
+def test_every_error_of_the_demo_is_problem_details(admin_api):
+    invalid = admin_api.post("/api/cars/", {}, format="json")
+    missing = admin_api.get("/api/cars/999/")
+
+    assert "manufacturer" in assert_problem(invalid, 400, "validation-error")["errors"]
+    assert_problem(missing, 404, "not-found")
+
+
+def test_rollback_in_the_demo(admin_api):
+    car = admin_api.post("/api/cars/", {"manufacturer": "Saab"}, format="json")
+    admin_api.patch(f"/api/cars/{car.json()['id']}/", {"model": "900"}, format="json")
+
+    response = admin_api.post(
+        f"/api/cars/{car.json()['id']}/rollback/",
+        {"revision": int(car["X-Revision-Id"])},
+        format="json",
+    )
+
+    assert response.status_code == 200
+    assert response.json()["changes"] == {"model": {"old": "900", "new": ""}}
+    assert Car.objects.get().model == ""
+
+
+def test_decimal_values_are_recorded_as_strings(admin_api, account):
+    admin_api.post(
+        "/api/transactions/", {"account": account["id"], "amount": "1.10"}, format="json"
+    )
+
+    delta = admin_api.get("/api/deltas/?content_type=ledger.transaction").json()["results"][0]
+
+    amount = next(change for change in delta["changes"] if change["field"] == "amount")
+    assert amount["new"] == "1.10"
+    assert Decimal(amount["new"]) == Decimal("1.1")

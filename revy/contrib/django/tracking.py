@@ -145,13 +145,14 @@ def _seen_now(state: InstanceState) -> None:
 def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -> tuple | None:
     """Return the row as the instance last saw it, unless it may have changed since.
 
-    The base is trusted only within the context it was read in, only if no other instance
+    The base is trusted only for the row it was read from (the instance's primary key may
+    have been changed since), only within the context it was read in, only if no other instance
     of the same row was saved or deleted there since, and only if the transaction of the save
     that wrote it was not rolled back: otherwise the caller reads the row again, so that old
     values and states are the database's, not a stale copy's.
     """
     base = state.base
-    if base is None or DEFERRED in base:
+    if base is None or DEFERRED in base or base[config.pk_index] != pk:
         return None
     scope = current_scope()
     if state.scope is not scope:

@@ -1427,3 +1427,50 @@ def test_a_long_context_does_not_keep_a_reference_per_row_it_ever_loaded(user):
         kept[0].save()
         assert len(current_scope().tracked) >= len(kept)
     assert values(only(object_deltas(kept[0]))) == {"text": ("0", "changed")}
+
+
+def test_an_instance_given_a_new_primary_key_records_the_create_of_that_row(user):
+    book = make_book(title="Original")
+    new_pk = book.pk + 1000
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.pk = new_pk
+        loaded.title = "Under a new key"
+        loaded.save()  # Django's UPDATE finds no row 1000+, so it INSERTs one
+    assert Book.objects.filter(pk__in=[book.pk, new_pk]).count() == 2
+    assert object_deltas(book) == []
+    delta = only(object_deltas(Book, new_pk))
+    assert delta.action == "Create"
+    assert delta.data["title"] == "Under a new key"
+
+
+@override_settings(REVY_MASKED_FIELDS=())
+def test_password_hashes_are_masked_even_when_the_setting_forgets_them():
+    with C.via_actor(None):
+        created = get_user_model().objects.create_user("dave", password="Raw-Password-3")
+    history = dump_history()
+    assert created.password not in history
+    assert "Raw-Password-3" not in history
+
+
+@override_settings(REVY_EXCLUDED_FIELDS=["testapp.Book.author"])
+def test_an_excluded_foreign_key_named_by_field_name_excludes_its_column(user):
+    with C.via_actor(user):
+        book = make_book()
+    assert "author_id" not in only(object_deltas(book)).data
+    assert "author_id" not in {a.field_name for a in attribute_deltas()}
+
+
+def test_dates_decimals_and_datetimes_are_stored_as_exact_strings(user):
+    book = make_book(price=Decimal("10.50"), published=datetime.date(2020, 2, 29))
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.price = Decimal("0.05")
+        loaded.published = datetime.date(2024, 1, 1)
+        loaded.save()
+    delta = only(object_deltas(book))
+    assert values(delta) == {
+        "price": ("10.50", "0.05"),
+        "published": ("2020-02-29", "2024-01-01"),
+    }
+    assert delta.data["price"] == "0.05"

@@ -23,7 +23,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
@@ -116,6 +116,13 @@ class Command(BaseCommand):
                     "(manage.py seed_demo --reset starts over)."
                 )
             return
+        taken = get_user_model().objects.filter(username__in=[user.username for user in USERS])
+        if taken.exists():
+            names = ", ".join(sorted(taken.values_list("username", flat=True)))
+            raise CommandError(
+                f"The database has users named like the demo's ({names}) but no demo data. "
+                "Run seed_demo --reset to empty it and seed it from scratch."
+            )
         revisions_before = get_revision_model().objects.count()
         with transaction.atomic():
             users = create_users()

@@ -143,15 +143,24 @@ class AbstractObjectDelta(models.Model):
         related_name="object_deltas",
         verbose_name=_("revision"),
     )
+    # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     actor_id = models.CharField(max_length=255, null=True, blank=True)
     actor = GenericForeignKey("actor_type", "actor_id")
     action = models.CharField(_("action"), max_length=16, choices=Actions.choices)
     event_type = models.CharField(_("event type"), max_length=255)
     description = models.TextField(_("description"), blank=True, default="")
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
     data = models.JSONField(_("data"), null=True, blank=True, encoder=JSONEncoder)
@@ -189,14 +198,23 @@ class AbstractAttributeDelta(models.Model):
         related_name="children",
         verbose_name=_("object delta"),
     )
+    # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        ContentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        db_index=False,
     )
     actor_id = models.CharField(max_length=255, null=True, blank=True)
     actor = GenericForeignKey("actor_type", "actor_id")
     action = models.CharField(_("action"), max_length=8, choices=ACTION_CHOICES)
     description = models.TextField(_("description"), blank=True, default="")
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
     field_name = models.CharField(_("field name"), max_length=255)
@@ -255,7 +273,10 @@ class ObjectDeltaAggregate(models.Model):
         on_delete=models.CASCADE,
         related_name="aggregates",
     )
-    content_type = models.ForeignKey(ContentType, on_delete=models.PROTECT, related_name="+")
+    # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
 

@@ -16,6 +16,7 @@ from revy.contrib.django.utils import get_object_delta_model
 from revy_api.graphql.errors import bad_request
 from revy_api.graphql.state import RequestState
 from revy_api.graphql.types import DeltaAction
+from revy_api.operations import parse_datetime_value
 from revy_api.references import content_type_for_label
 
 __all__ = ["HistoryFilter", "delta_conditions", "filter_revisions"]
@@ -37,10 +38,10 @@ class HistoryFilter:
         default=None, description="The exact event type, e.g. `ledger.transaction.updated`."
     )
     since: datetime.datetime | None = strawberry.field(
-        default=None, description="Changes made at or after this moment."
+        default=None, description="Changes made at or after this moment (naive: UTC)."
     )
     until: datetime.datetime | None = strawberry.field(
-        default=None, description="Changes made at or before this moment."
+        default=None, description="Changes made at or before this moment (naive: UTC)."
     )
     search: str | None = strawberry.field(
         default=None,
@@ -81,9 +82,9 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
     if filters.event_type:
         conditions &= Q(event_type=filters.event_type)
     if filters.since is not None:
-        conditions &= Q(created_at__gte=filters.since)
+        conditions &= Q(created_at__gte=parse_datetime_value(filters.since, "since"))
     if filters.until is not None:
-        conditions &= Q(created_at__lte=filters.until)
+        conditions &= Q(created_at__lte=parse_datetime_value(filters.until, "until"))
     if filters.search:
         conditions &= (
             Q(description__icontains=filters.search)

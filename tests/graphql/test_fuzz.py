@@ -1,0 +1,111 @@
+"""Property-based tests of the GraphQL endpoint: generated operations never break it.
+
+hypothesis-graphql (the GraphQL engine of schemathesis) writes valid operations for revy's
+root fields from the schema; they are posted to strawberry's sync and async views. Whatever
+the arguments, the answer is HTTP 200, and every error raised while resolving a field (an
+error with a `path`) carries an `extensions.code`. Arguments mix real values (existing ids,
+model labels, cursors, datetimes) with arbitrary text, so that resolvers are reached beyond
+argument parsing.
+
+`REVY_FUZZ_EXAMPLES` sets the number of operations per test (default 100).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis_graphql import mutations, nodes, queries
+from strawberry import relay
+
+from revy import Context
+from revy.contrib.django.utils import get_object_delta_model, get_revision_model
+from tests.api.graphql_schema import schema
+from tests.factories import make_book
+from tests.testapp.models import Car, Engine
+
+EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "100"))
+SDL = schema.as_str()
+QUERY_FIELDS = ["revisions", "revision", "objectHistory", "snapshot", "objectDiff", "books", "cars"]
+MUTATION_FIELDS = ["rollbackObject", "revertRevision"]
+
+# Real values, refreshed for each test from the database it runs on.
+REAL_IDS: list[str] = ["1"]
+REAL_STRINGS: list[str] = ["testapp.book"]
+
+
+def _real(values: list[str]) -> st.SearchStrategy[str]:
+    # Reads the list when drawing, so that each test's values are used.
+    return st.integers(min_value=0, max_value=10**6).map(lambda index: values[index % len(values)])
+
+
+def _text() -> st.SearchStrategy[str]:
+    return st.text(max_size=30)
+
+
+IDS = st.one_of(_real(REAL_IDS), _text(), st.integers().map(str)).map(nodes.String)
+STRINGS = st.one_of(_real(REAL_STRINGS), _real(REAL_IDS), _text()).map(nodes.String)
+DATETIMES = (
+    st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1))
+    .map(lambda moment: moment.isoformat())
+    .map(nodes.String)
+)
+SCALARS = {"ID": IDS, "String": STRINGS, "DateTime": DATETIMES}
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+
+
+@pytest.fixture
+def fuzz_client(gql, django_user_model):
+    """A superuser's client, and history to read, roll back and revert."""
+    admin = django_user_model.objects.create_superuser("root", password="x")
+    gql.login(admin)
+    with Context(actor=admin, revision_description="create"):
+        book = make_book(title="Dune")
+        car = Car.objects.create(manufacturer="Volvo")
+        Engine.objects.create(car=car)
+    for number in range(3):
+        with Context(revision_description=f"edit {number}"):
+            book.pages = number
+            book.save()
+    REAL_IDS[:] = [str(book.pk), str(car.pk)]
+    for revision in get_revision_model().objects.all():
+        REAL_IDS.append(relay.to_base64("Revision", revision.pk))
+    for delta in get_object_delta_model().objects.all():
+        REAL_IDS.append(relay.to_base64("ObjectDelta", delta.pk))
+        REAL_STRINGS.append(delta.created_at.isoformat())
+    REAL_STRINGS[:] = [
+        *REAL_STRINGS,
+        "testapp.book",
+        "testapp.car",
+        "auth.user",
+        f"auth.user:{admin.pk}",
+        "testapp.book.updated",
+    ]
+    return gql
+
+
+def _check(gql, operation: str) -> None:
+    response = gql(operation)
+    assert response.status == 200, (operation, response.body)
+    for error in response.errors:
+        if error.get("path"):
+            assert error.get("extensions", {}).get("code"), (operation, error)
+
+
+@given(operation=queries(SDL, fields=QUERY_FIELDS, custom_scalars=SCALARS))
+@FUZZ
+def test_generated_queries_answer_with_coded_errors(fuzz_client, operation):
+    _check(fuzz_client, operation)
+
+
+@given(operation=mutations(SDL, fields=MUTATION_FIELDS, custom_scalars=SCALARS))
+@FUZZ
+def test_generated_mutations_answer_with_coded_errors(fuzz_client, operation):
+    _check(fuzz_client, operation)

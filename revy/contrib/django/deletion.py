@@ -43,10 +43,8 @@ SET_NULL.lazy_sub_objs = True
 
 def SET_DEFAULT(collector, field, sub_objs, using) -> None:
     """Set the foreign key to its default, recording each row's update."""
+    # Not lazy, like Django's: a callable default only runs when rows point at the deleted one.
     django_deletion.SET_DEFAULT(collector, field, sub_objs, using)
-
-
-SET_DEFAULT.lazy_sub_objs = True
 
 
 def SET(value: Any):

@@ -360,3 +360,22 @@ def test_adelete_cascades_and_records_like_delete(user):
     cascaded = [*object_deltas(Book), *object_deltas(Review), *object_deltas(note)]
     assert len(cascaded) == len(books) + len(reviews) + 1
     assert {(actor_of(d), d.description) for d in cascaded} == {(SYSTEM, BECAUSE)}
+
+
+@pytest.mark.parametrize(
+    ("revy_handler", "django_handler"),
+    [
+        (deletion.CASCADE, django_deletion.CASCADE),
+        (deletion.SET_NULL, django_deletion.SET_NULL),
+        (deletion.SET_DEFAULT, django_deletion.SET_DEFAULT),
+        (deletion.SET(None), django_deletion.SET(None)),
+        (deletion.SET(lambda: None), django_deletion.SET(lambda: None)),
+    ],
+    ids=["CASCADE", "SET_NULL", "SET_DEFAULT", "SET(value)", "SET(callable)"],
+)
+def test_handlers_are_as_lazy_as_djangos(revy_handler, django_handler):
+    # Django calls a handler without looking for affected rows only when it is marked lazy;
+    # a default or a SET callable must not run when no row points at the deleted one.
+    assert getattr(revy_handler, "lazy_sub_objs", False) == getattr(
+        django_handler, "lazy_sub_objs", False
+    )

@@ -1,20 +1,35 @@
-"""Relay connections of history rows, paginated with opaque keyset cursors, newest first.
+"""Relay connections of history rows, paginated with opaque keyset cursors.
 
 Cursors encode the position in the ordering (the row id), not an offset: a page fetched with
 `after` stays right while new history is being written. Each page becomes a `Page`, so related
 data is loaded once for all its rows.
+
+A connection nested in a list (the deltas of each revision of a page of revisions) is fetched
+for the whole list at once: one query with a window function numbers the rows of each parent.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 import strawberry
 from django.db import models
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
 from strawberry import Info
-from strawberry.relay import NodeType
+from strawberry.relay import NodeType, PageInfo
+from strawberry.relay.utils import should_resolve_list_connection_edges
+from strawberry_django import django_resolver
+from strawberry_django.pagination import get_total_count
 from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
+from strawberry_django.relay.cursor_connection import (
+    OrderedCollectionCursor,
+    annotate_ordering_fields,
+)
+from strawberry_django.relay.utils import resolve_edge_class
 
 from revy_api.graphql.errors import bad_request
 from revy_api.graphql.pages import attach_page
@@ -39,6 +54,24 @@ class HistoryConnection(DjangoCursorConnection[NodeType]):
     edges: list[HistoryEdge[NodeType]] = strawberry.field(  # type: ignore[assignment]
         description="The rows of this page and their cursors."
     )
+    known_total: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="How many rows there are in all pages.")
+    def total_count(self) -> int:
+        if self.known_total is not None:
+            return self.known_total
+        assert self.total_count_qs is not None
+        # django_resolver runs the COUNT in a worker thread in an async execution.
+        return django_resolver(get_total_count)(self.total_count_qs)
+
+
+def page_size(first: int | None) -> int:
+    """Return the number of rows to show: `first`, 50 by default, at most 500."""
+    if first is None:
+        return DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise bad_request(f"first must not be negative, not {first}.", argument="first")
+    return min(first, MAX_PAGE_SIZE)
 
 
 def resolve_connection(
@@ -49,18 +82,14 @@ def resolve_connection(
     first: int | None,
     after: str | None,
 ) -> HistoryConnection:
-    """Return one page of `queryset` (ordered, newest first) as `connection`.
+    """Return one page of `queryset` (ordered) as `connection`.
 
     Runs synchronously: call it from a resolver wrapped with `django_resolver`.
     """
-    if first is None:
-        first = DEFAULT_PAGE_SIZE
-    elif first < 0:
-        raise bad_request(f"first must not be negative, not {first}.", argument="first")
-    first = min(first, MAX_PAGE_SIZE)
+    size = page_size(first)
     try:
         result: Any = connection.resolve_connection(
-            queryset, info=info, first=first, after=after or None, max_results=MAX_PAGE_SIZE
+            queryset, info=info, first=size, after=after or None, max_results=MAX_PAGE_SIZE
         )
     except ValueError as error:  # strawberry-django's message for a malformed cursor
         raise bad_request(f"after is not a valid cursor: {error}.", argument="after") from None
@@ -68,3 +97,58 @@ def resolve_connection(
         raise RuntimeError("resolve_connection() must run in a synchronous resolver.")
     attach_page(edge.node for edge in result.edges)
     return result
+
+
+def resolve_grouped_connections(
+    connection: type[HistoryConnection],
+    queryset: models.QuerySet,
+    info: Info,
+    *,
+    group_by: str,
+    groups: Iterable[Hashable],
+    first: int | None,
+    totals: dict[Hashable, int],
+) -> dict[Hashable, HistoryConnection]:
+    """Return the first page of `queryset` for each value of `group_by`, in one query.
+
+    `queryset` must be ordered by its primary key (ascending or descending); `totals` gives
+    each group's number of rows. The cursors are those `resolve_connection` understands, so
+    the next pages are fetched per group with `after`.
+    """
+    size = page_size(first)
+    groups = list(groups)
+    rows: dict[Hashable, list[models.Model]] = defaultdict(list)
+    ordered, descriptors, _ = annotate_ordering_fields(queryset)
+    if should_resolve_list_connection_edges(info) and size > 0:
+        order_by = [
+            F(name[1:]).desc() if name.startswith("-") else F(name).asc()
+            for name in queryset.query.order_by
+        ]
+        numbered = ordered.annotate(
+            _revy_row=Window(RowNumber(), partition_by=[F(group_by)], order_by=order_by)
+        ).filter(_revy_row__lte=size + 1)
+        for row in numbered:
+            rows[getattr(row, group_by)].append(row)
+    edge_class = resolve_edge_class(connection)
+    connections = {}
+    for key in groups:
+        nodes = rows.get(key, [])
+        edges = [
+            edge_class.resolve_edge(
+                node, cursor=OrderedCollectionCursor.from_model(node, descriptors)
+            )
+            for node in nodes[:size]
+        ]
+        connections[key] = connection(
+            edges=edges,
+            page_info=PageInfo(
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+                has_previous_page=False,
+                has_next_page=len(nodes) > size,
+            ),
+            total_count_qs=queryset.filter(**{group_by: key}),
+            known_total=totals.get(key, 0),
+        )
+    attach_page(edge.node for page in connections.values() for edge in page.edges)
+    return connections

@@ -26,7 +26,11 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
-from revy_api.graphql.connections import HistoryConnection, resolve_connection
+from revy_api.graphql.connections import (
+    HistoryConnection,
+    resolve_connection,
+    resolve_grouped_connections,
+)
 from revy_api.graphql.errors import not_found
 from revy_api.graphql.pages import attach_page, page_of
 from revy_api.graphql.state import state_of
@@ -221,6 +225,22 @@ def _actor_pairs(revisions: list[Any], info: Info) -> dict[int, list[tuple]]:
     }
 
 
+def _first_delta_pages(revisions: list[Any], info: Info, first: int | None) -> dict:
+    ids = [revision.pk for revision in revisions]
+    deltas = get_object_delta_model()._base_manager.filter(revision_id__in=ids)
+    deltas = state_of(info).visible_deltas(deltas).order_by("id")
+    totals = page_of(revisions[0]).batch("delta_count", lambda rows: _delta_counts(rows, info))
+    return resolve_grouped_connections(
+        ObjectDeltaConnection,
+        deltas,
+        info,
+        group_by="revision_id",
+        groups=ids,
+        first=first,
+        totals=totals,
+    )
+
+
 @strawberry_django.type(
     get_revision_model(),
     name="Revision",
@@ -262,9 +282,16 @@ class Revision(relay.Node):
         first: int | None = None,
         after: str | None = None,
     ) -> ObjectDeltaConnection:
-        deltas = get_object_delta_model()._base_manager.filter(revision_id=root.pk)
-        deltas = state_of(info).visible_deltas(deltas).order_by("id")
-        return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
+        if after:
+            deltas = get_object_delta_model()._base_manager.filter(revision_id=root.pk)
+            deltas = state_of(info).visible_deltas(deltas).order_by("id")
+            return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
+        # The first page of every revision of the list, in one query.
+        page = page_of(root)
+        connections = page.batch(
+            f"deltas:{first}", lambda revisions: _first_delta_pages(revisions, info, first)
+        )
+        return connections[root.pk]
 
     @classmethod
     def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:

@@ -73,3 +73,76 @@ def test_object_history_costs_the_same_for_5_and_50_deltas(gql, user, other_user
         f"objectHistory ({gql.view}): {small_queries} queries for 5 deltas, {large_queries} for 50"
     )
     assert small_queries == large_queries
+
+
+REVISIONS = """
+query($first: Int) {
+  revisions(first: $first) {
+    totalCount
+    edges {
+      cursor
+      node {
+        id description metadata deltaCount
+        actors { type id display }
+        deltas(first: 3) {
+          totalCount
+          pageInfo { hasNextPage endCursor }
+          edges {
+            node {
+              action actor { display } content { type id display }
+              revision { id deltaCount }
+              changes { field old new actor { display } }
+            }
+          }
+        }
+      }
+    }
+  }
+}
+"""
+
+
+def test_revisions_with_their_deltas_cost_the_same_for_5_and_50(gql, user, other_user):
+    grant(user, "testapp.view_book", "testapp.view_author")
+    organization = Organization.objects.create(slug="acme", name="Acme")
+    book_with_history(55, [user, other_user, organization, None])
+    gql.login(user)
+    gql(REVISIONS, {"first": 5}).ok()  # warm caches
+
+    def count(first: int) -> tuple[int, dict]:
+        with count_queries() as queries:
+            data = gql(REVISIONS, {"first": first}).ok()
+        return len(queries), data
+
+    small_queries, small = count(5)
+    large_queries, large = count(50)
+    assert len(small["revisions"]["edges"]) == 5
+    assert len(large["revisions"]["edges"]) == 50
+    # Every other update also creates an author: two deltas, so more than one per revision.
+    assert {len(edge["node"]["deltas"]["edges"]) for edge in large["revisions"]["edges"]} == {1, 2}
+    print(f"revisions ({gql.view}): {small_queries} queries for 5, {large_queries} for 50")
+    assert small_queries == large_queries
+
+
+def test_the_next_page_of_a_revisions_deltas_uses_the_cursor(gql, user):
+    grant(user, "testapp.view_note")
+    with Context(revision_description="bulk"):
+        from tests.factories import make_note
+
+        for _ in range(5):
+            make_note()
+    gql.login(user)
+    query = """
+    query($first: Int, $after: String) {
+      revisions { edges { node { deltas(first: $first, after: $after) {
+        totalCount pageInfo { hasNextPage endCursor } edges { node { content { id } } }
+      } } } }
+    }
+    """
+    first = gql(query, {"first": 2}).ok()["revisions"]["edges"][0]["node"]["deltas"]
+    assert first["totalCount"] == 5 and first["pageInfo"]["hasNextPage"]
+    after = first["pageInfo"]["endCursor"]
+    rest = gql(query, {"first": 10, "after": after}).ok()["revisions"]["edges"][0]["node"]
+    ids = [edge["node"]["content"]["id"] for edge in first["edges"] + rest["deltas"]["edges"]]
+    assert len(ids) == len(set(ids)) == 5
+    assert rest["deltas"]["pageInfo"]["hasNextPage"] is False

@@ -33,6 +33,13 @@ def CASCADE(collector, field, sub_objs, using) -> None:
     django_deletion.CASCADE(collector, field, _full_rows(sub_objs), using)
 
 
+# Django fast-deletes the rows of a relation whose handler is its own CASCADE, without
+# reading them; for any other handler it reads them before calling it, unless the handler is
+# lazy. Being lazy lets the collector read the rows once, whole (see `_full_rows`), or
+# fast-delete them when it can, instead of reading their keys first and the rows again.
+CASCADE.lazy_sub_objs = True
+
+
 def SET_NULL(collector, field, sub_objs, using) -> None:
     """Set the foreign key to NULL, recording each row's update."""
     django_deletion.SET_NULL(collector, field, sub_objs, using)

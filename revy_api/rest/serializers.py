@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Count
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
@@ -161,6 +162,18 @@ def _user(context: dict[str, Any]) -> Any:
     return getattr(request, "user", None)
 
 
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"allOf": [{"$ref": "#/components/schemas/Reference"}], "nullable": True},
+    }
+)
+class _ActorListField(serializers.ListField):
+    """Actors as references, null standing for the system (documented as such)."""
+
+    child = ReferenceSerializer(allow_null=True)
+
+
 class _RevisionListSerializer(serializers.ListSerializer):
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
         revisions = list(data.all() if isinstance(data, models.Manager) else data)
@@ -205,9 +218,7 @@ class RevisionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     description = serializers.CharField(allow_blank=True)
     created_at = serializers.DateTimeField()
-    actors = ReferenceSerializer(
-        many=True, allow_null=True, help_text="Everyone who acted; null is the system."
-    )
+    actors = _ActorListField(help_text="Everyone who acted; null is the system.")
     delta_count = serializers.IntegerField(help_text="Object deltas you may see.")
 
     class Meta:

@@ -7,9 +7,11 @@
         memo: str
         history: ObjectDeltaConnection = history_field()
 
-The field needs the same permission as `objectHistory` (view access to the model) and loads
-a page's related data once per page, so a list of 50 rows with their history costs the same
-queries per row whatever the history's length.
+The field needs the same permission as `objectHistory` (view access to the model). Its page
+of deltas loads their related data at once, so its cost does not grow with the page size or
+the history's length; but each row that shows its history costs its own few queries (a list of
+rows cannot be seen from one row's field). For the changes of many rows, query `revisions`
+with `filters: {contentType: ...}` instead.
 """
 
 from __future__ import annotations

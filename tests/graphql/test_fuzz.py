@@ -21,6 +21,12 @@ from hypothesis import strategies as st
 from hypothesis_graphql import mutations, nodes, queries
 from strawberry import relay
 
+from example.api.graphql import schema as example_schema
+from example.garage.models import Car as DemoCar
+from example.garage.models import Cylinder as DemoCylinder
+from example.garage.models import Engine as DemoEngine
+from example.ledger.models import Account, Transaction
+from example.organizations.models import Organization
 from revy import Context
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from tests.api.graphql_schema import schema
@@ -31,6 +37,7 @@ EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "100"))
 SDL = schema.as_str()
 QUERY_FIELDS = ["revisions", "revision", "objectHistory", "snapshot", "objectDiff", "books", "cars"]
 MUTATION_FIELDS = ["rollbackObject", "revertRevision"]
+EXAMPLE_SDL = example_schema.as_str()
 
 # Real values, refreshed for each test from the database it runs on.
 REAL_IDS: list[str] = ["1"]
@@ -53,7 +60,12 @@ DATETIMES = (
     .map(lambda moment: moment.isoformat())
     .map(nodes.String)
 )
-SCALARS = {"ID": IDS, "String": STRINGS, "DateTime": DATETIMES}
+DECIMALS = st.one_of(
+    st.decimals(allow_nan=True, allow_infinity=True).map(str),
+    st.sampled_from(["0", "1.5", "-0.01", "1e10", "99999999999.99"]),
+    _text(),
+).map(nodes.String)
+SCALARS = {"ID": IDS, "String": STRINGS, "DateTime": DATETIMES, "Decimal": DECIMALS}
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
@@ -109,3 +121,31 @@ def test_generated_queries_answer_with_coded_errors(fuzz_client, operation):
 @FUZZ
 def test_generated_mutations_answer_with_coded_errors(fuzz_client, operation):
     _check(fuzz_client, operation)
+
+
+@pytest.fixture
+def example_fuzz_client(example_gql, django_user_model):
+    """A superuser's client of the demo schema, with a transaction and a cylinder."""
+    admin = django_user_model.objects.create_superuser("root", password="x")
+    example_gql.login(admin)
+    with Context(actor=admin):
+        acme = Organization.objects.create(slug="acme", name="Acme")
+        account = Account.objects.create(organization=acme, name="Cash")
+        transaction = Transaction.objects.create(account=account, amount=1)
+        engine = DemoEngine.objects.create(car=DemoCar.objects.create(manufacturer="Volvo"))
+        cylinder = DemoCylinder.objects.create(engine=engine, position=1)
+    REAL_IDS[:] = [str(transaction.pk), str(cylinder.pk), str(engine.car_id)]
+    for revision in get_revision_model().objects.all():
+        REAL_IDS.append(relay.to_base64("Revision", revision.pk))
+    REAL_STRINGS[:] = ["ledger.transaction", "garage.car", "garage.cylinder", "Lunch"]
+    return example_gql
+
+
+@given(
+    operation=mutations(
+        EXAMPLE_SDL, fields=["updateTransaction", "updateCylinder"], custom_scalars=SCALARS
+    )
+)
+@FUZZ
+def test_generated_demo_mutations_answer_with_coded_errors(example_fuzz_client, operation):
+    _check(example_fuzz_client, operation)

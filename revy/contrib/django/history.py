@@ -29,7 +29,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
@@ -198,15 +198,61 @@ def _describe_point(point: Point | None) -> str:
     return f"{point._meta.verbose_name} {point.pk}"
 
 
+_UNKNOWN = object()
+
+
+def _latest_state(row: _Row, point: Point | None) -> tuple | object | None:
+    """Return (id, action, data) of the row's latest state-bearing delta at `point`.
+
+    The hot path of snapshots, in one prepared statement: building the same query with the
+    ORM costs several times more than running it. Returns `_UNKNOWN` for points it leaves
+    to the ORM (revisions).
+    """
+    model = get_object_delta_model()
+    if point is not None and not isinstance(point, datetime.datetime | model):
+        return _UNKNOWN
+    connection = connections[router.db_for_read(model)]
+    opts = model._meta
+
+    def column(attname: str) -> str:
+        return connection.ops.quote_name(opts.get_field(attname).column)
+
+    params: list[Any] = [row.content_type.pk, row.content_id, *STATE_ACTIONS]
+    bound = ""
+    if isinstance(point, datetime.datetime):
+        bound = f" AND {column('created_at')} <= %s"
+        params.append(connection.ops.adapt_datetimefield_value(_aware(point)))
+    elif point is not None:
+        _bound(row, point)  # checks that the delta belongs to the row
+        bound = f" AND {column('id')} <= %s"
+        params.append(point.pk)
+    sql = (
+        f"SELECT {column('id')}, {column('action')}, {column('data')} "
+        f"FROM {connection.ops.quote_name(opts.db_table)} "
+        f"WHERE {column('content_type_id')} = %s AND {column('content_id')} = %s "
+        f"AND {column('action')} IN (%s, %s, %s, %s){bound} "
+        f"ORDER BY {column('id')} DESC LIMIT 1"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    delta_id, action, data = found
+    return delta_id, action, opts.get_field("data").from_db_value(data, None, connection)
+
+
 def _state_at(row: _Row, point: Point | None) -> dict[str, Any] | None:
     """Return the row's recorded state (a delta's `data`) at `point`, or None if absent there.
 
     Raises `HistoryNotFound` when the row has no recorded state at or before the point and
     was not created (as far as revy knows) after it.
     """
-    deltas = row.deltas().filter(action__in=STATE_ACTIONS)
-    bounded = deltas if point is None else deltas.filter(_bound(row, point))
-    found = bounded.order_by("-id").values_list("id", "action", "data").first()
+    found = _latest_state(row, point)
+    if found is _UNKNOWN:
+        deltas = row.deltas().filter(action__in=STATE_ACTIONS)
+        bounded = deltas if point is None else deltas.filter(_bound(row, point))
+        found = bounded.order_by("-id").values_list("id", "action", "data").first()
     if found is not None:
         delta_id, action, data = found
         if action != "Delete":
@@ -214,6 +260,7 @@ def _state_at(row: _Row, point: Point | None) -> dict[str, Any] | None:
         # A deletion delta stands for the state just before it, for that delta only.
         deleted_here = isinstance(point, get_object_delta_model()) and point.pk == delta_id
         return data if deleted_here else None
+    deltas = row.deltas().filter(action__in=STATE_ACTIONS)
     first = deltas.order_by("id").values_list("action", flat=True).first()
     if first == "Create":
         return None  # the point precedes the row's creation

@@ -341,7 +341,7 @@ def current_revision(using: str) -> models.Model:
     """Return the revision new deltas belong to, creating the scope's revision if needed."""
     revision = Context.get_revision()
     if revision is not None:
-        return revision
+        return _given_revision(revision, using)
     scope = current_scope()
     if scope is None:  # REVY_TRACK_OUTSIDE_CONTEXT: every write is its own revision
         return _new_revision(using, None)
@@ -350,6 +350,26 @@ def current_revision(using: str) -> models.Model:
         return holder.revision
     revision = _new_revision(using, scope.extras.get("metadata"))
     scope.extras[("revision", using)] = _RevisionHolder(revision, using)
+    return revision
+
+
+def _given_revision(revision: models.Model, using: str) -> models.Model:
+    """Return a revision given to the context, putting its row back if a rollback undid it.
+
+    A lazy revision is created at the first write, inside that write's transaction; it is
+    called only once, so when that transaction (or savepoint) rolls back, the revision's row
+    is gone while the context keeps the instance.
+    """
+    scope = current_scope()
+    if scope is None or revision.pk is None:
+        return revision
+    key = ("given revision", using, id(revision))
+    holder = scope.extras.get(key)
+    if holder is None or holder.revision is not revision:
+        scope.extras[key] = _RevisionHolder(revision, using)
+    elif not holder.is_valid(using):
+        revision.save(force_insert=True, using=using)
+        scope.extras[key] = _RevisionHolder(revision, using)
     return revision
 
 

@@ -1474,3 +1474,33 @@ def test_dates_decimals_and_datetimes_are_stored_as_exact_strings(user):
         "published": ("2020-02-29", "2024-01-01"),
     }
     assert delta.data["price"] == "0.05"
+
+
+def test_a_lazy_revision_created_in_a_rolled_back_savepoint_is_put_back(user):
+    calls = []
+
+    def create_revision():
+        calls.append(1)
+        return Revision.objects.create(description="Lazy")
+
+    with C.via_actor(user), C.via_revision(create_revision):
+        with pytest.raises(Boom), transaction.atomic():
+            make_author(name="Rolled back")
+            raise Boom
+        kept = make_author(name="Kept")
+    assert calls == [1]
+    revision = only(revisions())
+    assert revision.description == "Lazy"
+    assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lazy_revision_created_in_a_rolled_back_transaction_is_put_back(user):
+    with C.via_actor(user), C.via_revision(lambda: Revision.objects.create(description="Lazy")):
+        with pytest.raises(Boom):
+            save_in_a_decorated_transaction(Author(name="Rolled back"), fail=True)
+        kept = Author(name="Kept")
+        save_in_a_decorated_transaction(kept)
+    revision = only(revisions())
+    assert revision.description == "Lazy"
+    assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]

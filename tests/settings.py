@@ -8,6 +8,7 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ROOT_URLCONF = "tests.urls"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+STATIC_URL = "/static/"  # the live server (pytest-django's live_server) serves static files
 
 INSTALLED_APPS = [
     "django.contrib.auth",

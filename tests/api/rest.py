@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rest_framework import serializers, viewsets
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
@@ -108,13 +110,16 @@ class SystemNoteView(NoteView):
 
 
 class TwoNotesView(RevisionContextMixin, APIView):
-    """Two saves in one request: still one revision."""
+    """Two saves in one request: still one revision. `?pause=` waits between them (at
+    most 0.2 s), so that concurrent requests interleave their writes."""
 
     permission_classes = [IsAuthenticated]
 
     def post(self, request):
-        first = Note.objects.create(text="first")
-        second = Note.objects.create(text="second")
-        first.text = "first, edited"
+        text = request.data.get("text", "note")
+        first = Note.objects.create(text=f"{text} first")
+        time.sleep(min(float(request.query_params.get("pause", 0)), 0.2))
+        second = Note.objects.create(text=f"{text} second")
+        first.text = f"{text} first, edited"
         first.save()
         return Response({"ids": [first.pk, second.pk]}, status=201)

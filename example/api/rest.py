@@ -72,16 +72,26 @@ class CarSerializer(serializers.ModelSerializer):
         fields = ["id", "manufacturer", "model"]
 
 
+# Integer bounds are explicit: DRF would take them from the database in use (SQLite's are
+# 64-bit), and the API, like its OpenAPI document, must not depend on it.
+_INT32 = {"min_value": -(2**31), "max_value": 2**31 - 1}
+
+
 class EngineSerializer(serializers.ModelSerializer):
     class Meta:
         model = Engine
         fields = ["id", "car", "num_cylinders", "fuel"]
+        extra_kwargs = {"num_cylinders": _INT32}
 
 
 class CylinderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cylinder
         fields = ["id", "engine", "position", "volume_cc"]
+        extra_kwargs = {
+            "position": {"min_value": 0, "max_value": 2**15 - 1},
+            "volume_cc": {"min_value": 0, "max_value": 2**31 - 1},
+        }
 
 
 class PagePagination(pagination.PageNumberPagination):

@@ -28,7 +28,15 @@ ROOT = Path(__file__).resolve().parent
 POSTGRES_SH = str(ROOT / "scripts" / "postgres.sh")
 
 # Extra packages for the test sessions: add new test dependencies here.
-TEST_DEPS = ["pytest", "pytest-django", "pytest-xdist", "hypothesis", "hypothesis-graphql"]
+TEST_DEPS = [
+    "pytest",
+    "pytest-django",
+    "pytest-xdist",
+    "hypothesis",
+    "hypothesis-graphql",
+    "schemathesis",
+    "pyyaml",
+]
 # The browser tests drive Debian's chromium (/usr/bin/chromium) through Playwright, whose wheel
 # ships its driver: no browser is ever downloaded (`playwright install` is never run).
 BROWSER_DEPS = ["playwright"]

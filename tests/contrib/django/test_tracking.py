@@ -363,23 +363,6 @@ def test_collaborative_revision_of_a_loaded_instance_attributes_each_field_to_it
     assert delta.data["local_amount"] == "40.000000"
 
 
-def test_changes_to_an_instance_revy_never_saw_belong_to_whoever_saves_it(user):
-    # Without intercepting assignments, revy only sees instances loaded or built inside an
-    # enabled context; for others, every change is attributed to the actor of the save.
-    ledger = make_ledger(amount=Decimal("10.00"), local_amount=Decimal("10.00"))
-    loaded_outside = Ledger.objects.get(pk=ledger.pk)
-    with C.via_actor(user):
-        loaded_outside.amount = Decimal("20.00")
-        with C.via_actor(None):
-            loaded_outside.local_amount = Decimal("20.00")
-        loaded_outside.save()
-    recorded = changes(only(object_deltas(ledger)))
-    assert recorded == {
-        "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
-        "local_amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
-    }
-
-
 def test_collaborative_revision_loaded_inside_the_context(user):
     ledger = make_ledger(amount=Decimal("10.00"), local_amount=Decimal("10.00"))
     with C.via_actor(user):

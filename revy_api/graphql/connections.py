@@ -61,8 +61,9 @@ class HistoryConnection(DjangoCursorConnection[NodeType]):
         if self.known_total is not None:
             return self.known_total
         assert self.total_count_qs is not None
-        # django_resolver runs the COUNT in a worker thread in an async execution.
-        return django_resolver(get_total_count)(self.total_count_qs)
+        # django_resolver runs the COUNT in a worker thread in an async execution (and then
+        # returns an awaitable, which strawberry awaits).
+        return django_resolver(get_total_count)(self.total_count_qs)  # type: ignore[return-value]
 
 
 def page_size(first: int | None) -> int:
@@ -140,7 +141,7 @@ def resolve_grouped_connections(
             for node in nodes[:size]
         ]
         connections[key] = connection(
-            edges=edges,
+            edges=edges,  # type: ignore[arg-type]
             page_info=PageInfo(
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,

@@ -60,7 +60,7 @@ class RevisionContextExtension(SchemaExtension):
         # serves both kinds of views; strawberry-django decides the same way (a running
         # event loop means an async execution), so the async variant is chosen here.
         if in_async_context() and not issubclass(cls, _AsyncHooks):
-            cls = _async_variant(cls)
+            cls = _async_variant(cls)  # type: ignore[arg-type]
         return super().__new__(cls)
 
     def __init__(self, *, execution_context: Any = None) -> None:
@@ -119,7 +119,7 @@ class RevisionContextExtension(SchemaExtension):
             return
         organization = apply_headers(request, headers)
         if organization is not None:
-            Context.set_actor(organization)
+            Context.set_actor(organization)  # type: ignore[attr-defined]  # generated accessor
 
     def _refuse(self, error: HeaderError) -> None:
         """Answer the header error instead of running the operation."""

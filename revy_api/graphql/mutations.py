@@ -15,10 +15,11 @@ touched. Nothing is written when they fail.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from typing import Annotated, cast
 
 import strawberry
 from strawberry import Info
+from strawberry.scalars import JSON
 from strawberry_django import django_resolver
 
 from revy_api import operations
@@ -94,7 +95,7 @@ class RevisionMutation:
         return RollbackResult(
             type=type.lower(),
             id=strawberry.ID(str(pk)),
-            state=recorded_state(result.instance),
+            state=cast(JSON, recorded_state(result.instance)),
             etag=operations.etag(result.instance),
             changes=field_changes(result.changes),
             created=result.created,

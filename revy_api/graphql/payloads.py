@@ -7,7 +7,7 @@ left out, values as the history tables store them (the `data` of an object delta
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from django.db import models
@@ -58,7 +58,7 @@ class Snapshot:
         return cls(
             type=label,
             id=strawberry.ID(str(pk)),
-            state=recorded_state(instance),
+            state=cast(JSON, recorded_state(instance)),
             etag=operations.etag(instance),
         )
 

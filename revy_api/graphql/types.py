@@ -166,6 +166,7 @@ class ObjectDelta(relay.Node):
     @django_resolver
     def content(self, root: Any) -> ContentRef:
         ref = page_of(root).ref(root.content_type_id, root.content_id)
+        assert ref is not None  # every delta has a content type
         return ContentRef(**ref)
 
     @strawberry_django.field(description="The field changes of this delta, in order.")

@@ -199,3 +199,20 @@ def test_the_actor_hook_can_be_overridden(db, other_user, book):
     assert not result.errors
     assert object_deltas(book)[-1].actor_id == str(other_user.pk)
     assert result.extensions["revisionId"] == relay.to_base64("Revision", revisions()[-1].pk)
+
+
+def test_the_async_view_runs_the_async_hooks(gql, user, book, monkeypatch):
+    from revy_api.graphql import extensions
+
+    used = []
+    original = extensions._AsyncHooks.on_execute
+
+    async def spy(self):
+        used.append(type(self).__mro__[1])
+        async for _ in original(self):
+            yield
+
+    monkeypatch.setattr(extensions._AsyncHooks, "on_execute", spy)
+    gql.login(user)
+    _update(gql, book).ok()
+    assert used == ([extensions._AsyncHooks] if gql.view == "async" else [])

@@ -127,7 +127,7 @@ def resolve_grouped_connections(
         ]
         numbered = ordered.annotate(
             _revy_row=Window(RowNumber(), partition_by=[F(group_by)], order_by=order_by)
-        ).filter(_revy_row__lte=size + 1)
+        ).filter(_revy_row__lte=size)
         for row in numbered:
             rows[getattr(row, group_by)].append(row)
     edge_class = resolve_edge_class(connection)
@@ -146,7 +146,7 @@ def resolve_grouped_connections(
                 start_cursor=edges[0].cursor if edges else None,
                 end_cursor=edges[-1].cursor if edges else None,
                 has_previous_page=False,
-                has_next_page=len(nodes) > size,
+                has_next_page=totals.get(key, 0) > len(edges),
             ),
             total_count_qs=queryset.filter(**{group_by: key}),
             known_total=totals.get(key, 0),

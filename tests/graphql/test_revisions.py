@@ -299,3 +299,19 @@ def test_node_hides_what_the_user_may_not_see(gql, user, history):
     response = gql(NODE, {"id": delta_id(note_delta)})
     assert response.data is None
     assert response.codes == ["NOT_FOUND"]
+
+
+def test_a_revisions_deltas_page_knows_whether_more_follow(gql, user, history):
+    grant(user, "testapp.view_book", "testapp.view_author")
+    gql.login(user)
+    query = """
+    query($first: Int) { revisions { edges { node { description deltas(first: $first) {
+      totalCount pageInfo { hasNextPage } edges { node { action } }
+    } } } } }
+    """
+    for first, edges, more in ((0, 0, True), (1, 1, True), (2, 2, False)):
+        rows = gql(query, {"first": first}).ok()["revisions"]["edges"]
+        book = next(row["node"]["deltas"] for row in rows if row["node"]["description"] == "book")
+        assert book["totalCount"] == 2
+        assert len(book["edges"]) == edges
+        assert book["pageInfo"]["hasNextPage"] is more

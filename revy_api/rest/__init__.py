@@ -11,12 +11,15 @@ from revy_api.rest.history import HistoryMixin
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.schema import RevyAutoSchema
+from revy_api.rest.views import DeltaViewSet, RevisionViewSet
 
 __all__ = [
+    "DeltaViewSet",
     "HistoryCursorPagination",
     "HistoryMixin",
     "ProblemDetailsMixin",
     "RevisionContextMixin",
+    "RevisionViewSet",
     "RevyAutoSchema",
     "problem_exception_handler",
 ]

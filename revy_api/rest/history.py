@@ -24,7 +24,7 @@ view the model may read its history, users who may add it may roll it back.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,9 @@ from rest_framework.decorators import action
 from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 
+from revy.context import Context
 from revy.contrib.django import history as revy_history
-from revy.contrib.django.headers import REVISION_ID
+from revy.contrib.django.headers import REVISION_ID, authenticated_user
 from revy_api import operations
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
@@ -280,12 +281,15 @@ class HistoryMixin(ProblemDetailsMixin):
         body = RollbackPointSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         point = operations.parse_point(**body.validated_data)
-        result = self.perform_rollback(
-            target,
-            point,
-            dry_run=_flag(request, "dry_run"),
-            if_match=request.headers.get("If-Match"),
-        )
+        # Without RevisionContextMixin no context is open yet: record as the user anyway.
+        recording = nullcontext() if Context.is_active() else Context(actor=self._user())
+        with recording:
+            result = self.perform_rollback(
+                target,
+                point,
+                dry_run=_flag(request, "dry_run"),
+                if_match=request.headers.get("If-Match"),
+            )
         shown = result.target if result.dry_run else result.instance
         response = Response(
             {
@@ -301,6 +305,9 @@ class HistoryMixin(ProblemDetailsMixin):
         if result.revision is not None:
             response[REVISION_ID] = str(result.revision.pk)
         return response
+
+    def _user(self) -> Any:
+        return authenticated_user(self.request)
 
     def perform_rollback(
         self,

@@ -76,6 +76,13 @@ class CylinderViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet)
     serializer_class = CylinderSerializer
 
 
+class HistoryOnlyCarViewSet(HistoryMixin, viewsets.ModelViewSet):
+    """HistoryMixin without RevisionContextMixin: rollback still records as the user."""
+
+    queryset = Car.objects.order_by("id")
+    serializer_class = CarSerializer
+
+
 class OwnAuthorViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
     """Only the authors linked to the requesting user: others exist but are not found."""
 

@@ -12,6 +12,7 @@ router.register("cars", rest.CarViewSet)
 router.register("engines", rest.EngineViewSet)
 router.register("cylinders", rest.CylinderViewSet)
 router.register("own-authors", rest.OwnAuthorViewSet, basename="own-author")
+router.register("history-only-cars", rest.HistoryOnlyCarViewSet, basename="history-only-car")
 
 urlpatterns = [
     path("", include("revy_api.rest.urls")),

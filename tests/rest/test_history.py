@@ -534,3 +534,26 @@ def test_each_history_endpoint_records_nothing(editor_api, ann):
     assert history_counts() == before
     assert len(revisions()) == 3
     assert only([d for d in object_deltas(ann) if d.action == "Create"]).action == "Create"
+
+
+def test_without_the_context_mixin_a_rollback_still_records_as_the_user(editor, editor_api):
+    with Context(actor=editor):
+        car = Car.objects.create(manufacturer="Saab")
+    with Context(actor=editor):
+        car.manufacturer = "Volvo"
+        car.save()
+    first = object_deltas(car)[0]
+
+    response = editor_api.post(
+        f"/api/history-only-cars/{car.pk}/rollback/",
+        {"revision": first.revision_id},
+        format="json",
+        HTTP_X_COMMIT_MESSAGE="not read: no RevisionContextMixin",
+    )
+
+    assert response.status_code == 200
+    undo = object_deltas(car)[-1]
+    assert undo.actor == editor
+    assert response["X-Revision-Id"] == str(undo.revision_id)
+    assert undo.revision.description == ""
+    assert editor_api.get(f"/api/history-only-cars/{car.pk}/")["ETag"] == response["ETag"]

@@ -69,6 +69,7 @@ SCALARS = {"ID": IDS, "String": STRINGS, "DateTime": DATETIMES, "Decimal": DECIM
 FUZZ = settings(
     max_examples=EXAMPLES,
     deadline=None,
+    database=None,  # nothing written into the work tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 

@@ -81,22 +81,22 @@ def _flag(request: Request, name: str) -> bool:
     return False
 
 
-def _point_parameter(name: str, kind: Any, description: str) -> OpenApiParameter:
+def _query_parameter(name: str, kind: Any, description: str) -> OpenApiParameter:
     return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
 
 
 _POINT_PARAMETERS = [
-    _point_parameter("revision", int, "After all changes of this revision."),
-    _point_parameter("delta", int, "Right after this object delta (a deletion: just before)."),
-    _point_parameter("at", OpenApiTypes.DATETIME, "After every change recorded by then."),
+    _query_parameter("revision", int, "After all changes of this revision."),
+    _query_parameter("delta", int, "Right after this object delta (a deletion: just before)."),
+    _query_parameter("at", OpenApiTypes.DATETIME, "After every change recorded by then."),
 ]
 _DIFF_PARAMETERS = [
-    _point_parameter("since", str, "A revision id or an ISO datetime; empty: before history."),
-    _point_parameter("until", str, "A revision id or an ISO datetime; empty: latest state."),
+    _query_parameter("since", str, "A revision id or an ISO datetime; empty: before history."),
+    _query_parameter("until", str, "A revision id or an ISO datetime; empty: latest state."),
 ]
 _PAGE_PARAMETERS = [
-    _point_parameter("cursor", str, "The pagination cursor value."),
-    _point_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
+    _query_parameter("cursor", str, "The pagination cursor value."),
+    _query_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
 ]
 
 
@@ -186,7 +186,7 @@ class HistoryMixin(ProblemDetailsMixin):
     @extend_schema(
         summary="The object's history, newest first",
         parameters=[
-            _point_parameter("aggregates", bool, "Include the changes of its aggregated rows."),
+            _query_parameter("aggregates", bool, "Include the changes of its aggregated rows."),
             *_PAGE_PARAMETERS,
         ],
         responses=ObjectDeltaPageSerializer,
@@ -264,7 +264,7 @@ class HistoryMixin(ProblemDetailsMixin):
         request=RollbackPointSerializer,
         parameters=[
             IF_MATCH_PARAMETER,
-            _point_parameter("dry_run", bool, "Answer what would change; write nothing."),
+            _query_parameter("dry_run", bool, "Answer what would change; write nothing."),
         ],
         filters=False,
     )

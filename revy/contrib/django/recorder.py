@@ -143,9 +143,13 @@ def attribute_action(value: Any) -> str:
 
 
 class _Table:
-    """A multi-row INSERT ... RETURNING for one model and a fixed list of columns.
+    """Batched INSERTs into one history table, for a fixed list of columns.
 
-    Columns of a swapped model that revy does not know get their field default.
+    PostgreSQL gets one `INSERT ... SELECT FROM unnest(<one array per column>)`: a handful of
+    parameters however many rows, where a multi-row VALUES list makes the driver and the
+    server parse thousands. Other databases get a multi-row VALUES list, or `executemany`
+    when no ids are needed. Columns of a swapped model that revy does not know get their
+    field default. The SQL text is built once per shape.
     """
 
     def __init__(self, model: type[models.Model], attnames: tuple[str, ...]) -> None:
@@ -160,19 +164,36 @@ class _Table:
             for field in opts.concrete_fields
             if field.attname not in attnames and not field.primary_key
         ]
+        self._sql_cache: dict[tuple, str] = {}
 
     def _sql(self, connection, count: int, returning: bool) -> str:
+        key = (connection.vendor, count, returning)
+        sql = self._sql_cache.get(key)
+        if sql is None:
+            sql = self._sql_cache[key] = self._build_sql(connection, count, returning)
+        return sql
+
+    def _build_sql(self, connection, count: int, returning: bool) -> str:
         quote = connection.ops.quote_name
         fields = self.fields + self.extra
-        jsonb = connection.vendor == "postgresql"
-        placeholders = ", ".join(
-            "%s::jsonb" if jsonb and field.get_internal_type() == "JSONField" else "%s"
-            for field in fields
-        )
         columns = ", ".join(quote(field.column) for field in fields)
-        sql = f"INSERT INTO {quote(self.table)} ({columns}) VALUES " + ", ".join(
-            [f"({placeholders})"] * count
-        )
+        if connection.vendor == "postgresql":
+            arrays, selected = [], []
+            for number, field in enumerate(fields):
+                if field.get_internal_type() == "JSONField":
+                    arrays.append("%s::text[]")
+                    selected.append(f"c{number}::jsonb")
+                else:
+                    arrays.append(f"%s::{field.db_type(connection)}[]")
+                    selected.append(f"c{number}")
+            names = ", ".join(f"c{number}" for number in range(len(fields)))
+            sql = (
+                f"INSERT INTO {quote(self.table)} ({columns}) SELECT {', '.join(selected)} "
+                f"FROM unnest({', '.join(arrays)}) AS rows ({names})"
+            )
+        else:
+            row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+            sql = f"INSERT INTO {quote(self.table)} ({columns}) VALUES " + ", ".join([row] * count)
         if returning:
             sql += f" RETURNING {quote(self.pk_column)}"
         return sql
@@ -182,36 +203,33 @@ class _Table:
             return rows
         return [row + self._extra_values(connection) for row in rows]
 
-    def insert(self, using: str, rows: list[tuple]) -> list[Any]:
-        """Insert `rows` with multi-row INSERTs; return the new primary keys in order."""
+    def insert(self, using: str, rows: list[tuple], returning: bool = True) -> list[Any]:
+        """Insert `rows`; return the new primary keys in order when `returning`."""
         if not rows:
             return []
         connection = connections[using]
-        size = max(1, _max_parameters(connection) // len(self.fields + self.extra))
-        ids: list[Any] = []
+        rows = self._complete(connection, rows)
         with connection.cursor() as cursor:
-            for start in range(0, len(rows), size):
-                batch = self._complete(connection, rows[start : start + size])
+            if connection.vendor == "postgresql":
                 cursor.execute(
-                    self._sql(connection, len(batch), returning=True),
+                    self._sql(connection, 0, returning),
+                    [list(column) for column in zip(*rows, strict=True)],
+                )
+                return [row[0] for row in cursor.fetchall()] if returning else []
+            if not returning:
+                # One prepared statement, executed per row in C: no parameter limit to mind.
+                cursor.executemany(self._sql(connection, 1, False), rows)
+                return []
+            ids: list[Any] = []
+            size = max(1, _max_parameters(connection) // len(rows[0]))
+            for start in range(0, len(rows), size):
+                batch = rows[start : start + size]
+                cursor.execute(
+                    self._sql(connection, len(batch), True),
                     [value for row in batch for value in row],
                 )
                 ids.extend(row[0] for row in cursor.fetchall())
-        return ids
-
-    def insert_many(self, using: str, rows: list[tuple]) -> None:
-        """Insert `rows` with one prepared statement executed for each row (`executemany`).
-
-        One statement per call however many rows: the attribute deltas of a batch of object
-        deltas can be many times more numerous than the objects.
-        """
-        if not rows:
-            return
-        connection = connections[using]
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                self._sql(connection, 1, returning=False), self._complete(connection, rows)
-            )
+            return ids
 
     def _extra_values(self, connection) -> tuple:
         return tuple(
@@ -473,7 +491,9 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
                     now,
                 )
             )
-    _table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert_many(using, attribute_rows)
+    _table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(
+        using, attribute_rows, returning=False
+    )
     from revy.contrib.django import events
 
     events.after_write(using, changes, ids)
@@ -484,4 +504,4 @@ def insert_aggregates(using: str, rows: list[tuple]) -> None:
     """Insert (delta id, content type id, content id) aggregate rows in batches."""
     from revy.contrib.django.models import ObjectDeltaAggregate
 
-    _table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert_many(using, rows)
+    _table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert(using, rows, returning=False)

@@ -115,6 +115,8 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             if change is not None:
                 changes.append(change)
         recorder.write(using, changes)
+        for pk in after_rows:
+            tracking.note_write(config, pk)
     tracking.refresh_bases(self.model, after_rows)
     return count
 
@@ -178,8 +180,9 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         missing = []
         for obj in objs:
             state = tracking.state_of(obj)
-            if state is not None and state.base is not None and DEFERRED not in state.base:
-                known[obj.pk] = state.base
+            base = tracking.known_base(state, config, obj.pk, using) if state else None
+            if base is not None:
+                known[obj.pk] = base
             else:
                 missing.append(obj.pk)
         if missing:
@@ -212,6 +215,8 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
         recorder.write(using, changes)
+        for pk in written:
+            tracking.note_write(config, pk)
     tracking.refresh_bases(self.model, written)
     return count
 

@@ -325,6 +325,7 @@ def refresh_bases(model: type[models.Model], rows: dict[Any, tuple]) -> None:
         state = state_of(instance) if row is not None else None
         if state is not None and state.base is not None:
             state.base = row
+            _seen_now(state)
 
 
 def _on_boundary(scope) -> None:

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.http import HttpRequest, HttpResponse
 
 from revy.context import Context
@@ -78,7 +78,9 @@ class RevisionMiddleware:
             return problem_response(error)
         async with Context(actor=lambda: self.get_actor(request)):
             try:
-                self._apply(request, headers)
+                # Reading request.user may query the session: not in the event loop. The
+                # values it sets in the context come back with asgiref's context copy.
+                await sync_to_async(self._apply)(request, headers)
             except HeaderError as error:
                 return problem_response(error)
             response = await self.get_response(request)

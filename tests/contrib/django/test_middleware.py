@@ -69,15 +69,6 @@ urlpatterns = [
 MIDDLEWARE = [*settings.MIDDLEWARE, "revy.contrib.django.middleware.RevisionMiddleware"]
 
 
-# Core bug, kept visible: RevisionMiddleware.__acall__ runs apply_headers() (which reads
-# request.user, and may resolve an organization) in the event loop. With a session user,
-# reading request.user queries the session table there: SynchronousOnlyOperation, a 500.
-ASYNC_SESSION_USER_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="core: RevisionMiddleware's async path reads request.user in the event loop",
-)
-
-
 class _Caller:
     """Calls the sync or the async view through Client or AsyncClient."""
 
@@ -90,7 +81,6 @@ class _Caller:
         if self.mode == "sync":
             self.client.force_login(user)
         else:
-            self.node.add_marker(ASYNC_SESSION_USER_BUG)
             async_to_sync(self.client.aforce_login)(user)
 
     def create(self, name: str = "Ann", **headers: str):

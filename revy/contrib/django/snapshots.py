@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import django
 from django.db import models
 from django.db.models import Expression
 
@@ -89,7 +90,11 @@ class ObjectSnapshot(Expression):
 
         opts = get_object_delta_model()._meta
         quote = connection.ops.quote_name
-        outer = compiler.quote_name_unless_alias(self.alias or opts.db_table)
+        # Django 6.1 quotes table aliases too and deprecates quote_name_unless_alias().
+        quote_alias = (
+            compiler.quote_name if django.VERSION >= (6, 1) else compiler.quote_name_unless_alias
+        )
+        outer = quote_alias(self.alias or opts.db_table)
         column = {field.attname: quote(field.column) for field in opts.concrete_fields}
         pk = quote(opts.pk.column)
         table = quote(opts.db_table)

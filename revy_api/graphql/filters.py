@@ -1,7 +1,9 @@
 """The `filters` argument of `revisions`: the same filters as the REST API's `/revisions/`.
 
 Every filter applies to object deltas; a revision matches when at least one of its deltas the
-user may see matches them all.
+user may see matches them all. The semantics are REST's (`revy_api.rest.filters`): `actor`
+also matches deltas the actor took part in through an attribute delta, `system` names the
+system, `since` and `until` are inclusive.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ import datetime
 
 import strawberry
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
-from revy.contrib.django.utils import get_object_delta_model
+from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 from revy_api.graphql.errors import bad_request
 from revy_api.graphql.state import RequestState
 from revy_api.graphql.types import DeltaAction
@@ -21,11 +23,15 @@ from revy_api.references import content_type_for_label
 
 __all__ = ["HistoryFilter", "delta_conditions", "filter_revisions"]
 
+SYSTEM = "system"
+
 
 @strawberry.input(description="Narrow history down; every given filter must match.")
 class HistoryFilter:
     actor: str | None = strawberry.field(
-        default=None, description="The actor as `app_label.model:pk`, e.g. `auth.user:5`."
+        default=None,
+        description="`app_label.model:pk` (e.g. `auth.user:5`) or `system`: changes that actor "
+        "made, or took part in (one of the fields).",
     )
     content_type: str | None = strawberry.field(
         default=None, description="The changed rows' model as `app_label.model`."
@@ -60,19 +66,29 @@ def _content_type_id(label: str, argument: str) -> int:
     return content_type.pk
 
 
+def _actor_condition(value: str) -> Q:
+    """Deltas the actor made, or took part in through one of their attribute deltas."""
+    if value == SYSTEM:
+        by_actor = Q(actor_type__isnull=True)
+    else:
+        label, separator, pk = value.rpartition(":")
+        if not separator or not label or not pk:
+            raise bad_request(
+                f"actor must look like `app_label.model:pk` or `{SYSTEM}`, not {value!r}.",
+                argument="actor",
+            )
+        by_actor = Q(actor_type_id=_content_type_id(label, "actor"), actor_id=pk)
+    attributes = get_attribute_delta_model()._base_manager.filter(by_actor, parent=OuterRef("pk"))
+    return by_actor | Q(Exists(attributes))
+
+
 def delta_conditions(filters: HistoryFilter | None) -> Q:
     """Return the object delta conditions `filters` ask for (an empty Q for none)."""
     conditions = Q()
     if filters is None:
         return conditions
     if filters.actor:
-        label, separator, pk = filters.actor.rpartition(":")
-        if not separator or not label or not pk:
-            raise bad_request(
-                f"actor must look like `app_label.model:pk`, not {filters.actor!r}.",
-                argument="actor",
-            )
-        conditions &= Q(actor_type_id=_content_type_id(label, "actor"), actor_id=pk)
+        conditions &= _actor_condition(filters.actor)
     if filters.content_type:
         conditions &= Q(content_type_id=_content_type_id(filters.content_type, "contentType"))
     if filters.object_id is not None:

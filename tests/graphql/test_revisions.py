@@ -315,3 +315,29 @@ def test_a_revisions_deltas_page_knows_whether_more_follow(gql, user, history):
         assert book["totalCount"] == 2
         assert len(book["edges"]) == edges
         assert book["pageInfo"]["hasNextPage"] is more
+
+
+def test_filter_by_an_actor_who_took_part_through_a_field(superuser_gql, user, other_user):
+    with Context(actor=user):
+        book = make_book(title="Dune")
+    with Context(actor=user, revision_description="together"):
+        book = type(book).objects.get(pk=book.pk)  # watched: loaded inside the context
+        book.title = "Dune!"
+        with Context.via_actor(other_user):
+            book.pages = 12
+        book.save()
+    update = object_deltas(book)[-1]
+    assert update.actor_id == str(user.pk)  # bob only set a field
+    actor = {"actor": f"auth.user:{other_user.pk}"}
+    assert _descriptions(superuser_gql(LIST, {"filters": actor})) == ["together"]
+
+
+def test_filter_by_the_system(superuser_gql, history):
+    # Primary keys are assigned by the system: every creation has a system attribute delta.
+    assert _descriptions(superuser_gql(LIST, {"filters": {"actor": "system"}})) == [
+        "system fix",
+        "note",
+        "book",
+    ]
+    filters = {"actor": "system", "action": "UPDATE"}
+    assert _descriptions(superuser_gql(LIST, {"filters": filters})) == ["system fix"]

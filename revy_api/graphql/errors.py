@@ -17,9 +17,8 @@ Like every GraphQL error, they are answered with HTTP 200 in the response's `err
 from __future__ import annotations
 
 import contextlib
-import functools
-from collections.abc import Callable, Iterator
-from typing import Any, ParamSpec, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError
@@ -41,7 +40,6 @@ __all__ = [
     "header_error",
     "not_found",
     "operation_error",
-    "translate_errors",
     "translating_errors",
 ]
 
@@ -50,9 +48,6 @@ FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 CONFLICT = "CONFLICT"
 PRECONDITION_FAILED = "PRECONDITION_FAILED"
-
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
 
 
 def _error(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -124,14 +119,3 @@ def translating_errors() -> Iterator[None]:
         raise bad_request(str(error)) from error
     except PermissionDenied as error:
         raise forbidden(str(error) or "You may not do this.") from error
-
-
-def translate_errors(function: Callable[_P, _R]) -> Callable[_P, _R]:
-    """Decorate a resolver so that revy's errors reach the client with their code."""
-
-    @functools.wraps(function)
-    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
-        with translating_errors():
-            return function(*args, **kwargs)
-
-    return wrapper

@@ -312,17 +312,35 @@ class _RevisionHolder:
     """The revision created lazily for one scope and database, and whether it still exists.
 
     It is created inside the first write's transaction; if that transaction (or the savepoint
-    it was created in) is rolled back, the next write must create a new one.
+    it was created in) is rolled back, the next write must create a new one. Writes need only
+    its id: the model instance is built the first time someone asks for it.
     """
 
-    __slots__ = ("durable", "marker", "revision")
+    __slots__ = ("_instance", "_values", "durable", "marker", "model", "pk", "using")
 
-    def __init__(self, revision: models.Model, using: str) -> None:
-        self.revision = revision
+    def __init__(
+        self,
+        model: type[models.Model],
+        pk: Any,
+        values: dict,
+        using: str,
+        instance: models.Model | None = None,
+    ) -> None:
+        self.model, self.pk, self._values, self.using = model, pk, values, using
+        self._instance = instance
         self.marker = transaction_marker(using)
         self.durable = self.marker is None
         if not self.durable:
             transaction.on_commit(self._committed, using=using)
+
+    @property
+    def revision(self) -> models.Model:
+        if self._instance is None:
+            instance = self.model(pk=self.pk, **self._values)
+            instance._state.adding = False
+            instance._state.db = self.using
+            self._instance = instance
+        return self._instance
 
     def _committed(self) -> None:
         self.durable = True
@@ -332,15 +350,14 @@ class _RevisionHolder:
             return True
         # A savepoint was released or the transaction ended without the commit hook running:
         # whether the revision was rolled back is unknown. Ask the database.
-        model = type(self.revision)
-        if model._base_manager.using(using).filter(pk=self.revision.pk).exists():
+        if self.model._base_manager.using(using).filter(pk=self.pk).exists():
             self.marker = transaction_marker(using)
             self.durable = self.marker is None
             return True
         return False
 
 
-def _new_revision(using: str, metadata: dict | None) -> models.Model:
+def _new_revision(using: str, metadata: dict | None) -> _RevisionHolder:
     model = get_revision_model()
     now = timezone.now()
     connection = connections[using]
@@ -349,10 +366,8 @@ def _new_revision(using: str, metadata: dict | None) -> models.Model:
         using,
         [(description, connection.ops.adapt_datetimefield_value(now), encode(metadata or {}))],
     )
-    revision = model(pk=pk, description=description, created_at=now, metadata=metadata or {})
-    revision._state.adding = False
-    revision._state.db = using
-    return revision
+    values = {"description": description, "created_at": now, "metadata": metadata or {}}
+    return _RevisionHolder(model, pk, values, using)
 
 
 def current_revision(using: str) -> models.Model:
@@ -360,15 +375,26 @@ def current_revision(using: str) -> models.Model:
     revision = Context.get_revision()
     if revision is not None:
         return _given_revision(revision, using)
+    return _scope_revision(using).revision
+
+
+def _current_revision_id(using: str) -> Any:
+    revision = Context.get_revision()
+    if revision is not None:
+        return _given_revision(revision, using).pk
+    return _scope_revision(using).pk
+
+
+def _scope_revision(using: str) -> _RevisionHolder:
     scope = current_scope()
     if scope is None:  # REVY_TRACK_OUTSIDE_CONTEXT: every write is its own revision
         return _new_revision(using, None)
     holder = scope.extras.get(("revision", using))
-    if holder is not None and holder.is_valid(using):
-        return holder.revision
-    revision = _new_revision(using, scope.extras.get("metadata"))
-    scope.extras[("revision", using)] = _RevisionHolder(revision, using)
-    return revision
+    if holder is None or not holder.is_valid(using):
+        holder = scope.extras[("revision", using)] = _new_revision(
+            using, scope.extras.get("metadata")
+        )
+    return holder
 
 
 def _given_revision(revision: models.Model, using: str) -> models.Model:
@@ -384,11 +410,15 @@ def _given_revision(revision: models.Model, using: str) -> models.Model:
     key = ("given revision", using, id(revision))
     holder = scope.extras.get(key)
     if holder is None or holder.revision is not revision:
-        scope.extras[key] = _RevisionHolder(revision, using)
+        scope.extras[key] = _given_holder(revision, using)
     elif not holder.is_valid(using):
         revision.save(force_insert=True, using=using)
-        scope.extras[key] = _RevisionHolder(revision, using)
+        scope.extras[key] = _given_holder(revision, using)
     return revision
+
+
+def _given_holder(revision: models.Model, using: str) -> _RevisionHolder:
+    return _RevisionHolder(type(revision), revision.pk, {}, using, instance=revision)
 
 
 def pending_revision(using: str = "default") -> models.Model | None:
@@ -431,7 +461,7 @@ def write(using: str, changes: Iterable[Change]) -> list[int]:
     changes = list(changes)
     if not changes:
         return []
-    revision_id = current_revision(using).pk
+    revision_id = _current_revision_id(using)
     size = revy_settings.batch_size()
     ids: list[int] = []
     for start in range(0, len(changes), size):
@@ -443,6 +473,14 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
     connection = connections[using]
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     actors: dict[int, tuple] = {}
+    content_types: dict[ModelConfig, int] = {}
+
+    def type_of(config: ModelConfig) -> int:
+        # Django's get_for_model() consults the router on every call: once per batch is enough.
+        content_type_id = content_types.get(config)
+        if content_type_id is None:
+            content_type_id = content_types[config] = config.content_type_id
+        return content_type_id
 
     def key_of(actor: Any) -> tuple:
         if actor is None:
@@ -459,7 +497,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             change.action,
             change.event_type,
             change.description or "",
-            change.config.content_type_id,
+            type_of(change.config),
             str(change.pk),
             change.data,
             now,
@@ -472,7 +510,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
         if not change.attributes:
             continue
         config = change.config
-        content_type_id = config.content_type_id
+        content_type_id = type_of(config)
         content_id = str(change.pk)
         attnames = config.attnames
         for index, action, old, new, actor, description in change.attributes:

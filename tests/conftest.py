@@ -8,6 +8,8 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from revy.contrib.django import registry
+
 
 @pytest.fixture(autouse=True)
 def _warm_content_types(db):
@@ -19,6 +21,7 @@ def _warm_content_types(db):
     from django.apps import apps
 
     ContentType.objects.clear_cache()
+    registry.clear()  # revy keeps content type ids as long as Django's cache does
     # Django creates no content type for automatic many-to-many through models until used.
     ContentType.objects.get_for_models(*apps.get_models(include_auto_created=True))
     for content_type in ContentType.objects.all():

@@ -12,11 +12,11 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, transaction
 from django.utils import timezone
 
 from revy.context import Context, current_scope
+from revy.contrib.django import registry
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.registry import ModelConfig
@@ -270,7 +270,8 @@ def actor_key(actor: Any) -> tuple[int | None, str | None]:
         )
     if actor.pk is None:
         raise ValueError(f"The actor {actor!r} must be saved before it can act.")
-    return ContentType.objects.get_for_model(actor).pk, str(actor.pk)
+    # __class__, not type(): request.user is a lazy proxy of the user.
+    return registry.content_type_id(actor.__class__), str(actor.pk)
 
 
 # Revisions --------------------------------------------------------------------------------

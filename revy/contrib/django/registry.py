@@ -82,8 +82,7 @@ class ModelConfig:
 
     @property
     def content_type_id(self) -> int:
-        # Django caches content types; an id cached here could outlive a rolled-back row.
-        return ContentType.objects.get_for_model(self.model).pk
+        return content_type_id(self.model)
 
     def index_of(self, name: str) -> int:
         """Return the position of a field, given its name or attname."""
@@ -151,8 +150,26 @@ def _included(model: type[models.Model]) -> bool:
     return False
 
 
+_content_type_ids: dict[type, int] = {}
+
+
+def content_type_id(model: type[models.Model]) -> int:
+    """Return the id of the (concrete) model's content type.
+
+    Hot path: Django's `get_for_model()` consults the database router on every call. The ids
+    are kept as long as Django keeps its own content type cache: until the next migration or
+    flush (post_migrate), or a change to a REVY_* setting.
+    """
+    try:
+        return _content_type_ids[model]
+    except KeyError:
+        pk = _content_type_ids[model] = ContentType.objects.get_for_model(model).pk
+        return pk
+
+
 def clear() -> None:
     _configs.clear()
+    _content_type_ids.clear()
 
 
 def _on_post_migrate(**kwargs) -> None:

@@ -37,10 +37,11 @@ MASK = "**********"
 _caches: list[functools._lru_cache_wrapper] = []
 
 
-def _cached(function):
-    cached = functools.cache(function)
-    _caches.append(cached)
-    return cached
+def cached(function):
+    """Cache `function`'s results until a REVY_* setting changes."""
+    cached_function = functools.cache(function)
+    _caches.append(cached_function)
+    return cached_function
 
 
 def get(name: str) -> Any:
@@ -53,12 +54,12 @@ def api(name: str, default: Any = None) -> Any:
     return getattr(settings, "REVY_API", {}).get(name, default)
 
 
-@_cached
+@cached
 def track_outside_context() -> bool:
     return bool(get("REVY_TRACK_OUTSIDE_CONTEXT"))
 
 
-@_cached
+@cached
 def batch_size() -> int:
     size = get("REVY_BATCH_SIZE")
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -98,7 +99,7 @@ def _field(label: str, setting: str) -> tuple[type, str]:
     return model._meta.concrete_model, field.attname
 
 
-@_cached
+@cached
 def included() -> tuple[bool, frozenset[str], frozenset[type]]:
     """Return (everything, app labels, models) that REVY_MODELS includes."""
     everything, app_labels, models = False, set(), set()
@@ -119,7 +120,7 @@ def included() -> tuple[bool, frozenset[str], frozenset[type]]:
     return everything, frozenset(app_labels), frozenset(models)
 
 
-@_cached
+@cached
 def excluded_models() -> frozenset[type]:
     return frozenset(
         _model(label, "REVY_EXCLUDED_MODELS")._meta.concrete_model
@@ -127,12 +128,12 @@ def excluded_models() -> frozenset[type]:
     )
 
 
-@_cached
+@cached
 def excluded_fields() -> dict[type, frozenset[str]]:
     return _fields_by_model(get("REVY_EXCLUDED_FIELDS"), "REVY_EXCLUDED_FIELDS")
 
 
-@_cached
+@cached
 def masked_fields() -> dict[type, frozenset[str]]:
     labels = get("REVY_MASKED_FIELDS")
     if not apps.is_installed("django.contrib.auth"):
@@ -141,7 +142,7 @@ def masked_fields() -> dict[type, frozenset[str]]:
     return _fields_by_model(labels, "REVY_MASKED_FIELDS")
 
 
-@_cached
+@cached
 def aggregates() -> dict[type, tuple[str, ...]]:
     """Map models to the foreign keys whose targets are aggregates of their changes."""
     result: dict[type, tuple[str, ...]] = {}

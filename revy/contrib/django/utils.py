@@ -9,7 +9,9 @@ from django.db import models
 from revy.contrib.django import settings as revy_settings
 
 
+@revy_settings.cached
 def _get(setting: str) -> type[models.Model]:
+    # Cached (every write asks): cleared when a REVY_* setting changes.
     label = revy_settings.get(setting)
     try:
         return apps.get_model(label, require_ready=False)

@@ -20,8 +20,9 @@ from django.utils.timezone import is_naive, make_aware
 from revy.context import Context
 from revy.contrib.django import history
 from revy.contrib.django.encoding import encode
-from revy.contrib.django.recorder import pending_revision, state_json
+from revy.contrib.django.recorder import state_json
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api.visibility import VisibilityPolicy, get_policy
 

@@ -41,7 +41,7 @@ from revy.contrib.django.headers import (
     authenticated_user,
     read_headers,
 )
-from revy.contrib.django.recorder import pending_revision
+from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_revision_model
 from revy_api.graphql.errors import header_error
 from revy_api.graphql.state import get_request

@@ -30,7 +30,7 @@ from revy.contrib.django.headers import (
     authenticated_user,
     read_headers,
 )
-from revy.contrib.django.recorder import pending_revision
+from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_revision_model
 from revy_api.rest.exceptions import is_problem, problem_exception_handler
 from revy_api.rest.schema import RevyAutoSchema

@@ -26,7 +26,7 @@ from django.utils.module_loading import import_string
 
 from revy.context import Context
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.recorder import update_revision_metadata
+from revy.contrib.django.revisions import update_revision_metadata
 
 COMMIT_MESSAGE = "X-Commit-Message"
 ORGANIZATION = "X-Perform-As-Organization"

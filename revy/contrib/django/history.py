@@ -486,7 +486,7 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
     revision created or deleted); changes to other fields are not conflicts. Returns the
     revision the undo was recorded in, or None when there was nothing to undo.
     """
-    from revy.contrib.django.recorder import pending_revision
+    from revy.contrib.django.revisions import pending_revision
 
     delta_model = get_object_delta_model()
     using = router.db_for_write(delta_model)

@@ -23,7 +23,7 @@ from revy.contrib.django.headers import (
     authenticated_user,
     read_headers,
 )
-from revy.contrib.django.recorder import pending_revision
+from revy.contrib.django.revisions import pending_revision
 
 
 def problem_response(error: HeaderError) -> HttpResponse:

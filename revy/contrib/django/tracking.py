@@ -30,15 +30,9 @@ from django.db.models.deletion import Collector
 from revy.context import Context, Scope, add_boundary_listener, current_scope, enabled_scope
 from revy.contrib.django import recorder
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.recorder import (
-    ACTION_SET,
-    Change,
-    attribute_action,
-    marker_alive,
-    state_json,
-    transaction_marker,
-)
+from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"

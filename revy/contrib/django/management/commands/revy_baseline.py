@@ -30,6 +30,7 @@ from revy.context import Context
 from revy.contrib.django import recorder, registry
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.registry import ModelConfig
+from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_object_delta_model
 
@@ -83,8 +84,8 @@ class Command(BaseCommand):
         with Context(actor=None, revision_description=description):
             for config in targets:
                 recorded += self.baseline(config, batch_size, skip_existing, dry_run)
-            revisions = {recorder.pending_revision(using) for using in self.databases(targets)}
-        revision_ids = ", ".join(str(revision.pk) for revision in revisions if revision)
+            written = {pending_revision(using) for using in self.databases(targets)}
+        revision_ids = ", ".join(str(revision.pk) for revision in written if revision)
         if dry_run:
             summary = f"Dry run: would record {recorded} rows of {len(targets)} models."
         elif recorded:

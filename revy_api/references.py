@@ -61,7 +61,9 @@ class References:
                 keys = [pk_field.to_python(value) for value in ids]
             except Exception:
                 continue
-            for instance in model._base_manager.filter(pk__in=keys):
+            # str() often names related rows ("Engine of Saab"): bring the non-null foreign
+            # keys along, or showing a page would cost a query per row.
+            for instance in model._base_manager.select_related().filter(pk__in=keys):
                 self._found[(content_type_id, str(instance.pk))] = instance
         self._wanted = {}
         return self

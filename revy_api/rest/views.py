@@ -33,7 +33,7 @@ from revy_api.visibility import VisibilityPolicy, get_policy
 __all__ = ["DeltaViewSet", "RevisionViewSet"]
 
 
-class _HistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
+class _ReadOnlyHistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
     permission_classes = [IsAuthenticated]
     pagination_class = HistoryCursorPagination
     filterset_class = DeltaFilterSet
@@ -53,7 +53,7 @@ class _HistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
     list=extend_schema(summary="Revisions having visible deltas, newest first"),
     retrieve=extend_schema(summary="A revision with its metadata and visible deltas"),
 )
-class RevisionViewSet(RevisionContextMixin, _HistoryViewSet):
+class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
     """Revisions, filtered by their deltas; `POST revert/` undoes one as a new revision."""
 
     filter_backends = [RevisionFilterBackend]
@@ -97,7 +97,7 @@ class RevisionViewSet(RevisionContextMixin, _HistoryViewSet):
     list=extend_schema(summary="Object deltas of models you may view, newest first"),
     retrieve=extend_schema(summary="An object delta with its attribute deltas"),
 )
-class DeltaViewSet(_HistoryViewSet):
+class DeltaViewSet(_ReadOnlyHistoryViewSet):
     """Object deltas with their attribute deltas (`changes`)."""
 
     serializer_class = ObjectDeltaSerializer

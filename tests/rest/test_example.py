@@ -172,3 +172,28 @@ def test_decimal_values_are_recorded_as_strings(admin_api, account):
     amount = next(change for change in delta["changes"] if change["field"] == "amount")
     assert amount["new"] == "1.10"
     assert Decimal(amount["new"]) == Decimal("1.1")
+
+
+def test_showing_rows_whose_str_follows_foreign_keys_costs_no_query_per_row(admin_api):
+    """A cylinder shows as "Cylinder 1 of Engine of Saab": engine and car come in the batch."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from example.garage.models import Cylinder, Engine
+    from revy import Context
+
+    with Context():
+        for number in range(60):
+            car = Car.objects.create(manufacturer=f"Make {number}")
+            Cylinder.objects.create(engine=Engine.objects.create(car=car), position=1)
+
+    def queries(page_size: int) -> int:
+        url = f"/api/deltas/?content_type=garage.cylinder&page_size={page_size}"
+        admin_api.get(url)
+        with CaptureQueriesContext(connection) as captured:
+            results = admin_api.get(url).json()["results"]
+        assert len(results) == page_size
+        assert results[0]["content"]["display"].startswith("Cylinder 1 of Engine of Make")
+        return len(captured)
+
+    assert queries(5) == queries(50)

@@ -37,6 +37,8 @@ TEST_DEPS = [
     "schemathesis",
     "pyyaml",
 ]
+# What the example project needs beyond revy[api]: GraphiQL's scripts as local static files.
+EXAMPLE_DEPS = ["graphene-django-graphiql-static"]
 # The browser tests drive Debian's chromium (/usr/bin/chromium) through Playwright, whose wheel
 # ships its driver: no browser is ever downloaded (`playwright install` is never run).
 BROWSER_DEPS = ["playwright"]
@@ -121,7 +123,7 @@ def _postgres_env(session: nox.Session, *, durable: bool = False) -> dict[str, s
 
 
 def _install_for_tests(session: nox.Session, django: str) -> None:
-    session.install("-e", ".[api,postgres]", django, *TEST_DEPS)
+    session.install("-e", ".[api,postgres]", django, *TEST_DEPS, *EXAMPLE_DEPS)
 
 
 def _pytest(session: nox.Session, env: dict[str, str | None]) -> None:
@@ -152,7 +154,7 @@ def browser(session: nox.Session) -> None:
 
     Needs Debian's chromium (`apt-get install chromium`); fails, rather than skips, without it.
     """
-    session.install("-e", ".[api]", *TEST_DEPS, *BROWSER_DEPS)
+    session.install("-e", ".[api]", *TEST_DEPS, *EXAMPLE_DEPS, *BROWSER_DEPS)
     session.run(
         "python",
         "-m",
@@ -198,12 +200,12 @@ def benchmarks(session: nox.Session) -> None:
 @nox.session
 def demo(session: nox.Session) -> None:
     """Run the example project: migrate, seed demo data and start the server."""
-    session.install("-e", ".[api]")
+    session.install("-e", ".[api]", *EXAMPLE_DEPS)
     session.run("python", "example/manage.py", "demo", *session.posargs)
 
 
 @nox.session
 def schema(session: nox.Session) -> None:
     """Regenerate openapi/openapi.yaml and schema/schema.graphql."""
-    session.install("-e", ".[api]")
+    session.install("-e", ".[api]", *EXAMPLE_DEPS)
     session.run("python", "example/manage.py", "export_contracts", *session.posargs)

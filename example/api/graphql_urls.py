@@ -1,7 +1,8 @@
 """GraphQL of the demo at /graphql/: POST operations there, or open it in a browser for GraphiQL.
 
-GraphiQL is strawberry's page, which loads its scripts from a CDN (unpkg.com): offline it shows
-a blank page, while the endpoint itself keeps answering POSTed operations.
+GraphiQL is served from local static files: strawberry renders the template
+`graphql/graphiql.html` (example/api/templates) when it exists, and that template loads React
+and GraphiQL from the graphene-django-graphiql-static package instead of a CDN.
 """
 
 from django.urls import path

@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "strawberry_django",
+    "graphene_django_graphiql_static",  # GraphiQL's scripts as local static files
     "revy.contrib.django",
     "example.organizations",
     "example.ledger",

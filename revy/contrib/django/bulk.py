@@ -22,7 +22,7 @@ from django.db.models.query import QuerySet
 from django.db.models.signals import m2m_changed
 
 from revy.context import Context
-from revy.contrib.django import recorder, tracking
+from revy.contrib.django import attribution, deletion, recorder, tracking
 from revy.contrib.django.recorder import Change, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 
@@ -36,7 +36,7 @@ _django_bulk_update = QuerySet.bulk_update
 
 
 def _recording_config(model: type[models.Model]) -> ModelConfig | None:
-    return config_for(model) if tracking.recording() else None
+    return config_for(model) if attribution.recording() else None
 
 
 def _has_expressions(values: dict[str, Any]) -> bool:
@@ -66,7 +66,7 @@ def _rows_by_pk(config: ModelConfig, using: str, pks: list[Any]) -> dict[Any, tu
 
 def _set_by_deletion(config: ModelConfig, kwargs: dict[str, Any]) -> bool:
     """True for the updates a deletion's SET_NULL & co. make (the deletion records them)."""
-    handled = tracking.deletion_updates.get()
+    handled = deletion.deletion_updates.get()
     return bool(handled) and all((config.model, name) in handled for name in kwargs)
 
 
@@ -116,8 +116,8 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
                 changes.append(change)
         recorder.write(using, changes)
         for pk in after_rows:
-            tracking.note_write(config, pk)
-    tracking.refresh_bases(self.model, after_rows)
+            attribution.note_write(config, pk)
+    attribution.refresh_bases(self.model, after_rows)
     return count
 
 
@@ -135,19 +135,19 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     with transaction.atomic(using=using, savepoint=False):
         before = []
         for obj in objs:
-            state = tracking.state_of(obj) or tracking.watch_new(obj)
-            before.append(tracking.attribute(obj, state, config, actor, description))
+            state = attribution.state_of(obj) or attribution.watch_new(obj)
+            before.append(attribution.attribute(obj, state, config, actor, description))
         created = _django_bulk_create(self, objs, *args, **kwargs)
         changes = []
         skipped = 0
         for obj, current in zip(objs, before, strict=True):
-            state = tracking.state_of(obj)
+            state = attribution.state_of(obj)
             after = config.values_of(obj)
             if after[config.pk_index] is None:
                 skipped += 1
                 continue
             if after != current:
-                tracking.attribute(obj, state, config, None, "", after)
+                attribution.attribute(obj, state, config, None, "", after)
             changes.append(
                 tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
             )
@@ -179,8 +179,8 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         known: dict[Any, tuple] = {}
         missing = []
         for obj in objs:
-            state = tracking.state_of(obj)
-            base = tracking.known_base(state, config, obj.pk, using) if state else None
+            state = attribution.state_of(obj)
+            base = attribution.known_base(state, config, obj.pk, using) if state else None
             if base is not None:
                 known[obj.pk] = base
             else:
@@ -200,10 +200,10 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             after = written[obj.pk] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
-            state = tracking.state_of(obj)
+            state = attribution.state_of(obj)
             spans = {}
             if state is not None:
-                tracking.attribute(obj, state, config, actor, description, current)
+                attribution.attribute(obj, state, config, actor, description, current)
                 spans = state.spans or {}
             change = tracking.update_change(
                 config, obj, before, after, indexes, spans, actor, description
@@ -216,8 +216,8 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                     (state.spans or {}).pop(index, None)
         recorder.write(using, changes)
         for pk in written:
-            tracking.note_write(config, pk)
-    tracking.refresh_bases(self.model, written)
+            attribution.note_write(config, pk)
+    attribution.refresh_bases(self.model, written)
     return count
 
 

@@ -1,4 +1,4 @@
-"""Drop-in replacements for Django's `on_delete` handlers.
+"""Deletions: drop-in replacements for Django's `on_delete` handlers, and their recording.
 
 Inside an enabled context, every row a deletion touches gets its own delta in the deleting
 revision, with the system (None) as actor and the context's `deletion_description`. The deltas
@@ -7,15 +7,29 @@ handlers make sure the affected rows are fully loaded so that their pre-deletion
 without another query. Outside an enabled context Django's handler runs unchanged.
 
 Migrations refer to these functions by their import path, which stays stable.
+
+`record_delete` wraps Django's `Collector.delete`: before Django deletes anything, every row
+the collector holds (origin, cascades, fast deletes) gets a Delete delta carrying its
+pre-deletion state, and every row a SET handler changes gets one Update, all in the deletion's
+transaction.
 """
 
 from __future__ import annotations
 
+import contextvars
+import functools
+import operator
 from typing import Any
 
+from django.db import models, transaction
 from django.db.models import deletion as django_deletion
+from django.db.models.deletion import Collector
 
 from revy.context import Context
+from revy.contrib.django import recorder
+from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.recorder import Change, attribute_action, state_json
+from revy.contrib.django.registry import ModelConfig, config_for
 
 __all__ = ["CASCADE", "SET", "SET_DEFAULT", "SET_NULL"]
 
@@ -65,3 +79,143 @@ def SET(value: Any):
         set_on_delete.lazy_sub_objs = True
     set_on_delete.deconstruct = lambda: ("revy.contrib.django.deletion.SET", (value,), {})
     return set_on_delete
+
+
+# Recording deletions ------------------------------------------------------------------------
+
+_django_collector_delete = Collector.delete
+
+# (model, field name) pairs a deletion in progress sets through QuerySet.update().
+deletion_updates: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
+    "revy_deletion_updates", default=frozenset()
+)
+
+
+def record_delete(self):
+    """`Collector.delete`, recording every row it deletes or changes (installed by tracking)."""
+    if not recording():
+        return _django_collector_delete(self)
+    with transaction.atomic(using=self.using, savepoint=False):
+        changes = _deletion_changes(self)
+        recorder.write(self.using, changes)
+        # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
+        handled = frozenset(
+            (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates
+        )
+        token = deletion_updates.set(handled)
+        try:
+            result = _django_collector_delete(self)
+        finally:
+            deletion_updates.reset(token)
+    for change in changes:
+        note_write(change.config, change.pk)
+    for instances in self.data.values():
+        for instance in instances:
+            state = state_of(instance)
+            if state is not None:
+                state.base, state.spans = None, None
+    return result
+
+
+def _deletion_changes(collector: Collector) -> list[Change]:
+    using = collector.using
+    origin = collector.origin
+    if isinstance(origin, models.Model):
+        origin_model, origin_pk = origin._meta.concrete_model, origin.pk
+    elif origin is not None and hasattr(origin, "model"):
+        origin_model, origin_pk = origin.model._meta.concrete_model, None
+    else:
+        origin_model = origin_pk = None
+    # The parent rows of a multi-table child are the same object as the child.
+    origin_models = (
+        {origin_model, *origin_model._meta.get_parent_list()} if origin_model is not None else ()
+    )
+
+    actor = Context.get_actor()
+    object_description = Context.get_object_delta_description()
+    deletion_description = Context.get_deletion_description()
+
+    def deleted(config, row, instance=None) -> Change:
+        pk = row[config.pk_index]
+        if instance is None and config.has_aggregates:
+            # Fast-deleted rows come without instances; aggregates are found through one.
+            instance = config.model.from_db(using, config.attnames, row)
+        is_origin = config.model in origin_models and (origin_pk is None or pk == origin_pk)
+        return Change(
+            config,
+            pk,
+            "Delete",
+            actor=actor if is_origin else None,
+            description=object_description if is_origin else deletion_description,
+            data=state_json(config, row),
+            instance=instance,
+        )
+
+    changes: list[Change] = []
+    # One Update per row, however many of its foreign keys the deletion sets.
+    updated: dict[tuple[type, Any], list] = {}
+    for (field, value), batches in collector.field_updates.items():
+        config = config_for(field.model)
+        if config is None:
+            continue
+        index = config.index_of(field.attname)
+        for batch in batches:
+            for row, _ in _rows(config, batch, using):
+                key = (config.model, row[config.pk_index])
+                entry = updated.setdefault(key, [config, row, list(row)])
+                entry[2][index] = value
+    for config, row, after in updated.values():
+        attributes = [
+            (index, attribute_action(new), old, new, None, deletion_description)
+            for index, (old, new) in enumerate(zip(row, after, strict=True))
+            if old != new and index in config.recorded
+        ]
+        if attributes:
+            changes.append(
+                Change(
+                    config,
+                    row[config.pk_index],
+                    "Update",
+                    actor=None,
+                    description=deletion_description,
+                    data=state_json(config, after),
+                    attributes=attributes,
+                )
+            )
+    for model, instances in collector.data.items():
+        config = config_for(model)
+        if config is not None:
+            changes.extend(
+                deleted(config, row, obj) for row, obj in _rows(config, instances, using)
+            )
+    # Django splits fast deletes into batches; one SELECT per model reads them all.
+    fast_deletes: dict[type, list[models.QuerySet]] = {}
+    for queryset in collector.fast_deletes:
+        fast_deletes.setdefault(queryset.model._meta.concrete_model, []).append(queryset)
+    for model, querysets in fast_deletes.items():
+        config = config_for(model)
+        if config is not None:
+            combined = functools.reduce(operator.or_, querysets)
+            changes.extend(deleted(config, row) for row, _ in _rows(config, combined, using))
+    return changes
+
+
+def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
+    """Return (full row, instance or None) for a queryset or a collection of instances."""
+    if isinstance(objs, models.QuerySet):
+        return [(tuple(row), None) for row in objs.values_list(*config.attnames)]
+    known, missing = [], {}
+    for instance in objs:
+        state = state_of(instance)
+        base = None
+        if state is not None and not instance._state.adding:
+            base = known_base(state, config, instance.pk, using)
+        if base is not None:
+            known.append((base, instance))
+        else:
+            missing[instance.pk] = instance
+    if missing:
+        rows = config.model._base_manager.using(using).filter(pk__in=list(missing))
+        for row in rows.values_list(*config.attnames):
+            known.append((tuple(row), missing[row[config.pk_index]]))
+    return known

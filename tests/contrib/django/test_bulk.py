@@ -283,3 +283,81 @@ def test_m2m_add_extra_statements_do_not_grow_with_rows():
         books[0].tags.add(*tags)
 
     assert extra_statements(operation, 10) == extra_statements(operation, 1000)
+
+
+# Bulk paths record what per-row operations would -------------------------------------------
+
+
+def comparable_deltas(since: int, model=Book) -> list[tuple]:
+    """The deltas after id `since`, without what differs between two sets of rows (keys)."""
+    own = {"id", "author_id", "book_id"}
+    result = []
+    for delta in object_deltas(model):
+        if delta.pk <= since:
+            continue
+        fields = {
+            field: [(action, old, new, actor) for action, old, new, actor, _ in entries]
+            for field, entries in changes(delta).items()
+            if field not in own
+        }
+        state = {key: value for key, value in (delta.data or {}).items() if key not in own}
+        result.append((delta.action, delta.event_type, state, fields))
+    return sorted(result, key=repr)
+
+
+def test_bulk_create_records_what_per_row_saves_record(user):
+    author = make_author()
+    since = last_delta_id()
+    with Context.via_actor(user):
+        Book.objects.bulk_create([Book(author=author, title=f"T{n}", pages=n) for n in range(3)])
+    bulk = comparable_deltas(since)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        for n in range(3):
+            Book(author=author, title=f"T{n}", pages=n).save()
+    assert bulk == comparable_deltas(since)
+
+
+def test_bulk_update_records_what_per_row_saves_record(user):
+    first, second = make_books(3), make_books(3)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        loaded = list(Book.objects.filter(pk__in=[b.pk for b in first]).order_by("pk"))
+        for book in loaded:
+            book.pages += 5
+        Book.objects.bulk_update(loaded, ["pages"])
+    bulk = comparable_deltas(since)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        for book in Book.objects.filter(pk__in=[b.pk for b in second]).order_by("pk"):
+            book.pages += 5
+            book.save(update_fields=["pages"])
+    assert bulk == comparable_deltas(since)
+
+
+def test_queryset_delete_records_what_per_row_deletes_record(user):
+    first, second = make_books(3), make_books(3)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        Book.objects.filter(pk__in=[b.pk for b in first]).delete()
+    bulk = comparable_deltas(since)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        for book in Book.objects.filter(pk__in=[b.pk for b in second]):
+            book.delete()
+    assert bulk == comparable_deltas(since)
+
+
+def test_m2m_add_records_what_saving_the_through_rows_records(user):
+    (first,), (second,) = make_books(1), make_books(1)
+    tags = [Tag.objects.create(name=f"tag{n}") for n in range(3)]
+    through = Book.tags.through
+    since = last_delta_id()
+    with Context.via_actor(user):
+        first.tags.add(*tags)
+    bulk = comparable_deltas(since, through)
+    since = last_delta_id()
+    with Context.via_actor(user):
+        for tag in tags:
+            through(book=second, tag=tag).save()
+    assert bulk == comparable_deltas(since, through)

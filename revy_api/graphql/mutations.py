@@ -95,8 +95,9 @@ class RevisionMutation:
         return RollbackResult(
             type=type.lower(),
             id=strawberry.ID(str(pk)),
-            state=cast(JSON, recorded_state(result.instance)),
-            etag=operations.etag(result.instance),
+            # The row as the rollback makes it: for a dry run, what it would become.
+            state=cast(JSON, recorded_state(result.target or result.instance)),
+            etag=operations.etag(result.target or result.instance),
             changes=field_changes(result.changes),
             created=result.created,
             dry_run=result.dry_run,

@@ -122,6 +122,11 @@ def test_a_dry_run_writes_nothing(gql, editor, book):
     result = data["rollbackObject"]
     assert result["dryRun"] is True and result["revision"] is None
     assert {change["field"] for change in result["changes"]} == {"title", "pages"}
+    # The state is what the rollback would make of the row, not the row as it is.
+    assert result["state"]["title"] != "Dune Messiah"
+    assert result["state"]["title"] == next(
+        change["new"] for change in result["changes"] if change["field"] == "title"
+    )
     assert history_counts() == before
     book.refresh_from_db()
     assert book.title == "Dune Messiah"

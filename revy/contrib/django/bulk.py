@@ -23,7 +23,6 @@ from django.db.models.signals import m2m_changed
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
-from revy.contrib.django.recorder import Change, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 
 logger = logging.getLogger("revy.bulk")
@@ -240,26 +239,16 @@ def _m2m_changed(sender, instance, action, reverse, model, pk_set, using, **kwar
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     changes = [
-        Change(
+        # The database chose the key: the system's, as in a save.
+        tracking.creation_change(
             config,
-            row[config.pk_index],
-            "Create",
-            actor=actor,
-            description=Context.get_object_delta_description(),
-            data=state_json(config, row),
-            attributes=[
-                (
-                    index,
-                    recorder.ACTION_SET,
-                    None,
-                    row[index],
-                    None if index == config.pk_index else actor,
-                    "" if index == config.pk_index else description,
-                )
-                for index in config.recorded
-            ],
+            None,
+            row,
+            {config.pk_index: [[None, "", None, row[config.pk_index]]]},
+            actor,
+            description,
         )
-        for row in rows
+        for row in map(tuple, rows)
     ]
     recorder.write(using, changes)
 

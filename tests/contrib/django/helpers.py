@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import itertools
 import time
 from typing import Any
 
@@ -13,19 +12,6 @@ from django.utils import timezone
 
 from revy import Context
 from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
-from tests.testapp.models import Author, Book
-
-_sequence = itertools.count(1)
-
-
-def make_author(**fields: Any) -> Author:
-    fields.setdefault("name", f"Author {next(_sequence)}")
-    return Author.objects.create(**fields)
-
-
-def make_book(author: Author | None = None, **fields: Any) -> Book:
-    fields.setdefault("title", f"Book {next(_sequence)}")
-    return Book.objects.create(author=author or make_author(), **fields)
 
 
 def change(instance: models.Model, **fields: Any) -> models.Model:

@@ -23,11 +23,10 @@ from tests.contrib.django.helpers import (
     change,
     deltas_of,
     last_revision,
-    make_author,
-    make_book,
     moment,
     revision_count,
 )
+from tests.factories import make_author, make_book
 from tests.testapp.models import Author, Book, Secret, Stamped, Untracked
 
 pytestmark = pytest.mark.django_db

@@ -31,11 +31,10 @@ from tests.contrib.django.helpers import (
     deltas_of,
     last_delta_of,
     last_revision,
-    make_author,
-    make_book,
     moment,
     revision_count,
 )
+from tests.factories import make_author, make_book
 from tests.testapp.models import Author, Book, Car, Cylinder, Engine, Secret, Stamped, Tag
 
 pytestmark = pytest.mark.django_db

@@ -21,11 +21,10 @@ from tests.contrib.django.helpers import (
     created,
     deleted,
     deltas_of,
-    make_author,
-    make_book,
     revision_count,
     row_values,
 )
+from tests.factories import make_author, make_book
 from tests.testapp.models import Book, Secret, Stamped
 
 pytestmark = pytest.mark.django_db

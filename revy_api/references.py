@@ -7,6 +7,7 @@ model, so list endpoints cost the same number of queries for 10 rows as for 500.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -28,6 +29,21 @@ def content_type_for_label(label: str) -> ContentType | None:
         return ContentType.objects.get_by_natural_key(app_label, model)
     except ContentType.DoesNotExist:
         return None
+
+
+@cache
+def _required_relations(model: type[models.Model], depth: int = 3) -> tuple[str, ...]:
+    """The `select_related()` paths of the model's non-null foreign keys, `depth` deep."""
+    if depth == 0:
+        return ()
+    paths: list[str] = []
+    for field in model._meta.concrete_fields:
+        forward = field.is_relation and (field.many_to_one or field.one_to_one)
+        if forward and not field.null:
+            paths.append(field.name)
+            related = field.related_model._meta.concrete_model
+            paths += [f"{field.name}__{path}" for path in _required_relations(related, depth - 1)]
+    return tuple(paths)
 
 
 class References:
@@ -63,7 +79,10 @@ class References:
                 continue
             # str() often names related rows ("Engine of Saab"): bring the non-null foreign
             # keys along, or showing a page would cost a query per row.
-            for instance in model._base_manager.select_related().filter(pk__in=keys):
+            rows = model._base_manager.all()
+            if relations := _required_relations(model):
+                rows = rows.select_related(*relations)
+            for instance in rows.filter(pk__in=keys):
                 self._found[(content_type_id, str(instance.pk))] = instance
         self._wanted = {}
         return self

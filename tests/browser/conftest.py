@@ -34,12 +34,6 @@ CHROMIUM_ARGS = [
 EXAMPLE_URLCONF = "example.project.urls"
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers", "browser: drives the example project in headless Chromium (nox -s browser)"
-    )
-
-
 def _missing_browser() -> str | None:
     if importlib.util.find_spec("playwright") is None:
         return "Playwright is not installed (pip install playwright)"

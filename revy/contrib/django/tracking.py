@@ -24,6 +24,7 @@ from django.db.models.deletion import Collector
 from revy.context import Context, add_boundary_listener, current_scope
 from revy.contrib.django import deletion, recorder
 from revy.contrib.django.attribution import (
+    STATE_KEY,
     InstanceState,
     attribute,
     known_base,
@@ -40,10 +41,6 @@ from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
 
 DEFERRED = models.DEFERRED
-STATE_KEY = "_revy_state"
-
-WRITES_KEY = "revy.writes"
-TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
 _django_init = models.Model.__init__
 _django_from_db = models.Model.from_db.__func__

@@ -7,7 +7,6 @@ Lookups of revisions and deltas go through `revy_api.operations`, as REST's do.
 
 from __future__ import annotations
 
-import datetime
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -16,7 +15,6 @@ from django.utils.dateparse import parse_datetime
 from strawberry import relay
 
 from revy.contrib.django import history
-from revy.contrib.django.utils import get_revision_model
 from revy_api import operations
 from revy_api.graphql.errors import bad_request
 from revy_api.references import content_type_for_label
@@ -106,14 +104,3 @@ def diff_point(value: str | None, argument: str) -> history.Point | None:
     if global_id.type_name == "ObjectDelta":
         return operations.get_delta(global_id.node_id)
     return revision_for(global_id, argument)
-
-
-def point_kwargs(at_point: history.Point | None) -> dict[str, Any]:
-    """Return the keyword `revy.contrib.django.history` takes for a point."""
-    if at_point is None:
-        return {}
-    if isinstance(at_point, datetime.datetime):
-        return {"at": at_point}
-    if isinstance(at_point, get_revision_model()):
-        return {"revision": at_point}
-    return {"delta": at_point}

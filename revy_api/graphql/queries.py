@@ -21,6 +21,7 @@ from strawberry_django import django_resolver
 
 from revy.contrib.django import history
 from revy.contrib.django.utils import get_revision_model
+from revy_api import operations
 from revy_api.graphql import arguments
 from revy_api.graphql.connections import resolve_connection
 from revy_api.graphql.errors import not_found, translating_errors
@@ -128,7 +129,7 @@ class RevisionQuery:
         state.require_view(model, pk)
         with translating_errors():
             at_point = arguments.point(revision=revision, delta=delta, at=at, required=False)
-            instance = history.snapshot(model, pk, **arguments.point_kwargs(at_point))
+            instance = operations.snapshot(model, pk, at_point)
         return Snapshot.of(type.lower(), pk, instance) if instance is not None else None
 
     @strawberry.field(description="The fields of one row that differ between two points.")
@@ -158,11 +159,11 @@ class RevisionQuery:
         pk = arguments.pk_for(model, id)
         state.require_view(model, pk)
         with translating_errors():
-            changes = history.diff(
+            changes = operations.diff(
                 model,
                 pk,
-                since=arguments.diff_point(since, "since"),
-                until=arguments.diff_point(until, "until"),
+                arguments.diff_point(since, "since"),
+                arguments.diff_point(until, "until"),
             )
         return ObjectDiff(
             type=type.lower(),

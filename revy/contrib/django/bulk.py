@@ -48,18 +48,6 @@ def _python_value(field: models.Field, value: Any) -> Any:
     return field.to_python(value)
 
 
-def _rows_by_pk(config: ModelConfig, using: str, pks: list[Any]) -> dict[Any, tuple]:
-    """SELECT the full rows of `pks`, in batches that fit every database's parameter limit."""
-    manager = config.model._base_manager.using(using)
-    rows: dict[Any, tuple] = {}
-    size = 1000
-    for start in range(0, len(pks), size):
-        chunk = pks[start : start + size]
-        for row in manager.filter(pk__in=chunk).values_list(*config.attnames):
-            rows[row[config.pk_index]] = tuple(row)
-    return rows
-
-
 # QuerySet.update ---------------------------------------------------------------------------
 
 
@@ -83,7 +71,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
         if not before:
             return count
         if _has_expressions(kwargs):
-            after_rows = _rows_by_pk(config, using, [row[config.pk_index] for row in before])
+            after_rows = config.read_rows(using, [row[config.pk_index] for row in before])
         else:
             new_values = {
                 config.index_of(name): _python_value(config.fields[config.index_of(name)], value)
@@ -185,7 +173,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             else:
                 missing.append(obj.pk)
         if missing:
-            known.update(_rows_by_pk(config, using, missing))
+            known.update(config.read_rows(using, missing))
         # Django's bulk_update runs QuerySet.update() per batch: record once, here.
         with Context.as_disabled():
             count = _django_bulk_update(self, objs, fields, *args, **kwargs)

@@ -214,8 +214,6 @@ def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
             known.append((base, instance))
         else:
             missing[instance.pk] = instance
-    if missing:
-        rows = config.model._base_manager.using(using).filter(pk__in=list(missing))
-        for row in rows.values_list(*config.attnames):
-            known.append((tuple(row), missing[row[config.pk_index]]))
+    for pk, row in config.read_rows(using, missing).items():
+        known.append((row, missing[pk]))
     return known

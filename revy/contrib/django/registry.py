@@ -7,6 +7,7 @@ first call for a model. The cache is cleared when a `REVY_*` setting changes.
 from __future__ import annotations
 
 from operator import itemgetter
+from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
@@ -93,6 +94,20 @@ class ModelConfig:
         if names is None:
             return self.all_indexes
         return frozenset(self.indexes[name] for name in names) | {self.pk_index}
+
+    def read_rows(self, using: str, pks) -> dict[Any, tuple]:
+        """SELECT the full rows of `pks` as tuples keyed by pk, without building instances.
+
+        In chunks, so that any number of keys fits every database's parameter limit.
+        """
+        manager = self.model._base_manager.using(using)
+        pks = list(pks)
+        rows: dict[Any, tuple] = {}
+        for start in range(0, len(pks), 1000):
+            chunk = manager.filter(pk__in=pks[start : start + 1000])
+            for row in chunk.values_list(*self.attnames):
+                rows[row[self.pk_index]] = tuple(row)
+        return rows
 
     def values_of(self, instance: models.Model) -> tuple:
         """Return the instance's current field values, `DEFERRED` for fields not loaded."""

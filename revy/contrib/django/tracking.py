@@ -170,10 +170,7 @@ def _certain_insert(instance, config, raw, force_insert, force_update, pk) -> bo
 
 def select_row(config: ModelConfig, using: str, pk: Any) -> tuple | None:
     """Return the row's current values from the database, or None if it does not exist."""
-    rows = list(
-        config.model._base_manager.using(using).filter(pk=pk).values_list(*config.attnames)[:1]
-    )
-    return tuple(rows[0]) if rows else None
+    return next(iter(config.read_rows(using, [pk]).values()), None)
 
 
 def _record_save(self, config, using, raw, force_insert, force_update, update_fields):

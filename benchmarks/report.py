@@ -129,27 +129,28 @@ def table(results: Sequence[Result]) -> str:
     return "\n".join([render(lines[0]), rule, *(render(cells) for cells in lines[1:])])
 
 
-def markdown(results: Sequence[Result], environment: str, command: str) -> str:
+def _table_lines(results: Sequence[Result], environment: str, command: str) -> list[str]:
+    """The command, environment, results table and summary of one run, as markdown lines."""
     header = [title or "Result" for title, _ in COLUMNS]
     aligns = ["---:" if align == ">" else "---" for _, align in COLUMNS]
     body = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row(r)) + " |" for r in results]
+    return [
+        f"`{command}`",
+        "",
+        f"Environment: {environment}",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| " + " | ".join(aligns) + " |",
+        *body,
+        "",
+        summary(results) + ".",
+        "",
+    ]
+
+
+def markdown(results: Sequence[Result], environment: str, command: str) -> str:
     return "\n".join(
-        [
-            "# revy benchmarks",
-            "",
-            f"`{command}`",
-            "",
-            f"Environment: {environment}",
-            "",
-            "| " + " | ".join(header) + " |",
-            "| " + " | ".join(aligns) + " |",
-            *body,
-            "",
-            summary(results) + ".",
-            "",
-            LEGEND,
-            "",
-        ]
+        ["# revy benchmarks", "", *_table_lines(results, environment, command), LEGEND, ""]
     )
 
 
@@ -191,25 +192,13 @@ def _title(database: str) -> str:
 
 
 def _section(database: str, results: Sequence[Result], environment: str, command: str) -> str:
-    header = [title or "Result" for title, _ in COLUMNS]
-    aligns = ["---:" if align == ">" else "---" for _, align in COLUMNS]
-    body = ["| " + " | ".join(cell.replace("|", "\\|") for cell in row(r)) + " |" for r in results]
     # ">" escaped so that no value can close the HTML comment early.
     data = json.dumps([_as_data(result) for result in results]).replace(">", "\\u003e")
     return "\n".join(
         [
             f"## {_title(database)}",
             "",
-            f"`{command}`",
-            "",
-            f"Environment: {environment}",
-            "",
-            "| " + " | ".join(header) + " |",
-            "| " + " | ".join(aligns) + " |",
-            *body,
-            "",
-            summary(results) + ".",
-            "",
+            *_table_lines(results, environment, command),
             f"<!-- revy-bench-data {data} -->",
             "",
         ]

@@ -102,8 +102,6 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             if change is not None:
                 changes.append(change)
         recorder.write(using, changes)
-        for pk in after_rows:
-            attribution.note_write(config, pk)
     attribution.refresh_bases(self.model, after_rows)
     return count
 
@@ -202,8 +200,6 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
         recorder.write(using, changes)
-        for pk in written:
-            attribution.note_write(config, pk)
     attribution.refresh_bases(self.model, written)
     return count
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models.query import QuerySet
 from django.db.models.signals import m2m_changed
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.transactions import atomic_unit, guard
 
 logger = logging.getLogger("revy.bulk")
 
@@ -59,13 +60,18 @@ def _set_by_deletion(config: ModelConfig, kwargs: dict[str, Any]) -> bool:
 
 def _update(self: QuerySet, **kwargs: Any) -> int:
     config = _recording_config(self.model)
-    if config is None or not kwargs or _set_by_deletion(config, kwargs):
+    if (
+        config is None
+        or not kwargs
+        or not config.knows(kwargs)  # Django raises its own error for these
+        or _set_by_deletion(config, kwargs)
+    ):
         return _django_update(self, **kwargs)
     using = self.db
     indexes = frozenset(config.index_of(name) for name in kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         before = [tuple(row) for row in self.values_list(*config.attnames)]
         count = _django_update(self, **kwargs)
         if not before:
@@ -101,7 +107,8 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             )
             if change is not None:
                 changes.append(change)
-        recorder.write(using, changes)
+        with guard(using):
+            recorder.write(using, changes)
     attribution.refresh_bases(self.model, after_rows)
     return count
 
@@ -111,13 +118,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
 
 def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None or config.model._meta.auto_created:
+    if config is None or config.model._meta.auto_created or self.model._meta.parents:
+        # Django refuses multi-table inherited models before writing anything.
         return _django_bulk_create(self, objs, *args, **kwargs)
     objs = list(objs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     using = self.db
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         before = []
         for obj in objs:
             state = attribution.state_of(obj) or attribution.watch_new(obj)
@@ -137,7 +145,8 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
                 tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
             )
             state.base, state.checkpoint, state.spans = after, after, None
-        recorder.write(using, changes)
+        with guard(using):
+            recorder.write(using, changes)
     if skipped:
         logger.warning(
             "revy: %d %s rows from bulk_create() came back without a primary key "
@@ -153,14 +162,15 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
 
 def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None:
+    if config is None or not fields or not config.knows(fields) or config.pk_names & set(fields):
+        # Wrong usage: Django raises its own error before writing anything.
         return _django_bulk_update(self, objs, fields, *args, **kwargs)
     objs = list(objs)
     using = self.db
     indexes = frozenset(config.index_of(name) for name in fields)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         known: dict[Any, tuple] = {}
         missing = []
         for obj in objs:
@@ -199,7 +209,8 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                 state.base = after
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
-        recorder.write(using, changes)
+        with guard(using):
+            recorder.write(using, changes)
     attribution.refresh_bases(self.model, written)
     return count
 

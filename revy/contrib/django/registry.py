@@ -89,6 +89,12 @@ class ModelConfig:
         """Return the position of a field, given its name or attname."""
         return self.indexes[name]
 
+    def knows(self, names) -> bool:
+        """True when every name is a concrete field's name or attname (Django validates the
+        rest, so unknown names are left to it and to its own error)."""
+        indexes = self.indexes
+        return all(name in indexes for name in names)
+
     def indexes_of(self, names) -> frozenset[int]:
         """Return the positions a save with `update_fields=names` writes (None: all)."""
         if names is None:

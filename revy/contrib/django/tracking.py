@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import DatabaseError, connections, models, router
 from django.db.models.deletion import Collector
 
 from revy.context import Context, add_boundary_listener, current_scope
@@ -39,6 +39,7 @@ from revy.contrib.django.attribution import (
 from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
+from revy.contrib.django.transactions import guard, run_atomically
 
 DEFERRED = models.DEFERRED
 
@@ -122,7 +123,8 @@ def _refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
             state.spans = None
             seen_now(state)
         else:
-            refreshed = {config.index_of(name) for name in fields}
+            # Reverse relations, prefetched names and generic keys refresh no column.
+            refreshed = {config.index_of(name) for name in fields if name in config.indexes}
             state.base = merge(state.base, current, refreshed)
             if state.checkpoint is not None:
                 state.checkpoint = merge(state.checkpoint, current, refreshed)
@@ -156,8 +158,15 @@ def _save_base(
                 state.pending = transaction_marker(self._state.db or "default")
         return result
     using = using or router.db_for_write(self.__class__, instance=self)
-    with transaction.atomic(using=using, savepoint=False):
-        return _record_save(self, config, using, raw, force_insert, force_update, update_fields)
+    # In autocommit mode the save and its deltas get a transaction of their own, which
+    # commits as soon as the save returns.
+    own_block = not connections[using].in_atomic_block
+    return run_atomically(
+        using,
+        lambda: _record_save(
+            self, config, using, raw, force_insert, force_update, update_fields, own_block
+        ),
+    )
 
 
 def _certain_insert(instance, config, raw, force_insert, force_update, pk) -> bool:
@@ -173,17 +182,18 @@ def select_row(config: ModelConfig, using: str, pk: Any) -> tuple | None:
     return next(iter(config.read_rows(using, [pk]).values()), None)
 
 
-def _record_save(self, config, using, raw, force_insert, force_update, update_fields):
+def _record_save(self, config, using, raw, force_insert, force_update, update_fields, own_block):
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     current = config.values_of(self)
     pk = current[config.pk_index]
     state = state_of(self)
+    adding = self._state.adding
     if _certain_insert(self, config, raw, force_insert, force_update, pk):
         base = None
     else:
         base = None
-        if state is not None and not self._state.adding:
+        if state is not None and not adding:
             base = known_base(state, config, pk, using)
         if base is None:
             base = select_row(config, using, pk)
@@ -192,9 +202,75 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         state = InstanceState(id(self), base, base, current_scope())
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
+    saving = _Saving(config, using, update_fields, actor, description, current, base, own_block)
+    try:
+        result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
+    except Exception:
+        # Django raised before writing (pre_save, validation, a failed statement) or after
+        # (post_save): in the second case the row changed, and its history must say so.
+        if _written(self, saving, adding):
+            _record_saved(self, state, saving)
+        raise
+    _record_saved(self, state, saving)
+    return result
 
-    result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
 
+class _Saving:
+    """What a save knew before Django wrote the row."""
+
+    __slots__ = (
+        "actor",
+        "base",
+        "config",
+        "current",
+        "description",
+        "own_block",
+        "update_fields",
+        "using",
+    )
+
+    def __init__(self, config, using, update_fields, actor, description, current, base, own):
+        self.config, self.using, self.update_fields = config, using, update_fields
+        self.actor, self.description = actor, description
+        self.current, self.base, self.own_block = current, base, own
+
+
+def _written(instance, saving: _Saving, adding: bool) -> bool:
+    """After an exception from Django's save, tell whether the row was written."""
+    config, using = saving.config, saving.using
+    connection = connections[using]
+    if connection.needs_rollback:
+        return False  # a statement failed: the caller's transaction cannot keep the row
+    if adding and not instance._state.adding:
+        return True  # Django marks the instance saved right after writing it
+    base = saving.base
+    if base is None:
+        return False
+    try:
+        row = select_row(config, using, saving.current[config.pk_index])
+    except DatabaseError:
+        return False
+    if row is None:
+        return False
+    changed = [
+        index
+        for index in config.indexes_of(saving.update_fields)
+        if saving.current[index] is not DEFERRED
+        and not hasattr(saving.current[index], "resolve_expression")
+        and saving.current[index] != base[index]
+    ]
+    return bool(changed) and all(row[index] == saving.current[index] for index in changed)
+
+
+def _record_saved(self, state, saving: _Saving) -> None:
+    """Record what the save wrote, in the save's transaction."""
+    config, using, update_fields = saving.config, saving.using, saving.update_fields
+    actor, description, current, base = (
+        saving.actor,
+        saving.description,
+        saving.current,
+        saving.base,
+    )
     after = config.values_of(self)
     written = after
     expressions = [
@@ -215,15 +291,15 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
             current[index] != base[index] and current[index] is not DEFERRED for index in saved
         ):
             _after_save(self, state, config, update_fields)
-            state.pending = transaction_marker(using, own_block=True)
-            return result
+            state.pending = transaction_marker(using, own_block=saving.own_block)
+            return
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
-        recorder.write(using, [change])
+        with guard(using):
+            recorder.write(using, [change])
         note_write(config, after[config.pk_index])
     _after_save(self, state, config, update_fields, base, written)
-    state.pending = transaction_marker(using, own_block=True)
-    return result
+    state.pending = transaction_marker(using, own_block=saving.own_block)
 
 
 def _resolve_expressions(state, config, using, current, after, indexes) -> tuple:

@@ -43,12 +43,6 @@ def _has_expressions(values: dict[str, Any]) -> bool:
     return any(hasattr(value, "resolve_expression") for value in values.values())
 
 
-def _python_value(field: models.Field, value: Any) -> Any:
-    if isinstance(value, models.Model):
-        value = value.pk
-    return field.to_python(value)
-
-
 # QuerySet.update ---------------------------------------------------------------------------
 
 
@@ -80,7 +74,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after_rows = config.read_rows(using, [row[config.pk_index] for row in before])
         else:
             new_values = {
-                config.index_of(name): _python_value(config.fields[config.index_of(name)], value)
+                config.index_of(name): config.normal(config.index_of(name), value)
                 for name, value in kwargs.items()
             }
             after_rows = None
@@ -109,7 +103,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
                 changes.append(change)
         with guard(using):
             recorder.write(using, changes)
-    attribution.refresh_bases(self.model, after_rows)
+    attribution.refresh_bases(self.model, after_rows, using)
     return count
 
 
@@ -135,7 +129,7 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
         skipped = 0
         for obj, current in zip(objs, before, strict=True):
             state = attribution.state_of(obj)
-            after = config.values_of(obj)
+            after = config.normalize(config.values_of(obj))
             if after[config.pk_index] is None:
                 skipped += 1
                 continue
@@ -144,7 +138,8 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             changes.append(
                 tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
             )
-            state.base, state.checkpoint, state.spans = after, after, None
+            kept = config.frozen(after)
+            state.base, state.checkpoint, state.spans = kept, kept, None
         with guard(using):
             recorder.write(using, changes)
     if skipped:
@@ -191,7 +186,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             before = known.get(obj.pk)
             if before is None:
                 continue
-            current = config.values_of(obj)
+            current = config.normalize(config.values_of(obj))
             after = written[obj.pk] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
@@ -206,12 +201,12 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             if change is not None:
                 changes.append(change)
             if state is not None:
-                state.base = after
+                state.base = config.frozen(after)
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
         with guard(using):
             recorder.write(using, changes)
-    attribution.refresh_bases(self.model, written)
+    attribution.refresh_bases(self.model, written, using)
     return count
 
 

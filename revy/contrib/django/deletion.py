@@ -165,7 +165,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             for row, _ in _rows(config, batch, using):
                 key = (config.model, row[config.pk_index])
                 entry = updated.setdefault(key, [config, row, list(row)])
-                entry[2][index] = value
+                entry[2][index] = config.normal(index, value)
     for config, row, after in updated.values():
         attributes = [
             (index, attribute_action(new), old, new, None, deletion_description)

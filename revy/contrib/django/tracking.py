@@ -107,6 +107,7 @@ def _from_db(cls, db, field_names, values, **kwargs):
         config = config_for(cls)
         if config is not None:
             loaded = tuple(loaded) if loaded is not None else config.values_of(new)
+            loaded = config.frozen(loaded)
             watch(new, loaded, loaded)
     return new
 
@@ -116,7 +117,7 @@ def _refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
     state = state_of(self)
     if state is not None:
         config = config_for(self.__class__)
-        current = config.values_of(self)
+        current = config.frozen(config.values_of(self))
         fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
         if fields is None or state.base is None:
             state.base = state.checkpoint = current
@@ -252,14 +253,15 @@ def _written(instance, saving: _Saving, adding: bool) -> bool:
         return False
     if row is None:
         return False
+    current = config.normalize(saving.current)
     changed = [
         index
         for index in config.indexes_of(saving.update_fields)
-        if saving.current[index] is not DEFERRED
-        and not hasattr(saving.current[index], "resolve_expression")
-        and saving.current[index] != base[index]
+        if current[index] is not DEFERRED
+        and not hasattr(current[index], "resolve_expression")
+        and current[index] != base[index]
     ]
-    return bool(changed) and all(row[index] == saving.current[index] for index in changed)
+    return bool(changed) and all(row[index] == current[index] for index in changed)
 
 
 def _record_saved(self, state, saving: _Saving) -> None:
@@ -272,13 +274,13 @@ def _record_saved(self, state, saving: _Saving) -> None:
         saving.base,
     )
     after = config.values_of(self)
-    written = after
+    written = config.normalize(after)
     expressions = [
         index for index in config.recorded if hasattr(current[index], "resolve_expression")
     ]
     if expressions:
         # F() expressions and database defaults: the values are only known to the database.
-        written = _resolve_expressions(state, config, using, current, after, expressions)
+        written = _resolve_expressions(state, config, using, current, written, expressions)
     if after != state.checkpoint:  # values Django set during the save are the system's
         attribute(self, state, config, None, "", after)
     spans = state.spans or {}
@@ -287,8 +289,9 @@ def _record_saved(self, state, saving: _Saving) -> None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
         saved = config.indexes_of(update_fields)
+        stored = config.normalize(current)
         if not any(
-            current[index] != base[index] and current[index] is not DEFERRED for index in saved
+            stored[index] != base[index] and stored[index] is not DEFERRED for index in saved
         ):
             _after_save(self, state, config, update_fields)
             state.pending = transaction_marker(using, own_block=saving.own_block)
@@ -334,7 +337,11 @@ def _resolve_expressions(state, config, using, current, after, indexes) -> tuple
 
 
 def creation_change(config, instance, after, spans, actor, description) -> Change:
-    """Build the Create delta of a new row from its spans (fields never assigned: `actor`)."""
+    """Build the Create delta of a new row from its spans (fields never assigned: `actor`).
+
+    `after` is the row as stored (`ModelConfig.normalize`); the spans' values are brought to
+    that form too, and consecutive assignments that store the same value are one.
+    """
     attributes = []
     for index in config.recorded:
         chain = spans.get(index)
@@ -342,7 +349,10 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
             attributes.append((index, ACTION_SET, None, after[index], actor, description))
             continue
         old = None
-        for span_actor, span_description, _, new in chain:
+        for position, (span_actor, span_description, _, new) in enumerate(chain):
+            new = config.normal(index, new)
+            if position and new == old:
+                continue
             attributes.append((index, ACTION_SET, old, new, span_actor, span_description))
             old = new
     return Change(
@@ -358,7 +368,11 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
 
 
 def update_change(config, instance, base, after, saved, spans, actor, description) -> Change | None:
-    """Build the Update delta of the fields in `saved` that differ from `base`, if any."""
+    """Build the Update delta of the fields in `saved` that differ from `base`, if any.
+
+    `base` and `after` are rows as stored (`ModelConfig.normalize`); so are the values of
+    the attribute deltas built from the spans.
+    """
     attributes = []
     for index in config.recorded:
         if index not in saved:
@@ -369,6 +383,7 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
         chain = spans.get(index) or [[actor, description, start, final]]
         old = start
         for span_actor, span_description, _, new in chain:
+            new = config.normal(index, new)
             if new != old:
                 attributes.append(
                     (index, attribute_action(new), old, new, span_actor, span_description)
@@ -397,8 +412,8 @@ def _after_save(instance, state, config, update_fields, base=None, written=None)
     the instance's new base and forget their spans."""
     if config is None:
         return
-    current = config.values_of(instance)
-    after = current if written is None else written
+    current = config.frozen(config.values_of(instance))
+    after = current if written is None else config.frozen(written)
     base = base if base is not None else state.base
     if update_fields is None or base is None:
         state.base = after

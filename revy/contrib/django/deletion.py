@@ -151,6 +151,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             description=object_description if is_origin else deletion_description,
             data=state_json(config, row),
             instance=instance,
+            values=row,
         )
 
     changes: list[Change] = []
@@ -182,6 +183,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
                     description=deletion_description,
                     data=state_json(config, after),
                     attributes=attributes,
+                    values=tuple(after),
                 )
             )
     for model, instances in collector.data.items():

@@ -64,7 +64,8 @@ class Change:
 
     `attributes` holds `(field index, action, old, new, actor, description)` tuples of Python
     values, the index being into `config.attnames`; `data` is the JSON text of the row's state
-    (see `state_json`) or of a custom event's data.
+    (see `state_json`) or of a custom event's data; `values` the row's state as a tuple (in
+    `config.attnames` order), when the change has one.
     """
 
     __slots__ = (
@@ -77,6 +78,7 @@ class Change:
         "event_type",
         "instance",
         "pk",
+        "values",
     )
 
     def __init__(
@@ -91,6 +93,7 @@ class Change:
         attributes: Sequence[tuple] = (),
         event_type: str | None = None,
         instance: models.Model | None = None,
+        values: tuple | None = None,
     ) -> None:
         self.config = config
         self.pk = pk
@@ -101,6 +104,7 @@ class Change:
         self.attributes = attributes
         self.event_type = event_type or f"{config.event_prefix}.{_EVENT_SUFFIX[action]}"
         self.instance = instance
+        self.values = values
 
 
 _EVENT_SUFFIX = {

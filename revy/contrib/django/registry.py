@@ -37,6 +37,7 @@ class ModelConfig:
         "has_aggregates",
         "indexes",
         "label",
+        "links",
         "masked",
         "model",
         "mutable",
@@ -88,6 +89,12 @@ class ModelConfig:
             (index, normalizer)
             for index in self.recorded
             if (normalizer := _normalizer(self.fields[index])) is not None
+        )
+        # A many-to-many through model: the foreign keys to the relation's two ends, so that
+        # a link's changes show in the history of both rows it links.
+        self.links = tuple(
+            (self.index_of(field.attname), field.related_model._meta.concrete_model)
+            for field in _link_fields(model)
         )
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
@@ -230,6 +237,26 @@ def _normalizer(field: models.Field):
 
         return fixed_point
     return to_python
+
+
+def _link_fields(model: type[models.Model]) -> list[models.Field]:
+    """The foreign keys of a many-to-many through model that point at the relation's ends."""
+    fields: dict[str, models.Field] = {}
+    for other in global_apps.get_models():
+        for m2m in other._meta.local_many_to_many:
+            if m2m.remote_field.through is model:
+                for name in (m2m.m2m_field_name(), m2m.m2m_reverse_field_name()):
+                    field = model._meta.get_field(name)
+                    fields[field.attname] = field
+    return list(fields.values())
+
+
+def through_models(model: type[models.Model]) -> list[type[models.Model]]:
+    """The through models of every many-to-many relation of `model`, in either direction."""
+    opts = model._meta.concrete_model._meta
+    found = [field.remote_field.through for field in opts.many_to_many]
+    found += [relation.through for relation in opts.related_objects if relation.many_to_many]
+    return list(dict.fromkeys(found))
 
 
 def _is_user_model(model: type) -> bool:

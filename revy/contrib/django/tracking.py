@@ -364,6 +364,7 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
         data=state_json(config, after),
         attributes=attributes,
         instance=instance,
+        values=after,
     )
 
 
@@ -404,6 +405,7 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
         data=state_json(config, state),
         attributes=attributes,
         instance=instance,
+        values=state,
     )
 
 

@@ -208,6 +208,7 @@ class Command(BaseCommand):
                 (index, recorder.ACTION_SET, None, row[index], None, "")
                 for index in config.recorded
             ],
+            values=row,
         )
 
 

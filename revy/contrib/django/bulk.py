@@ -25,6 +25,7 @@ from django.db.models.query import QuerySet
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
+from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
@@ -111,7 +112,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             if change is not None:
                 changes.append(change)
         with guard(using):
-            recorder.write(using, changes)
+            recorder.write(using, with_relatives(using, changes))
     attribution.refresh_bases(self.model, after_rows, using)
     return count
 
@@ -171,7 +172,7 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
                 state.base, state.checkpoint, state.spans = kept, config.frozen(after), None
                 attribution.seen_now(state)
         with guard(using):
-            recorder.write(using, changes)
+            recorder.write(using, with_relatives(using, changes))
     return created
 
 
@@ -353,7 +354,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
         with guard(using):
-            recorder.write(using, changes)
+            recorder.write(using, with_relatives(using, changes))
     attribution.refresh_bases(self.model, written, using)
     return count
 

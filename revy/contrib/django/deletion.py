@@ -28,6 +28,7 @@ from django.db.models.deletion import Collector
 from revy.context import Context
 from revy.contrib.django import recorder
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
@@ -99,7 +100,7 @@ def record_delete(self):
     with atomic_unit(self.using):
         changes = _deletion_changes(self)
         with guard(self.using):
-            recorder.write(self.using, changes)
+            recorder.write(self.using, with_relatives(self.using, changes))
         # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
         handled = frozenset(
             (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates

@@ -48,6 +48,7 @@ class ModelConfig:
         "pk_names",
         "read",
         "recorded",
+        "relatives",
     )
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -96,6 +97,9 @@ class ModelConfig:
             (self.index_of(field.attname), field.related_model._meta.concrete_model)
             for field in _link_fields(model)
         )
+        # Multi-table inheritance: the models whose rows share this model's primary keys
+        # (every ancestor, every descendant). A change of one is a change of the others.
+        self.relatives = frozenset({*opts.get_parent_list(), *_descendants(model)} - {model})
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
         getter = itemgetter(*self.attnames)
@@ -237,6 +241,20 @@ def _normalizer(field: models.Field):
 
         return fixed_point
     return to_python
+
+
+def _descendants(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models inheriting from `model` through multi-table inheritance."""
+    return [
+        other
+        for other in global_apps.get_models()
+        if not other._meta.proxy and model in other._meta.get_parent_list()
+    ]
+
+
+def children_of(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models that inherit directly from `model` (multi-table inheritance)."""
+    return [other for other in _descendants(model) if model in other._meta.parents]
 
 
 def _link_fields(model: type[models.Model]) -> list[models.Field]:

@@ -36,6 +36,7 @@ from revy.contrib.django.attribution import (
     state_of,
     watch,
 )
+from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
@@ -299,7 +300,7 @@ def _record_saved(self, state, saving: _Saving) -> None:
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
         with guard(using):
-            recorder.write(using, [change])
+            recorder.write(using, with_relatives(using, [change]))
         note_write(config, after[config.pk_index])
     _after_save(self, state, config, update_fields, base, written)
     state.pending = transaction_marker(using, own_block=saving.own_block)

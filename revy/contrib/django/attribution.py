@@ -27,6 +27,7 @@ from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+
 WRITES_KEY = "revy.writes"
 TRACKED_LIMIT_KEY = "revy.tracked_limit"
 

@@ -149,7 +149,7 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             state = attribution.state_of(obj)
             after = config.values_of(obj)
             if after != values:  # values Django or the database set are the system's
-                attribution.attribute(obj, state, config, None, "", after)
+                attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
             row = stored.get(id(obj))
             if row is None:
                 continue  # a conflict ignored: nothing was written

@@ -37,7 +37,13 @@ from revy.contrib.django.attribution import (
     watch,
 )
 from revy.contrib.django.inheritance import with_relatives
-from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
+from revy.contrib.django.recorder import (
+    ACTION_SET,
+    AUTOMATIC,
+    Change,
+    attribute_action,
+    state_json,
+)
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
 from revy.contrib.django.transactions import guard, run_atomically
@@ -78,7 +84,7 @@ def _generated_pk(instance: models.Model, config: ModelConfig) -> None:
     checkpoint = [None] * len(config.attnames)
     checkpoint[pk_index] = pk
     state.checkpoint = tuple(checkpoint)
-    state.spans = {pk_index: [[None, "", None, pk]]}
+    state.spans = {pk_index: [[AUTOMATIC, "", None, pk]]}
 
 
 def _from_db(cls, db, field_names, values, **kwargs):
@@ -283,7 +289,7 @@ def _record_saved(self, state, saving: _Saving) -> None:
         # F() expressions and database defaults: the values are only known to the database.
         written = _resolve_expressions(state, config, using, current, written, expressions)
     if after != state.checkpoint:  # values Django set during the save are the system's
-        attribute(self, state, config, None, "", after)
+        attribute(self, state, config, AUTOMATIC, "", after)
     spans = state.spans or {}
     after = written
     if base is None:

@@ -118,8 +118,10 @@ class _Row:
             )
         concrete = model._meta.concrete_model
         try:
+            if registry.is_composite(concrete) and isinstance(pk, str):
+                pk = registry.pk_from_content_id(concrete, pk)
             pk = concrete._meta.pk.to_python(pk)
-        except ValidationError:
+        except (ValidationError, ValueError, TypeError):
             raise HistoryNotFound(
                 f"{pk!r} is not a valid primary key for {concrete._meta.label}."
             ) from None
@@ -127,7 +129,7 @@ class _Row:
         self.pk = pk
         self.using = using or router.db_for_write(concrete)
         self.content_type = ContentType.objects.db_manager(self.using).get_for_model(concrete)
-        self.content_id = str(pk)
+        self.content_id = registry.content_id(concrete, pk)
 
     @property
     def label(self) -> str:

@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
 from revy.contrib.django.encoding import JSONEncoder
+from revy.contrib.django.registry import content_id
 from revy.contrib.django.snapshots import ObjectSnapshot
 
 __all__ = [
@@ -113,16 +114,17 @@ class ObjectDeltaQuerySet(models.QuerySet):
     def for_object(self, obj: models.Model) -> ObjectDeltaQuerySet:
         """Deltas whose content is `obj` (in this queryset's database)."""
         content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
-        return self.filter(content_type=content_type, content_id=str(obj.pk))
+        return self.filter(content_type=content_type, content_id=content_id(type(obj), obj.pk))
 
     def for_aggregate(self, obj: models.Model) -> ObjectDeltaQuerySet:
         """Deltas that affected `obj` directly or through its aggregates, in one query."""
         content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        row = content_id(type(obj), obj.pk)
         return self.filter(
-            models.Q(content_type=content_type, content_id=str(obj.pk))
+            models.Q(content_type=content_type, content_id=row)
             | models.Q(
                 pk__in=ObjectDeltaAggregate.objects.using(self.db)
-                .filter(content_type=content_type, content_id=str(obj.pk))
+                .filter(content_type=content_type, content_id=row)
                 .values("delta_id")
             )
         )

@@ -242,7 +242,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             change.event_type,
             change.description or "",
             type_of(change.config),
-            str(change.pk),
+            change.config.content_id(change.pk),
             change.data,
             now,
         )
@@ -255,7 +255,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             continue
         config = change.config
         content_type_id = type_of(config)
-        content_id = str(change.pk)
+        content_id = config.content_id(change.pk)
         attnames = config.attnames
         for index, action, old, new, actor, description in change.attributes:
             attribute_rows.append(

@@ -24,6 +24,7 @@ from revy.contrib.django.history import (
     _Row,
     _state_at,
 )
+from revy.contrib.django.registry import pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
@@ -289,7 +290,8 @@ def _undo(delta: models.Model, using: str) -> None:
     if model is None:  # the model is gone: nothing left to put back
         return
     manager = model._base_manager.using(using)
-    current = manager.filter(pk=delta.content_id).first()
+    pk = pk_from_content_id(model, delta.content_id)
+    current = manager.filter(pk=pk).first()
     if delta.action == "Create":
         if current is not None:
             current.delete(using=using)

@@ -7,6 +7,7 @@ problems surface as `ImproperlyConfigured` on the first request that needs the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -92,7 +93,9 @@ def api_problems() -> list[Problem]:
 
 
 def check_api_settings(
-    app_configs: list[AppConfig] | None = None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
 ) -> list[checks.CheckMessage]:
     """Report every problem of REVY_API (`revy_api.E001`... and `revy_api.W001`)."""
     return [problem.check_message() for problem in api_problems()]

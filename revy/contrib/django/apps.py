@@ -26,7 +26,7 @@ class RevyConfig(AppConfig):
     def import_models(self) -> None:
         # Without contenttypes, importing revy's models fails with a RuntimeError that does
         # not say what to do, before any system check can run.
-        if not self.apps.is_installed("django.contrib.contenttypes"):
+        if self.apps is not None and not self.apps.is_installed("django.contrib.contenttypes"):
             raise CONTENTTYPES_MISSING.error()
         super().import_models()
 

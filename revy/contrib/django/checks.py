@@ -7,6 +7,7 @@ when `revy_api` is in INSTALLED_APPS.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.apps import AppConfig
@@ -18,7 +19,9 @@ __all__ = ["check_settings", "register"]
 
 
 def check_settings(
-    app_configs: list[AppConfig] | None = None, **kwargs: Any
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
 ) -> list[checks.CheckMessage]:
     """Report every problem of the REVY_* settings (`revy.E001`... and `revy.W001`)."""
     return [problem.check_message() for problem in revy_settings.problems()]

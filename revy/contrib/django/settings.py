@@ -37,7 +37,7 @@ import functools
 import types
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
@@ -45,6 +45,9 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
+
+if TYPE_CHECKING:
+    from django.db.models import Model
 
 __all__ = [
     "ALWAYS_EXCLUDED_APPS",
@@ -230,7 +233,7 @@ def _labels(setting: str, value: Any, found: list[Problem], example: str) -> lis
     return labels
 
 
-def _model(label: str, setting: str, found: list[Problem]) -> type | None:
+def _model(label: str, setting: str, found: list[Problem]) -> type[Model] | None:
     """Return the concrete model `label` ('app_label.ModelName') names, or None."""
     app_label, dot, model_name = label.partition(".")
     if not dot or not app_label or not model_name or "." in model_name:
@@ -265,7 +268,7 @@ def _model_not_installed(model_label: str, setting: str, entry: str) -> Problem:
             f"{setting} names {entry!r}, but no installed app has the label {app_label!r}.",
             hint,
         )
-    names = [model._meta.object_name for model in app.get_models()]
+    names = [model.__name__ for model in app.get_models()]
     return Problem(
         NOT_INSTALLED,
         f"{setting} names {entry!r}, but the app {app_label!r} has no model "
@@ -278,7 +281,7 @@ def _model_not_installed(model_label: str, setting: str, entry: str) -> Problem:
     )
 
 
-def _field(label: str, setting: str, found: list[Problem]) -> tuple[type, str] | None:
+def _field(label: str, setting: str, found: list[Problem]) -> tuple[type[Model], str] | None:
     """Return (concrete model, attname) of 'app_label.ModelName.field', or None."""
     parts = label.split(".")
     if len(parts) != 3 or not all(parts):
@@ -304,7 +307,7 @@ def _field(label: str, setting: str, found: list[Problem]) -> tuple[type, str] |
     return model._meta.concrete_model, field.attname
 
 
-def _no_such_field(model: type, name: str, setting: str, entry: str) -> Problem:
+def _no_such_field(model: type[Model], name: str, setting: str, entry: str) -> Problem:
     names = [field.name for field in model._meta.get_fields() if not field.auto_created]
     return Problem(
         NO_SUCH_FIELD,
@@ -313,8 +316,10 @@ def _no_such_field(model: type, name: str, setting: str, entry: str) -> Problem:
     )
 
 
-def _fields_by_model(labels: list[str], setting: str, found: list[Problem]) -> dict:
-    grouped: dict[type, set[str]] = {}
+def _fields_by_model(
+    labels: list[str], setting: str, found: list[Problem]
+) -> dict[type[Model], frozenset[str]]:
+    grouped: dict[type[Model], set[str]] = {}
     for label in labels:
         parsed = _field(label, setting, found)
         if parsed is not None:
@@ -377,7 +382,7 @@ def batch_size() -> int:
 
 
 @_parser
-def _parse_included(found: list[Problem]) -> tuple[bool, frozenset[str], frozenset[type]]:
+def _parse_included(found: list[Problem]) -> tuple[bool, frozenset[str], frozenset[type[Model]]]:
     everything, app_labels, models = False, set(), set()
     for label in _labels("REVY_MODELS", get("REVY_MODELS"), found, "shop"):
         if label == "*":
@@ -405,39 +410,39 @@ def _parse_included(found: list[Problem]) -> tuple[bool, frozenset[str], frozens
 
 
 @cached
-def included() -> tuple[bool, frozenset[str], frozenset[type]]:
+def included() -> tuple[bool, frozenset[str], frozenset[type[Model]]]:
     """Return (everything, app labels, models) that REVY_MODELS includes."""
     return strict(_parse_included)
 
 
 @_parser
-def _parse_excluded_models(found: list[Problem]) -> frozenset[type]:
+def _parse_excluded_models(found: list[Problem]) -> frozenset[type[Model]]:
     labels = _labels("REVY_EXCLUDED_MODELS", get("REVY_EXCLUDED_MODELS"), found, "shop.Product")
     models = (_model(label, "REVY_EXCLUDED_MODELS", found) for label in labels)
     return frozenset(model for model in models if model is not None)
 
 
 @cached
-def excluded_models() -> frozenset[type]:
+def excluded_models() -> frozenset[type[Model]]:
     """Return the models REVY_EXCLUDED_MODELS leaves out."""
     return strict(_parse_excluded_models)
 
 
 @_parser
-def _parse_excluded_fields(found: list[Problem]) -> dict[type, frozenset[str]]:
+def _parse_excluded_fields(found: list[Problem]) -> dict[type[Model], frozenset[str]]:
     setting = "REVY_EXCLUDED_FIELDS"
     labels = _labels(setting, get(setting), found, "auth.User.last_login")
     return _fields_by_model(labels, setting, found)
 
 
 @cached
-def excluded_fields() -> dict[type, frozenset[str]]:
+def excluded_fields() -> dict[type[Model], frozenset[str]]:
     """Map models to the attnames REVY_EXCLUDED_FIELDS keeps out of the history."""
     return strict(_parse_excluded_fields)
 
 
 @_parser
-def _parse_masked_fields(found: list[Problem]) -> dict[type, frozenset[str]]:
+def _parse_masked_fields(found: list[Problem]) -> dict[type[Model], frozenset[str]]:
     setting = "REVY_MASKED_FIELDS"
     labels = _labels(setting, get(setting), found, "auth.User.password")
     if not apps.is_installed("django.contrib.auth"):
@@ -447,13 +452,13 @@ def _parse_masked_fields(found: list[Problem]) -> dict[type, frozenset[str]]:
 
 
 @cached
-def masked_fields() -> dict[type, frozenset[str]]:
+def masked_fields() -> dict[type[Model], frozenset[str]]:
     """Map models to the attnames recorded as a mask instead of their value."""
     return strict(_parse_masked_fields)
 
 
 @_parser
-def _parse_aggregates(found: list[Problem]) -> dict[type, tuple[str, ...]]:
+def _parse_aggregates(found: list[Problem]) -> dict[type[Model], tuple[str, ...]]:
     setting = "REVY_AGGREGATES"
     value = get(setting)
     if not isinstance(value, Mapping):
@@ -465,7 +470,7 @@ def _parse_aggregates(found: list[Problem]) -> dict[type, tuple[str, ...]]:
             )
         )
         return {}
-    result: dict[type, tuple[str, ...]] = {}
+    result: dict[type[Model], tuple[str, ...]] = {}
     for label, field_names in value.items():
         if not isinstance(label, str):
             found.append(
@@ -503,12 +508,12 @@ def _parse_aggregates(found: list[Problem]) -> dict[type, tuple[str, ...]]:
 
 
 @cached
-def aggregates() -> dict[type, tuple[str, ...]]:
+def aggregates() -> dict[type[Model], tuple[str, ...]]:
     """Map models to the foreign keys whose targets are aggregates of their changes."""
     return strict(_parse_aggregates)
 
 
-def _parse_history_model(setting: str, found: list[Problem]) -> type | None:
+def _parse_history_model(setting: str, found: list[Problem]) -> type[Model] | None:
     label = get(setting)
     if not isinstance(label, str):
         found.append(
@@ -540,9 +545,13 @@ for _setting in ("REVY_REVISION_MODEL", "REVY_OBJECT_DELTA_MODEL", "REVY_ATTRIBU
     _parser(functools.partial(_parse_history_model, _setting))
 
 
-def history_model(setting: str) -> type:
+def history_model(setting: str) -> type[Model]:
     """Return the history model a REVY_*_MODEL setting names (not cached: see utils)."""
-    return strict(functools.partial(_parse_history_model, setting))
+    found: list[Problem] = []
+    model = _parse_history_model(setting, found)
+    if model is None:
+        raise found[0].error()
+    return model
 
 
 @_parser

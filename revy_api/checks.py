@@ -16,13 +16,20 @@ from django.core import checks
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.settings import (
     API_OUT_OF_RANGE,
+    API_SCHEMA_CLASS,
     API_UNKNOWN_KEY,
     API_WRONG_TYPE,
     Problem,
 )
 from revy_api.visibility import parse_policy_class
 
-__all__ = ["API_SETTINGS", "api_problems", "check_api_settings", "register"]
+__all__ = [
+    "API_SETTINGS",
+    "api_problems",
+    "check_api_settings",
+    "register",
+    "schema_class_problems",
+]
 
 # Every key REVY_API may hold, and the type of its value ("path": a dotted import path,
 # checked by its own parser below).
@@ -92,13 +99,39 @@ def api_problems() -> list[Problem]:
     return found
 
 
+def schema_class_problems() -> list[Problem]:
+    """revy_api.W002: drf-spectacular is installed but is not DRF's schema class."""
+    from django.apps import apps
+    from rest_framework.settings import api_settings
+
+    if not apps.is_installed("drf_spectacular"):
+        return []
+    from drf_spectacular.openapi import AutoSchema
+
+    schema_class = api_settings.DEFAULT_SCHEMA_CLASS
+    if isinstance(schema_class, type) and issubclass(schema_class, AutoSchema):
+        return []
+    name = getattr(schema_class, "__qualname__", repr(schema_class))
+    module = getattr(schema_class, "__module__", "")
+    return [
+        Problem(
+            API_SCHEMA_CLASS,
+            f"REST_FRAMEWORK['DEFAULT_SCHEMA_CLASS'] is {module}.{name}, not drf-spectacular's: "
+            "revy's views cannot be described with it (`manage.py spectacular` and the schema "
+            "view fail with a TypeError).",
+            'Add "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema" to REST_FRAMEWORK.',
+        )
+    ]
+
+
 def check_api_settings(
     app_configs: Sequence[AppConfig] | None = None,
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[checks.CheckMessage]:
-    """Report every problem of REVY_API (`revy_api.E001`... and `revy_api.W001`)."""
-    return [problem.check_message() for problem in api_problems()]
+    """Report every problem of REVY_API (`revy_api.E001`...), and a DRF schema class that
+    drf-spectacular cannot work with (`revy_api.W002`)."""
+    return [problem.check_message() for problem in [*api_problems(), *schema_class_problems()]]
 
 
 def register() -> None:

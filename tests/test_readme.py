@@ -42,6 +42,7 @@ PREAMBLE = textwrap.dedent(
     from revy.contrib.django.models import CASCADE
 
     Account: Any  # the README's listener calls a method of the reader's own Account model
+    TransactionViewSet: Any  # defined in one README block, routed in the next
     comment: Any
     request: Any
     user: User

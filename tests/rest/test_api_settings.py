@@ -195,3 +195,14 @@ def test_a_revy_api_that_is_not_a_dict_raises_improperly_configured_not_attribut
             "/api/authors/", {"name": "Ann"}, format="json", HTTP_X_PERFORM_AS_ORGANIZATION="acme"
         )
     assert str(excinfo.value) == as_text(message)
+
+
+def test_drf_s_default_schema_class_with_drf_spectacular_is_a_warning_naming_the_fix():
+    # (DRF reloads its settings when REST_FRAMEWORK changes)
+    with override_settings(REST_FRAMEWORK={}):
+        message = only_message()
+    assert message.id == "revy_api.W002"
+    assert message.level == checks.WARNING
+    assert "rest_framework.schemas.openapi.AutoSchema, not drf-spectacular's" in message.msg
+    assert '"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"' in message.hint
+    assert api_messages() == []

@@ -25,6 +25,7 @@ a hint saying how to fix it. The system checks (`revy.contrib.django.checks` and
 | `revy_api.E003` | a dotted path in `REVY_API` imports something of the wrong kind |
 | `revy_api.E004` | a number in `REVY_API` is out of range |
 | `revy_api.W001` | a `REVY_API` key revy does not know (a typo?) |
+| `revy_api.W002` | drf-spectacular is installed, but DRF's `DEFAULT_SCHEMA_CLASS` is not its |
 
 The `REVY_API` entries are the API plugin's, but the organization resolver is read here, by
 `revy.contrib.django.headers`, which `RevisionMiddleware` uses without `revy_api`.
@@ -111,6 +112,7 @@ API_NOT_IMPORTABLE = "revy_api.E002"
 API_WRONG_KIND = "revy_api.E003"
 API_OUT_OF_RANGE = "revy_api.E004"
 API_UNKNOWN_KEY = "revy_api.W001"
+API_SCHEMA_CLASS = "revy_api.W002"
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])

@@ -634,7 +634,8 @@ def api_object(
             Problem(
                 API_NOT_IMPORTABLE,
                 f"{where} = {path!r} cannot be imported: {str(error).rstrip('.')}.",
-                f"Give the dotted path of {kind}, e.g. {example!r}.",
+                f"Check the module and the name: the value is the dotted path of {kind}, "
+                "importable from the project's Python path.",
             )
         )
         return None

@@ -250,6 +250,7 @@ def test_what_the_banner_says_bob_may_do_holds_over_the_api():
     assert deltas["results"] == []
 
 
+@pytest.mark.django_db(transaction=True)  # `flush` cannot run inside a test's transaction
 def test_demo_reset_empties_the_database_and_seeds_it_again():
     _demo()
     Car.objects.all().delete()

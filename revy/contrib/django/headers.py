@@ -4,7 +4,8 @@
 `apply_headers()`, so the three cannot disagree on what a header means:
 
 - `X-Commit-Message`: the revision's description; UTF-8, at most 1,000 characters, no
-  control characters but newline and tab.
+  control characters but newline and tab. (HTTP cannot carry a newline in a header value, so
+  over the wire a description is one line; newlines come only from in-process callers.)
 - `X-Perform-As-Organization`: act as that organization, resolved (and possibly refused) by
   `REVY_API["ORGANIZATION_RESOLVER"]`.
 - `X-Request-ID`: kept in the revision's metadata.

@@ -16,7 +16,7 @@ from revy_api.visibility import VisibilityPolicy, get_policy
 from tests.factories import history_counts
 from tests.testapp.models import Author
 
-# The test database the checks may query: Django 6 checks every database by default, and the
+# The test database the checks may query: Django 6.1 checks every database by default, and the
 # tests may use only those they declare.
 DATABASES = ["default"]
 RESOLVER = "tests.testapp.resolvers.member_organization"

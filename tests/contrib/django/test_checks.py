@@ -23,7 +23,7 @@ from revy.contrib.django import settings as revy_settings
 from revy.contrib.django import utils
 from revy.contrib.django.checks import check_settings
 
-# The test database the checks may query: Django 6 checks every database by default, and the
+# The test database the checks may query: Django 6.1 checks every database by default, and the
 # tests may use only those they declare.
 DATABASES = ["default"]
 ROOT = Path(__file__).resolve().parents[3]

@@ -138,12 +138,13 @@ def test_an_anonymous_request_may_not_act_as_an_organization(gql, book):
     assert history_counts() == before
 
 
-def test_an_anonymous_change_is_recorded_for_the_system(gql, book):
+def test_an_anonymous_change_has_no_actor_and_says_it_was_anonymous(gql, book):
     response = _update(gql, book)
     response.ok()
     update = object_deltas(book)[-1]
     assert (update.actor_type_id, update.actor_id) == (None, None)
-    assert revisions()[-1].metadata == {}
+    # Told apart from the system's changes, whose revisions name no user at all.
+    assert revisions()[-1].metadata == {"user": None, "anonymous": True}
 
 
 def test_queries_open_no_revision(gql, user, book):

@@ -258,6 +258,7 @@ def test_revert_conflicts_list_the_later_changes_and_write_nothing(gql, editor, 
 
 
 def test_reverting_a_creation_deletes_the_row(gql, editor, book):
+    grant(editor, "testapp.delete_book")
     gql.login(editor)
     with Context():
         extra = make_book(author=book.author, title="Extra")

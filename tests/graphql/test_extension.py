@@ -217,3 +217,25 @@ def test_the_async_view_runs_the_async_hooks(gql, user, book, monkeypatch):
     gql.login(user)
     _update(gql, book).ok()
     assert used == ([extensions._AsyncHooks] if gql.view == "async" else [])
+
+
+def test_the_api_tells_anonymous_changes_from_the_systems(gql, superuser_for_metadata, book):
+    _update(gql, book).ok()  # anonymous
+    with Context(revision_description="system"):
+        book.pages = 1
+        book.save()
+    gql.login(superuser_for_metadata)
+    query = "{ revisions { edges { node { description metadata actors { id } } } } }"
+
+    nodes = [edge["node"] for edge in gql(query).ok()["revisions"]["edges"]]
+
+    assert nodes[0] == {"description": "system", "metadata": {}, "actors": [None]}
+    assert nodes[1]["metadata"] == {"user": None, "anonymous": True}
+    assert nodes[1]["actors"] == [None]
+
+
+@pytest.fixture
+def superuser_for_metadata(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")

@@ -188,11 +188,18 @@ class VisibilityPolicy:
         """Raise `RestoreForbidden` unless `user` may `action` the row and all it entails.
 
         A deletion entails the rows it cascades to (deleted) and the rows whose foreign keys
-        it sets (changed), collected as Django's `Collector` would delete them. Pass
+        it sets (changed), collected as Django's `Collector` would delete them. A row of an
+        automatic many-to-many table has no permissions of its own: adding or removing it
+        changes the row that declares the relation, as in Django's admin. Pass
         `functools.partial(policy.check_restore, user)` as the `check=` of
         `revy.contrib.django.history.rollback` and `revert`.
         """
-        touched = _deletion_effects(instance) if action == "delete" else [(action, instance)]
+        if type(instance)._meta.auto_created:
+            touched = [("change", _relation_owner(instance))]
+        elif action == "delete":
+            touched = _deletion_effects(instance)
+        else:
+            touched = [(action, instance)]
         refused = [
             (each, row)
             for each, row in touched
@@ -273,6 +280,20 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
                 updated.setdefault((type(row)._meta.concrete_model, row.pk), row)
     touched.extend(("change", row) for row in updated.values())
     return touched
+
+
+def _relation_owner(link: models.Model) -> models.Model:
+    """The row that declares the many-to-many relation `link` (a row of its table) is part of."""
+    opts = type(link)._meta
+    owner_model = opts.auto_created
+    key = next(
+        field
+        for field in opts.concrete_fields
+        if field.is_relation and field.related_model is owner_model
+    )
+    pk = getattr(link, key.attname)
+    owner = owner_model._base_manager.filter(pk=pk).first()
+    return owner if owner is not None else owner_model(pk=pk)
 
 
 def _instances(batch: Iterable[models.Model] | models.QuerySet) -> Iterable[models.Model]:

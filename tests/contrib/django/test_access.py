@@ -33,8 +33,9 @@ from tests.factories import (
     make_book,
     make_note,
     make_review,
+    object_deltas,
 )
-from tests.testapp.models import Author, Book, Car, Engine, Note, Restaurant
+from tests.testapp.models import Author, Book, Car, Engine, Note, Restaurant, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -364,3 +365,21 @@ def test_superusers_see_everything_without_a_computation(db):
     with count_queries() as queries:
         assert VisibilityPolicy().visible_content_type_ids(root) is None
     assert len(queries) == 0
+
+
+def test_many_to_many_links_are_changes_of_the_row_declaring_the_relation(user):
+    with Context():
+        book = make_book(title="Dune")
+        tag = Tag.objects.create(name="sf")
+    with Context(revision_description="tagged"):
+        book.tags.add(tag)
+    tagged = next(d for d in object_deltas() if d.revision.description == "tagged").revision
+    grant(user, "testapp.view_book")
+    check = functools.partial(VisibilityPolicy().check_restore, user)
+
+    with pytest.raises(RestoreForbidden, match=f"change testapp.Book {book.pk}"):
+        history.revert(tagged, check=check)
+    assert list(book.tags.all()) == [tag]
+    grant(user, "testapp.change_book")
+    history.revert(tagged, check=functools.partial(VisibilityPolicy().check_restore, user))
+    assert list(book.tags.all()) == []

@@ -117,7 +117,15 @@ def _check_event_type(event_type: str) -> None:
 def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[int]) -> None:
     rows = []
     for change, delta_id in zip(changes, ids, strict=True):
-        if change.instance is None or not change.config.has_aggregates:
+        config = change.config
+        if config.links and change.values is not None:
+            # A many-to-many link belongs to the history of both rows it links; the keys are
+            # in the row itself, so no instance is loaded.
+            for index, model in config.links:
+                value = change.values[index]
+                if value is not None:
+                    rows.append((delta_id, registry.content_type_id(model, using), str(value)))
+        if change.instance is None or not config.has_aggregates:
             continue
         for content_type_id, content_id in aggregates_of(change.instance):
             rows.append((delta_id, content_type_id, content_id))

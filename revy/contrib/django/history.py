@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from revy.contrib.django import registry
 from revy.contrib.django.encoding import encode
+from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.snapshots import STATE_ACTIONS, build_instance
 from revy.contrib.django.utils import (
     get_object_delta_model,
@@ -284,19 +285,32 @@ def history_of(
 ) -> models.QuerySet:
     """Return the object deltas of one row, newest first.
 
-    `history_of(obj)` or `history_of(Model, pk)`. With `aggregates=True`, also the deltas of
-    the rows that name this one as an aggregate (`get_event_aggregates()`, `REVY_AGGREGATES`),
-    in the same single query. The row need not exist any more.
+    `history_of(obj)` or `history_of(Model, pk)`: the row's own deltas and those of its
+    many-to-many links (the through rows that link it, added and removed). With
+    `aggregates=True`, also the deltas of the rows that name this one as an aggregate
+    (`get_event_aggregates()`, `REVY_AGGREGATES`). One query either way; the row need not
+    exist any more.
     """
     row = _target(obj_or_model, pk)
+    manager = get_object_delta_model().objects
     if aggregates:
-        manager = get_object_delta_model().objects
         return manager.for_aggregate(_reference(row)).order_by("-id")
-    return (
-        get_object_delta_model()
-        .objects.filter(content_type=row.content_type, content_id=row.content_id)
-        .order_by("-id")
-    )
+    own = Q(content_type=row.content_type, content_id=row.content_id)
+    links = [
+        ContentType.objects.get_for_model(through).pk
+        for through in registry.through_models(row.model)
+        if registry.is_tracked(through)
+    ]
+    if links:
+        # Its many-to-many links are part of a row's history: they are stored as aggregates
+        # of the link's delta (see `ModelConfig.links`).
+        own |= Q(
+            content_type_id__in=links,
+            pk__in=ObjectDeltaAggregate.objects.filter(
+                content_type=row.content_type, content_id=row.content_id
+            ).values("delta_id"),
+        )
+    return manager.filter(own).order_by("-id")
 
 
 def _reference(row: _Row) -> models.Model:

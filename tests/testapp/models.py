@@ -187,3 +187,12 @@ class SizeField(models.CharField):
 
 class Measured(models.Model):
     size = SizeField()
+
+
+class Enrollment(models.Model):
+    """A composite primary key (Django 5.2+)."""
+
+    pk = models.CompositePrimaryKey("club", "seat")
+    club = models.ForeignKey(Club, on_delete=CASCADE)
+    seat = models.CharField(max_length=10)
+    note = models.CharField(max_length=50, blank=True, default="")

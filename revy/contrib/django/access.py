@@ -292,7 +292,8 @@ def _relation_owner(link: models.Model) -> models.Model:
         if field.is_relation and field.related_model is owner_model
     )
     pk = getattr(link, key.attname)
-    owner = owner_model._base_manager.filter(pk=pk).first()
+    rows = owner_model._base_manager.using(link._state.db or router.db_for_read(owner_model))
+    owner = rows.filter(pk=pk).first()
     return owner if owner is not None else owner_model(pk=pk)
 
 

@@ -27,6 +27,7 @@ from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+
 WRITES_KEY = "revy.writes"
 TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
@@ -136,7 +137,7 @@ def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -
     values and states are the database's, not a stale copy's.
     """
     base = state.base
-    if base is None or DEFERRED in base or base[config.pk_index] != pk:
+    if base is None or DEFERRED in base or config.pk_of(base) != pk:
         return None
     scope = current_scope()
     if state.scope is not scope:

@@ -81,7 +81,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
         if not before:
             return count
         if _has_expressions(kwargs):
-            after_rows = config.read_rows(using, [row[config.pk_index] for row in before])
+            after_rows = config.read_rows(using, [config.pk_of(row) for row in before])
         else:
             new_values = {
                 config.index_of(name): config.normal(config.index_of(name), value)
@@ -90,14 +90,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after_rows = None
         if after_rows is None:
             after_rows = {
-                row[config.pk_index]: tuple(
+                config.pk_of(row): tuple(
                     new_values.get(index, value) for index, value in enumerate(row)
                 )
                 for row in before
             }
         changes = []
         for row in before:
-            after = after_rows.get(row[config.pk_index])
+            after = after_rows.get(config.pk_of(row))
             if after is None:
                 continue
             # Aggregates are found through an instance; build one only when needed.
@@ -149,11 +149,11 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             state = attribution.state_of(obj)
             after = config.values_of(obj)
             if after != values:  # values Django or the database set are the system's
-                attribution.attribute(obj, state, config, None, "", after)
+                attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
             row = stored.get(id(obj))
             if row is None:
                 continue  # a conflict ignored: nothing was written
-            pk = row[config.pk_index]
+            pk = config.pk_of(row)
             if pk in recorded:
                 continue  # several objects conflicting on the same row: written once
             recorded.add(pk)
@@ -196,7 +196,7 @@ def _stored_rows(config, using, objs, keys, existing, conflicts: bool) -> dict[i
     unknown = []
     for obj in objs:
         values = config.values_of(obj)
-        if values[config.pk_index] is None:
+        if values[config.pk_index] is None:  # (a composite key's parts are always given)
             continue  # a database that does not return keys: nothing to attach history to
         if any(hasattr(value, "resolve_expression") for value in values):
             unknown.append(obj)
@@ -221,7 +221,7 @@ def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
                 for name in unique_fields
             )
         ]
-    keys = [(config.pk_index,)]
+    keys = [config.pk_indexes]
     for field in opts.concrete_fields:
         if field.unique and not field.primary_key:
             keys.append((config.index_of(field.attname),))
@@ -266,7 +266,7 @@ def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
         for start in range(0, len(values), size):
             lookup = {**dict(prefix), f"{last}__in": values[start : start + size]}
             for row in manager.filter(**lookup).values_list(*config.attnames):
-                rows[row[config.pk_index]] = tuple(row)
+                rows[config.pk_of(row)] = tuple(row)
     return rows
 
 

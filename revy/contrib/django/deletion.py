@@ -139,7 +139,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     deletion_description = Context.get_deletion_description()
 
     def deleted(config, row, instance=None) -> Change:
-        pk = row[config.pk_index]
+        pk = config.pk_of(row)
         if instance is None and config.has_aggregates:
             # Fast-deleted rows come without instances; aggregates are found through one.
             instance = config.model.from_db(using, config.attnames, row)
@@ -165,7 +165,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         index = config.index_of(field.attname)
         for batch in batches:
             for row, _ in _rows(config, batch, using):
-                key = (config.model, row[config.pk_index])
+                key = (config.model, config.pk_of(row))
                 entry = updated.setdefault(key, [config, row, list(row)])
                 entry[2][index] = config.normal(index, value)
     for config, row, after in updated.values():
@@ -178,7 +178,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             changes.append(
                 Change(
                     config,
-                    row[config.pk_index],
+                    config.pk_of(row),
                     "Update",
                     actor=None,
                     description=deletion_description,

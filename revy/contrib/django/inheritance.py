@@ -107,7 +107,7 @@ def _for_child(using: str, child: type, changes: list[Change]) -> list[Change]:
 def _like(change: Change, config: ModelConfig, values: tuple, attributes: list[Any]) -> Change:
     return Change(
         config,
-        values[config.pk_index],
+        config.pk_of(values),
         change.action,
         actor=change.actor,
         description=change.description,

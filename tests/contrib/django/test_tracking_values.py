@@ -220,3 +220,25 @@ def test_a_model_instance_assigned_to_a_foreign_keys_attname_is_recorded_by_its_
         book.author_id = other
         book.save()
     assert changes(object_deltas(book)[-1]) == {"author_id": (first, other.pk)}
+
+
+# Actors ---------------------------------------------------------------------------------------
+
+
+def test_values_django_assigns_by_itself_do_not_make_the_system_an_actor(user):
+    with Context(actor=user):
+        Stamped.objects.create(label="s")  # uuid pk, auto_now and auto_now_add
+        make_author()  # an auto-incremented pk
+    revision = object_deltas(Stamped)[0].revision
+    assert revision.get_actors() == [user]
+    pk = next(a for a in object_deltas(Stamped)[0].children.all() if a.field_name == "id")
+    assert (pk.actor_id, pk.automatic) == (None, True)
+
+
+def test_a_system_correction_makes_the_system_an_actor(user):
+    with Context(actor=user):
+        ledger = make_ledger()
+        with Context.via_actor(None):
+            ledger.memo = "corrected"
+        ledger.save()
+    assert object_deltas(ledger)[-1].revision.get_actors() == [None, user]

@@ -24,7 +24,6 @@ from revy.contrib.django.access import (
     in_queryset,
     last_recorded_state,
 )
-from revy.contrib.django.models import ObjectDelta
 from tests.conftest import count_queries
 from tests.factories import (
     grant,
@@ -35,6 +34,7 @@ from tests.factories import (
     make_review,
     object_deltas,
 )
+from tests.history_models import ObjectDelta
 from tests.testapp.models import Author, Book, Car, Engine, Note, Restaurant, Tag
 
 pytestmark = pytest.mark.django_db

@@ -12,11 +12,16 @@ from django.urls import reverse
 from revy import Context
 from revy.contrib.django.access import VisibilityPolicy
 from revy.contrib.django.admin import HistoryAdminMixin
-from revy.contrib.django.models import ObjectDelta, Revision
 from tests.factories import history_counts, make_author, object_deltas
+from tests.history_models import ObjectDelta, Revision
 from tests.testapp.models import Author, Book, Car, Cylinder, Engine
 
 pytestmark = pytest.mark.django_db
+
+
+def admin_url(model, view: str) -> str:
+    opts = model._meta
+    return f"admin:{opts.app_label}_{opts.model_name}_{view}"
 
 
 class BookAdmin(HistoryAdminMixin, admin.ModelAdmin):
@@ -205,16 +210,16 @@ def test_revision_and_delta_admins_are_read_only_lists_with_filters(superuser_cl
     revision = Revision.objects.order_by("id").first()
     delta = ObjectDelta.objects.order_by("id").first()
 
-    changelist = client.get(reverse("admin:revy_objectdelta_changelist") + "?action__exact=Update")
+    changelist = client.get(reverse(admin_url(ObjectDelta, "changelist")) + "?action__exact=Update")
     assert changelist.status_code == 200
     assert "testapp.book.updated" in changelist.content.decode()
-    assert client.get(reverse("admin:revy_revision_changelist") + "?q=Retitled").status_code == 200
-    assert client.get(reverse("admin:revy_revision_change", args=[revision.pk])).status_code == 200
-    detail = client.get(reverse("admin:revy_objectdelta_change", args=[delta.pk]))
+    assert client.get(reverse(admin_url(Revision, "changelist")) + "?q=Retitled").status_code == 200
+    assert client.get(reverse(admin_url(Revision, "change"), args=[revision.pk])).status_code == 200
+    detail = client.get(reverse(admin_url(ObjectDelta, "change"), args=[delta.pk]))
     assert detail.status_code == 200
     assert "Save" not in detail.content.decode().split("submit-row")[-1][:200]
-    assert client.get(reverse("admin:revy_objectdelta_add")).status_code == 403
-    assert client.get(reverse("admin:revy_revision_delete", args=[revision.pk])).status_code == 403
+    assert client.get(reverse(admin_url(ObjectDelta, "add"))).status_code == 403
+    assert client.get(reverse(admin_url(Revision, "delete"), args=[revision.pk])).status_code == 403
 
 
 # Access: the ModelAdmin's queryset and the visibility policy ---------------------------------
@@ -333,15 +338,17 @@ def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
 
 
 def test_the_delta_and_revision_admins_list_only_what_the_policy_shows(book):
-    _, client = staff("view_objectdelta", "view_revision", "view_book")
+    _, client = staff(
+        f"view_{ObjectDelta._meta.model_name}", f"view_{Revision._meta.model_name}", "view_book"
+    )
     with Context(revision_description="Secret author"):
         make_author(name="Hidden")
 
-    deltas = client.get(reverse("admin:revy_objectdelta_changelist")).content.decode()
-    revisions = client.get(reverse("admin:revy_revision_changelist")).content.decode()
+    deltas = client.get(reverse(admin_url(ObjectDelta, "changelist"))).content.decode()
+    revisions = client.get(reverse(admin_url(Revision, "changelist"))).content.decode()
 
     assert "testapp.book.created" in deltas and "testapp.author" not in deltas
     assert "Retitled" in revisions and "Secret author" not in revisions
     author_delta = object_deltas(Author)[-1]
-    detail = client.get(reverse("admin:revy_objectdelta_change", args=[author_delta.pk]))
+    detail = client.get(reverse(admin_url(ObjectDelta, "change"), args=[author_delta.pk]))
     assert detail.status_code == 302  # the admin's answer for an object it does not find

@@ -6,6 +6,7 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
@@ -45,6 +46,22 @@ def make_note(**fields: Any) -> Note:
 def make_ledger(**fields: Any) -> Ledger:
     fields.setdefault("amount", Decimal("10.00"))
     return Ledger.objects.create(**fields)
+
+
+# Users ---------------------------------------------------------------------------------------
+
+
+def grant(user: Any, *codenames: str) -> Any:
+    """Give `user` permissions like `testapp.view_author`, and forget the cached ones
+    (Django's, and what revy's access policy computed from them)."""
+    for codename in codenames:
+        app_label, name = codename.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=name)
+        )
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache", "_revy_access_cache"):
+        user.__dict__.pop(cache, None)
+    return user
 
 
 # Reading history ----------------------------------------------------------------------------

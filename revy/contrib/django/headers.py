@@ -10,6 +10,11 @@
   `REVY_API["ORGANIZATION_RESOLVER"]`.
 - `X-Request-ID`: kept in the revision's metadata.
 
+Who made the request goes into the revision's metadata too: `{"user": {"type", "id"}}` for an
+authenticated user (even when acting as an organization), `{"user": null, "anonymous": true}`
+for an anonymous request, so that its changes (actor None) are told apart from the system's,
+whose revisions carry no `user` at all.
+
 Bad headers raise a `HeaderError` carrying the HTTP status and a stable problem type; callers
 turn it into their own error format before anything is written.
 """
@@ -166,26 +171,36 @@ def authenticated_user(request: HttpRequest) -> Any:
     return user
 
 
-def apply_headers(request: HttpRequest, headers: RevisionHeaders, actor: Any = None) -> Any:
+def request_metadata(request: HttpRequest) -> dict[str, Any]:
+    """Return who made the request, as revision metadata: the user, or that it was anonymous."""
+    user = authenticated_user(request)
+    if user is None:
+        return {"user": None, "anonymous": True}
+    content_type = ContentType.objects.get_for_model(user)
+    return {"user": {"type": f"{content_type.app_label}.{content_type.model}", "id": str(user.pk)}}
+
+
+def identify_request(request: HttpRequest) -> None:
+    """Record `request_metadata(request)` in the current context's revision."""
+    update_revision_metadata(request_metadata(request))
+
+
+def apply_headers(
+    request: HttpRequest, headers: RevisionHeaders, actor: Any = None, *, identify: bool = True
+) -> Any:
     """Put the headers into the current context; return the actor.
 
     Must run inside an open context, after authentication. The actor is the organization when
-    one was asked for (checked here), else `actor`; the authenticated user and the request id
-    go into the revision's metadata.
+    one was asked for (checked here), else `actor`; who made the request (`request_metadata`,
+    unless `identify` is false: the caller records it later) and the request id go into the
+    revision's metadata.
     """
     if headers.organization_value is not None:
         actor = resolve_organization(request, headers.organization_value)
     if headers.description:
         Context.set_revision_description(headers.description)
-    metadata: dict[str, Any] = {}
-    user = authenticated_user(request)
-    if user is not None:
-        # Kept even when acting as an organization: the person behind a change is never lost.
-        content_type = ContentType.objects.get_for_model(user)
-        metadata["user"] = {
-            "type": f"{content_type.app_label}.{content_type.model}",
-            "id": str(user.pk),
-        }
+    # Kept even when acting as an organization: the person behind a change is never lost.
+    metadata: dict[str, Any] = request_metadata(request) if identify else {}
     if headers.request_id:
         metadata["request_id"] = headers.request_id
     if metadata:

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "strawberry_django",
     "revy.contrib.django",
     "tests.testapp",
+    "tests.behaviourapp",
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
     "example.ledger",
@@ -76,12 +77,23 @@ if os.environ.get("REVY_DB") == "postgres":
             "TEST": {"NAME": f"test_revy_{os.getpid()}"},
         }
     }
+    DATABASES["other"] = {
+        **DATABASES["default"],
+        "TEST": {"NAME": f"test_revy_other_{os.getpid()}"},
+    }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
+# "other" is a second database for the tests of several databases; pytest-django creates it
+# only for the tests that ask for it (@pytest.mark.django_db(databases=[...])).
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
 REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
-REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
+# behaviourapp.Pair (a composite primary key) breaks every command that goes over all tracked
+# models until revy supports such keys: test_django_behaviour tracks it on purpose.
+REVY_EXCLUDED_MODELS = ("testapp.Untracked", "behaviourapp.Pair")
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)

@@ -100,6 +100,8 @@ SEVERITY = {name: rank for rank, name in enumerate(("pass", "xfail", "skip", *BA
 
 # assertNumQueries' failure message (django.test.testcases._AssertNumQueriesContext).
 NUM_QUERIES = re.compile(r"^AssertionError: \d+ != \d+ : \d+ queries executed, \d+ expected$", re.M)
+# The line naming the exception at the end of a traceback.
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Warning|Failure|Exit)\b")
 # A setUpClass/setUpTestData failure is reported once, for the class, as unittest's _ErrorHolder.
 ERROR_HOLDER = re.compile(r"^(setUpClass|tearDownClass|setUpModule|tearDownModule) \((.+)\)$")
 
@@ -491,7 +493,11 @@ def signature(text: str) -> str:
         if row.startswith("Captured queries were:"):
             rows = rows[:index]
             break
-    error = next((row for row in reversed(rows) if not row.startswith(" ")), "?")
+    # The exception's line (database errors add DETAIL/HINT lines after it).
+    error = next(
+        (row for row in reversed(rows) if EXCEPTION_LINE.match(row)),
+        next((row for row in reversed(rows) if not row.startswith(" ")), "?"),
+    )
     error = re.sub(r"\b\d+\b", "N", error)
     error = re.sub(r"'[^']*'", "'…'", error)
     error = re.sub(r'"[^"]*"', '"…"', error)[:160]
@@ -535,7 +541,8 @@ def compare(
         entry = revy.tests.get(test_id, {"outcome": after, "messages": []})
         if is_statement_count(entry):
             kind, reason = "statement count", "assertNumQueries"
-        elif test_id in allowlist:
+        elif test_id in allowlist and after == "fail":
+            # Only a failed assertion: an error is never a mere statement count.
             kind, reason = "allowlisted", allowlist[test_id]
         else:
             kind, reason = "unexplained", ""
@@ -671,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
     options = parser.parse_args(argv)
     apps = options.apps or DEFAULT_APPS
 
+    started = time.monotonic()
     version, tests_dir = fetch_django_tests(options.cache_dir.resolve())
     work = Path(tempfile.mkdtemp(prefix="revy-django-suite-"))
     base_settings, revy_settings = write_settings(work, options.db)
@@ -720,7 +728,7 @@ def main(argv: list[str] | None = None) -> int:
         differences, both, only_base = compare(base, revy, allowlist)
         differences, again = confirm_baseline(
             differences,
-            lambda labels: run("without revy, again", False, labels, 1),
+            lambda labels: run("without revy, again", False, labels, options.parallel),
             options.confirm_limit,
         )
         used = {d.test_id for d in differences if d.kind == "allowlisted"}
@@ -750,6 +758,12 @@ def main(argv: list[str] | None = None) -> int:
             options.json.write_text(json.dumps(payload, indent=1))
         failing = sum(d.kind == "unexplained" for d in differences)
         say()
+        timed = [run for run in (base, revy, again) if run is not None]
+        say(
+            "Durations: "
+            + ", ".join(f"{run.label} {run.seconds:.0f}s" for run in timed)
+            + f"; in all {time.monotonic() - started:.0f}s"
+        )
         if failing:
             say(f"FAILED: {failing} test(s) behave differently with revy installed.")
             return 1

@@ -174,7 +174,10 @@ def test_system_corrections_appear_as_a_null_actor_among_the_changes(admin_api, 
 
     local = [change for change in delta["changes"] if change["field"] == "local_amount"]
     # The default came with alice's construction; the correction is the system's.
-    assert [(change["actor"], change["new"]) for change in local] == [(_ref(user), 0), (None, 20)]
+    assert [(change["actor"], change["new"]) for change in local] == [
+        (_ref(user), "0.00"),
+        (None, "20.00"),
+    ]
     assert local[-1]["description"] == "corrected"
     assert delta["actor"] == _ref(user)
 

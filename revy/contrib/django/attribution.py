@@ -23,7 +23,7 @@ from django.db import models
 from revy.context import Context, Scope, current_scope, enabled_scope
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.registry import ModelConfig, config_for
-from revy.contrib.django.revisions import marker_alive
+from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
@@ -58,6 +58,16 @@ class InstanceState:
         self.scope = scope
         self.seen = 0 if scope is None else scope.serial
         self.pending: tuple | None = None
+
+    def __reduce__(self):
+        # A pickled or deep-copied instance (`cache.set(obj)`, `copy.deepcopy(obj)`) starts
+        # afresh: what revy knew of the original (its context, its base) belongs to the
+        # original. Its next save compares with the database, like any instance revy never saw.
+        return (_forgotten, ())
+
+
+def _forgotten() -> None:
+    return None
 
 
 def state_of(instance: models.Model) -> InstanceState | None:
@@ -170,6 +180,9 @@ def attribute(
     checkpoint = state.checkpoint
     if checkpoint is not None and current == checkpoint:
         return current
+    # What is kept (spans, checkpoint) must not change when the instance's values are
+    # changed in place afterwards.
+    current = config.frozen(current)
     spans = state.spans
     if spans is None:
         spans = state.spans = {}
@@ -194,15 +207,17 @@ def attribute(
     return current
 
 
-def refresh_bases(model: type[models.Model], rows: dict[Any, tuple]) -> None:
+def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str) -> None:
     """Tell the instances watched in this context that these rows changed in the database.
 
     Bulk writes change rows behind their instances' backs; a later save of such an instance
-    must compare with what the database holds now.
+    must compare with what the database holds now. Like a save's, the new base is trusted
+    only while the transaction (and savepoints) that wrote it are alive.
     """
     scope = enabled_scope()
     if scope is None or not rows:
         return
+    marker = transaction_marker(using)
     concrete = model._meta.concrete_model
     for ref in scope.tracked:
         instance = ref()
@@ -213,6 +228,7 @@ def refresh_bases(model: type[models.Model], rows: dict[Any, tuple]) -> None:
         if state is not None and state.base is not None:
             state.base = row
             seen_now(state)
+            state.pending = marker
 
 
 def on_boundary(scope) -> None:

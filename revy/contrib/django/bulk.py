@@ -17,13 +17,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models.query import QuerySet
 from django.db.models.signals import m2m_changed
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.transactions import atomic_unit, guard
 
 logger = logging.getLogger("revy.bulk")
 
@@ -42,12 +43,6 @@ def _has_expressions(values: dict[str, Any]) -> bool:
     return any(hasattr(value, "resolve_expression") for value in values.values())
 
 
-def _python_value(field: models.Field, value: Any) -> Any:
-    if isinstance(value, models.Model):
-        value = value.pk
-    return field.to_python(value)
-
-
 # QuerySet.update ---------------------------------------------------------------------------
 
 
@@ -59,13 +54,18 @@ def _set_by_deletion(config: ModelConfig, kwargs: dict[str, Any]) -> bool:
 
 def _update(self: QuerySet, **kwargs: Any) -> int:
     config = _recording_config(self.model)
-    if config is None or not kwargs or _set_by_deletion(config, kwargs):
+    if (
+        config is None
+        or not kwargs
+        or not config.knows(kwargs)  # Django raises its own error for these
+        or _set_by_deletion(config, kwargs)
+    ):
         return _django_update(self, **kwargs)
     using = self.db
     indexes = frozenset(config.index_of(name) for name in kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         before = [tuple(row) for row in self.values_list(*config.attnames)]
         count = _django_update(self, **kwargs)
         if not before:
@@ -74,7 +74,7 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after_rows = config.read_rows(using, [row[config.pk_index] for row in before])
         else:
             new_values = {
-                config.index_of(name): _python_value(config.fields[config.index_of(name)], value)
+                config.index_of(name): config.normal(config.index_of(name), value)
                 for name, value in kwargs.items()
             }
             after_rows = None
@@ -101,8 +101,9 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             )
             if change is not None:
                 changes.append(change)
-        recorder.write(using, changes)
-    attribution.refresh_bases(self.model, after_rows)
+        with guard(using):
+            recorder.write(using, changes)
+    attribution.refresh_bases(self.model, after_rows, using)
     return count
 
 
@@ -111,13 +112,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
 
 def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None or config.model._meta.auto_created:
+    if config is None or config.model._meta.auto_created or self.model._meta.parents:
+        # Django refuses multi-table inherited models before writing anything.
         return _django_bulk_create(self, objs, *args, **kwargs)
     objs = list(objs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     using = self.db
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         before = []
         for obj in objs:
             state = attribution.state_of(obj) or attribution.watch_new(obj)
@@ -127,7 +129,7 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
         skipped = 0
         for obj, current in zip(objs, before, strict=True):
             state = attribution.state_of(obj)
-            after = config.values_of(obj)
+            after = config.normalize(config.values_of(obj))
             if after[config.pk_index] is None:
                 skipped += 1
                 continue
@@ -136,8 +138,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             changes.append(
                 tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
             )
-            state.base, state.checkpoint, state.spans = after, after, None
-        recorder.write(using, changes)
+            kept = config.frozen(after)
+            state.base, state.checkpoint, state.spans = kept, kept, None
+        with guard(using):
+            recorder.write(using, changes)
     if skipped:
         logger.warning(
             "revy: %d %s rows from bulk_create() came back without a primary key "
@@ -153,14 +157,15 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
 
 def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None:
+    if config is None or not fields or not config.knows(fields) or config.pk_names & set(fields):
+        # Wrong usage: Django raises its own error before writing anything.
         return _django_bulk_update(self, objs, fields, *args, **kwargs)
     objs = list(objs)
     using = self.db
     indexes = frozenset(config.index_of(name) for name in fields)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         known: dict[Any, tuple] = {}
         missing = []
         for obj in objs:
@@ -181,7 +186,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             before = known.get(obj.pk)
             if before is None:
                 continue
-            current = config.values_of(obj)
+            current = config.normalize(config.values_of(obj))
             after = written[obj.pk] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
@@ -196,11 +201,12 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             if change is not None:
                 changes.append(change)
             if state is not None:
-                state.base = after
+                state.base = config.frozen(after)
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
-        recorder.write(using, changes)
-    attribution.refresh_bases(self.model, written)
+        with guard(using):
+            recorder.write(using, changes)
+    attribution.refresh_bases(self.model, written, using)
     return count
 
 

@@ -21,7 +21,7 @@ import functools
 import operator
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import deletion as django_deletion
 from django.db.models.deletion import Collector
 
@@ -30,6 +30,7 @@ from revy.contrib.django import recorder
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.transactions import atomic_unit, guard
 
 __all__ = ["CASCADE", "SET", "SET_DEFAULT", "SET_NULL"]
 
@@ -95,9 +96,10 @@ def record_delete(self):
     """`Collector.delete`, recording every row it deletes or changes (installed by tracking)."""
     if not recording():
         return _django_collector_delete(self)
-    with transaction.atomic(using=self.using, savepoint=False):
+    with atomic_unit(self.using):
         changes = _deletion_changes(self)
-        recorder.write(self.using, changes)
+        with guard(self.using):
+            recorder.write(self.using, changes)
         # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
         handled = frozenset(
             (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates
@@ -163,7 +165,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             for row, _ in _rows(config, batch, using):
                 key = (config.model, row[config.pk_index])
                 entry = updated.setdefault(key, [config, row, list(row)])
-                entry[2][index] = value
+                entry[2][index] = config.normal(index, value)
     for config, row, after in updated.values():
         attributes = [
             (index, attribute_action(new), old, new, None, deletion_description)

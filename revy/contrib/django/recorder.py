@@ -10,6 +10,7 @@ the change itself, inside its transaction, in the context's revision (`revisions
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connections, models
@@ -115,13 +116,17 @@ def state_json(config: ModelConfig, values: Sequence) -> str:
     """Encode a row's state as a JSON object of its recorded, unmasked, loaded fields."""
     masked = config.masked
     attnames = config.attnames
-    return encode(
-        {
-            attnames[index]: values[index]
-            for index in config.recorded
-            if index not in masked and values[index] is not models.DEFERRED
-        }
-    )
+    indexes = [
+        index
+        for index in config.recorded
+        if index not in masked and values[index] is not models.DEFERRED
+    ]
+    try:
+        return encode({attnames[index]: values[index] for index in indexes})
+    except TypeError:
+        return encode(
+            {attnames[index]: _serializable(config, index, values[index]) for index in indexes}
+        )
 
 
 def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
@@ -131,7 +136,21 @@ def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
     if index in config.masked:
         # An empty value hides nothing (the action already says Unset); anything else is masked.
         return encode(revy_settings.MASK)
-    return encode(value)
+    try:
+        return encode(value)
+    except TypeError:
+        return encode(_serializable(config, index, value))
+
+
+def _serializable(config: ModelConfig, index: int, value: Any) -> Any:
+    """A value JSON cannot encode (a custom field's own type): its field's serialization,
+    `value_to_string`, as Django's serializers write it; `to_python` reads it back."""
+    try:
+        encode(value)
+    except TypeError:
+        field = config.fields[index]
+        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+    return value
 
 
 def attribute_action(value: Any) -> str:
@@ -141,7 +160,7 @@ def attribute_action(value: Any) -> str:
 # Actors -----------------------------------------------------------------------------------
 
 
-def actor_key(actor: Any) -> tuple[int | None, str | None]:
+def actor_key(actor: Any, using: str = "default") -> tuple[int | None, str | None]:
     """Return (content type id, pk as text) for an actor; (None, None) for the system."""
     if actor is None:
         return None, None
@@ -152,7 +171,7 @@ def actor_key(actor: Any) -> tuple[int | None, str | None]:
     if actor.pk is None:
         raise ValueError(f"The actor {actor!r} must be saved before it can act.")
     # __class__, not type(): request.user is a lazy proxy of the user.
-    return registry.content_type_id(actor.__class__), str(actor.pk)
+    return registry.content_type_id(actor.__class__, using), str(actor.pk)
 
 
 # Writing deltas ---------------------------------------------------------------------------
@@ -185,7 +204,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
         # Django's get_for_model() consults the router on every call: once per batch is enough.
         content_type_id = content_types.get(config)
         if content_type_id is None:
-            content_type_id = content_types[config] = config.content_type_id
+            content_type_id = content_types[config] = config.content_type_id(using)
         return content_type_id
 
     def key_of(actor: Any) -> tuple:
@@ -193,7 +212,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             return (None, None)
         cached = actors.get(id(actor))
         if cached is None:
-            cached = actors[id(actor)] = actor_key(actor)
+            cached = actors[id(actor)] = actor_key(actor, using)
         return cached
 
     rows = [

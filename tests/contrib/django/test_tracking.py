@@ -328,19 +328,19 @@ def test_collaborative_revision_of_a_new_instance_attributes_each_field_to_its_a
     assert delta.description == ""
     recorded = changes(delta)
     assert recorded["amount"] == [("Set", None, "100.00", actor_ref(user), "")]
-    assert recorded["exchange_rate"] == [("Set", None, "1.5", actor_ref(user), "")]
+    assert recorded["exchange_rate"] == [("Set", None, "1.5000", actor_ref(user), "")]
     assert recorded["memo"] == [("Set", None, "Rent", actor_ref(user), "")]
     # The auto primary key is Django's doing, during save().
     assert recorded["id"] == [("Set", None, ledger.pk, SYSTEM, "")]
     assert recorded["local_amount"][-1] == (
         "Set",
         recorded["local_amount"][-1][1],
-        "150.000",
+        "150.00",
         SYSTEM,
         "Corrected by the system.",
     )
     assert {entry[3] for entry in recorded["local_amount"]} <= {SYSTEM, actor_ref(user)}
-    assert delta.data["local_amount"] == "150.000"
+    assert delta.data["local_amount"] == "150.00"
     assert Revision.objects.get().get_actors() == [None, user]
 
 
@@ -356,11 +356,11 @@ def test_collaborative_revision_of_a_loaded_instance_attributes_each_field_to_it
     assert changes(delta) == {
         "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
         "exchange_rate": [("Set", "1.0000", "2.0000", actor_ref(user), "")],
-        "local_amount": [("Set", "10.00", "40.000000", SYSTEM, "Corrected by the system.")],
+        "local_amount": [("Set", "10.00", "40.00", SYSTEM, "Corrected by the system.")],
     }
     ledger.refresh_from_db()
     assert ledger.local_amount == Decimal("40.00")
-    assert delta.data["local_amount"] == "40.000000"
+    assert delta.data["local_amount"] == "40.00"
 
 
 def test_collaborative_revision_loaded_inside_the_context(user):

@@ -181,7 +181,7 @@ class Command(BaseCommand):
         deltas = get_object_delta_model()._base_manager.using(using)
         latest = (
             deltas.filter(
-                content_type_id=config.content_type_id,
+                content_type_id=config.content_type_id(using),
                 content_id__in=[str(row[config.pk_index]) for row in batch],
                 action__in=STATE_ACTIONS,
             )

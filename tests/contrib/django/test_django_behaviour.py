@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.core.management import call_command
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
@@ -99,7 +100,8 @@ def test_m2m_add_after_a_rolled_back_add_records_an_existing_content_type():
 # Composite primary keys -----------------------------------------------------------------
 #
 # Django's suite: every test of composite_pk (116 on SQLite) errored with "ValueError:
-# tuple.index(x): x not in tuple" when building or loading an instance.
+# tuple.index(x): x not in tuple" when building or loading an instance; since revy creates
+# content types at migrate time, the test database cannot even be migrated.
 
 
 @pytest.mark.xfail(
@@ -114,6 +116,16 @@ def test_composite_primary_key_models_load_and_save():
         pair.note = "changed"
         pair.save()
     assert Pair.objects.get(pk=(1, 2)).note == "changed"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="revy's post_migrate handler builds the tracking config of every model: a model "
+    "with a CompositePrimaryKey makes `migrate` raise ValueError (registry.ModelConfig)",
+)
+@override_settings(REVY_EXCLUDED_MODELS=("testapp.Untracked",))  # tests/settings.py leaves it out
+def test_migrate_with_a_composite_primary_key_model():
+    call_command("migrate", verbosity=0)
 
 
 # Names that are not concrete fields ------------------------------------------------------

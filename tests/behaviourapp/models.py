@@ -16,6 +16,7 @@ class Thing(models.Model):
 
     name = models.CharField(max_length=50, unique=True)
     rank = models.IntegerField(default=0)
+    seen = models.DateTimeField(null=True, blank=True)
     label = models.ForeignKey(
         Label, null=True, blank=True, on_delete=models.SET_NULL, related_name="featured"
     )
@@ -70,3 +71,40 @@ class TeamField(models.CharField):
 class Player(models.Model):
     name = models.CharField(max_length=50)
     team = TeamField(null=True)
+
+
+class Wrapped:
+    """A value whose str() is not text (as MyWrapper in Django's custom_pk tests)."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __str__(self):
+        return self.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Wrapped) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+class WrappedIntegerField(models.IntegerField):
+    """An integer column whose Python value is a `Wrapped`."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Wrapped(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, Wrapped):
+            return value
+        return Wrapped(int(value))
+
+    def get_prep_value(self, value):
+        if isinstance(value, Wrapped):
+            value = value.value
+        return super().get_prep_value(value)
+
+
+class Ticket(models.Model):
+    number = WrappedIntegerField()

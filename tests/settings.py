@@ -64,36 +64,31 @@ TEMPLATES = [
     }
 ]
 
+# A second database ("other") for the tests of history in several databases; only the tests
+# that ask for it (`django_db(databases=...)`) set it up.
 if os.environ.get("REVY_DB") == "postgres":
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "54329"),
-            "USER": os.environ.get("PGUSER", "revy"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "revy"),
-            # One test database per run, so that several runs can share one server.
-            "TEST": {"NAME": f"test_revy_{os.getpid()}"},
-        }
+    POSTGRES = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "54329"),
+        "USER": os.environ.get("PGUSER", "revy"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "NAME": os.environ.get("PGDATABASE", "revy"),
     }
-    DATABASES["other"] = {
-        **DATABASES["default"],
-        "TEST": {"NAME": f"test_revy_other_{os.getpid()}"},
+    DATABASES = {
+        # One test database per run, so that several runs can share one server.
+        "default": {**POSTGRES, "TEST": {"NAME": f"test_revy_{os.getpid()}"}},
+        "other": {**POSTGRES, "TEST": {"NAME": f"test_revy_other_{os.getpid()}"}},
     }
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
         "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
     }
-# "other" is a second database for the tests of several databases; pytest-django creates it
-# only for the tests that ask for it (@pytest.mark.django_db(databases=[...])).
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
 REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
-# behaviourapp.Pair (a composite primary key) breaks every command that goes over all tracked
-# models until revy supports such keys: test_django_behaviour tracks it on purpose.
-REVY_EXCLUDED_MODELS = ("testapp.Untracked", "behaviourapp.Pair")
+REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)

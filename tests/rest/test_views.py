@@ -43,9 +43,9 @@ def test_revision_list_items(admin_api, mixed, user, other_user):
     assert set(both) == REVISION_KEYS
     assert both["description"] == "author and book"
     assert both["delta_count"] == 2
-    # Primary keys are assigned by the database: the system (null) acted too.
-    assert both["actors"] == [None, _ref(user)]
-    assert book_only["actors"] == [None, _ref(other_user)]
+    # Primary keys the database assigned are the system's values, but nobody's action.
+    assert both["actors"] == [_ref(user)]
+    assert book_only["actors"] == [_ref(other_user)]
 
 
 def test_revision_detail_has_metadata_and_deltas_oldest_first(editor_api, editor):

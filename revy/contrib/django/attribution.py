@@ -27,6 +27,7 @@ from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+
 WRITES_KEY = "revy.writes"
 TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
@@ -136,7 +137,7 @@ def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -
     values and states are the database's, not a stale copy's.
     """
     base = state.base
-    if base is None or DEFERRED in base or base[config.pk_index] != pk:
+    if base is None or DEFERRED in base or config.pk_of(base) != pk:
         return None
     scope = current_scope()
     if state.scope is not scope:
@@ -160,6 +161,8 @@ def note_write(config: ModelConfig, pk: Any) -> None:
     if writes is None:
         writes = scope.extras[WRITES_KEY] = {}
     writes[(config.model, pk)] = scope.serial
+    for relative in config.relatives:  # the same row seen through inheritance
+        writes[(relative, pk)] = scope.serial
 
 
 def merge(base: tuple, current: tuple, indexes) -> tuple:
@@ -219,16 +222,23 @@ def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str)
         return
     marker = transaction_marker(using)
     concrete = model._meta.concrete_model
+    relatives = config_for(concrete).relatives
     for ref in scope.tracked:
         instance = ref()
-        if instance is None or instance._meta.concrete_model is not concrete:
+        if instance is None:
+            continue
+        other = instance._meta.concrete_model
+        if other is not concrete and other not in relatives:
             continue
         row = rows.get(instance.pk)
         state = state_of(instance) if row is not None else None
         if state is not None and state.base is not None:
-            state.base = row
-            seen_now(state)
-            state.pending = marker
+            if other is concrete:
+                state.base = row
+                seen_now(state)
+                state.pending = marker
+            else:
+                state.base = None  # the same row through inheritance: read it again
 
 
 def on_boundary(scope) -> None:

@@ -28,6 +28,7 @@ from django.db.models.deletion import Collector
 from revy.context import Context
 from revy.contrib.django import recorder
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
@@ -99,7 +100,7 @@ def record_delete(self):
     with atomic_unit(self.using):
         changes = _deletion_changes(self)
         with guard(self.using):
-            recorder.write(self.using, changes)
+            recorder.write(self.using, with_relatives(self.using, changes))
         # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
         handled = frozenset(
             (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates
@@ -138,7 +139,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     deletion_description = Context.get_deletion_description()
 
     def deleted(config, row, instance=None) -> Change:
-        pk = row[config.pk_index]
+        pk = config.pk_of(row)
         if instance is None and config.has_aggregates:
             # Fast-deleted rows come without instances; aggregates are found through one.
             instance = config.model.from_db(using, config.attnames, row)
@@ -151,6 +152,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             description=object_description if is_origin else deletion_description,
             data=state_json(config, row),
             instance=instance,
+            values=row,
         )
 
     changes: list[Change] = []
@@ -163,7 +165,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         index = config.index_of(field.attname)
         for batch in batches:
             for row, _ in _rows(config, batch, using):
-                key = (config.model, row[config.pk_index])
+                key = (config.model, config.pk_of(row))
                 entry = updated.setdefault(key, [config, row, list(row)])
                 entry[2][index] = config.normal(index, value)
     for config, row, after in updated.values():
@@ -176,12 +178,13 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             changes.append(
                 Change(
                     config,
-                    row[config.pk_index],
+                    config.pk_of(row),
                     "Update",
                     actor=None,
                     description=deletion_description,
                     data=state_json(config, after),
                     attributes=attributes,
+                    values=tuple(after),
                 )
             )
     for model, instances in collector.data.items():

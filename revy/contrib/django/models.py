@@ -22,6 +22,7 @@ from django.utils.translation import gettext_lazy as _
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
 from revy.contrib.django.encoding import JSONEncoder
+from revy.contrib.django.registry import content_id
 from revy.contrib.django.snapshots import ObjectSnapshot
 
 __all__ = [
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 
-def _actors_of(rows) -> list[Any]:
+def _actors_of(rows, using: str) -> list[Any]:
     """Resolve (actor_type_id, actor_id) pairs to instances, one query per actor model."""
     by_type: dict[int, list[str]] = {}
     system = False
@@ -51,10 +52,10 @@ def _actors_of(rows) -> list[Any]:
             by_type.setdefault(type_id, []).append(object_id)
     actors: list[Any] = [None] if system else []
     for type_id, ids in by_type.items():
-        model = ContentType.objects.get_for_id(type_id).model_class()
+        model = ContentType.objects.db_manager(using).get_for_id(type_id).model_class()
         if model is None:
             continue
-        actors.extend(model._base_manager.filter(pk__in=ids))
+        actors.extend(model._base_manager.using(using).filter(pk__in=ids))
     return actors
 
 
@@ -86,10 +87,19 @@ class AbstractRevision(models.Model):
         return self.attribute_deltas.order_by("id")
 
     def get_actors(self) -> list[Any]:
-        """Return every actor of this revision; None stands for the system."""
+        """Return every actor of this revision; None stands for the system.
+
+        Values Django assigned by itself (auto primary keys, `auto_now`) do not make the
+        system an actor: nobody assigned them.
+        """
         pairs = set(self.object_deltas.values_list("actor_type_id", "actor_id"))
-        pairs.update(self.attribute_deltas.values_list("actor_type_id", "actor_id"))
-        return _actors_of(sorted(pairs, key=lambda pair: (pair[0] or 0, pair[1] or "")))
+        pairs.update(
+            self.attribute_deltas.filter(automatic=False).values_list("actor_type_id", "actor_id")
+        )
+        return _actors_of(
+            sorted(pairs, key=lambda pair: (pair[0] or 0, pair[1] or "")),
+            self._state.db or "default",
+        )
 
 
 class Actions(models.TextChoices):
@@ -102,20 +112,20 @@ class Actions(models.TextChoices):
 
 class ObjectDeltaQuerySet(models.QuerySet):
     def for_object(self, obj: models.Model) -> ObjectDeltaQuerySet:
-        """Deltas whose content is `obj`."""
-        return self.filter(
-            content_type=ContentType.objects.get_for_model(obj), content_id=str(obj.pk)
-        )
+        """Deltas whose content is `obj` (in this queryset's database)."""
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        return self.filter(content_type=content_type, content_id=content_id(type(obj), obj.pk))
 
     def for_aggregate(self, obj: models.Model) -> ObjectDeltaQuerySet:
         """Deltas that affected `obj` directly or through its aggregates, in one query."""
-        content_type = ContentType.objects.get_for_model(obj)
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        row = content_id(type(obj), obj.pk)
         return self.filter(
-            models.Q(content_type=content_type, content_id=str(obj.pk))
+            models.Q(content_type=content_type, content_id=row)
             | models.Q(
-                pk__in=ObjectDeltaAggregate.objects.filter(
-                    content_type=content_type, content_id=str(obj.pk)
-                ).values("delta_id")
+                pk__in=ObjectDeltaAggregate.objects.using(self.db)
+                .filter(content_type=content_type, content_id=row)
+                .values("delta_id")
             )
         )
 
@@ -221,6 +231,9 @@ class AbstractAttributeDelta(models.Model):
     old_value = models.JSONField(_("old value"), null=True, blank=True, encoder=JSONEncoder)
     new_value = models.JSONField(_("new value"), null=True, blank=True, encoder=JSONEncoder)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # A value Django assigned by itself during the save (an auto primary key, `auto_now`, a
+    # database default): the system's, but not an action of anyone's (see `get_actors`).
+    automatic = models.BooleanField(_("automatic"), default=False)
 
     class Meta:
         abstract = True

@@ -30,6 +30,20 @@ from revy.contrib.django.utils import (
 ACTION_SET = "Set"
 ACTION_UNSET = "Unset"
 
+
+class _Automatic:
+    """The "actor" of values Django assigns by itself during a save (auto primary keys,
+    `auto_now`, database defaults): recorded as the system, flagged `automatic`, and never
+    one of a revision's actors, since nobody assigned them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AUTOMATIC"
+
+
+AUTOMATIC = _Automatic()
+
 _OBJECT_DELTA_COLUMNS = (
     "revision_id",
     "actor_type_id",
@@ -55,6 +69,7 @@ _ATTRIBUTE_DELTA_COLUMNS = (
     "old_value",
     "new_value",
     "created_at",
+    "automatic",
 )
 _AGGREGATE_COLUMNS = ("delta_id", "content_type_id", "content_id")
 
@@ -64,7 +79,8 @@ class Change:
 
     `attributes` holds `(field index, action, old, new, actor, description)` tuples of Python
     values, the index being into `config.attnames`; `data` is the JSON text of the row's state
-    (see `state_json`) or of a custom event's data.
+    (see `state_json`) or of a custom event's data; `values` the row's state as a tuple (in
+    `config.attnames` order), when the change has one.
     """
 
     __slots__ = (
@@ -77,6 +93,7 @@ class Change:
         "event_type",
         "instance",
         "pk",
+        "values",
     )
 
     def __init__(
@@ -91,6 +108,7 @@ class Change:
         attributes: Sequence[tuple] = (),
         event_type: str | None = None,
         instance: models.Model | None = None,
+        values: tuple | None = None,
     ) -> None:
         self.config = config
         self.pk = pk
@@ -101,6 +119,7 @@ class Change:
         self.attributes = attributes
         self.event_type = event_type or f"{config.event_prefix}.{_EVENT_SUFFIX[action]}"
         self.instance = instance
+        self.values = values
 
 
 _EVENT_SUFFIX = {
@@ -208,7 +227,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
         return content_type_id
 
     def key_of(actor: Any) -> tuple:
-        if actor is None:
+        if actor is None or actor is AUTOMATIC:
             return (None, None)
         cached = actors.get(id(actor))
         if cached is None:
@@ -223,7 +242,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             change.event_type,
             change.description or "",
             type_of(change.config),
-            str(change.pk),
+            change.config.content_id(change.pk),
             change.data,
             now,
         )
@@ -236,7 +255,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             continue
         config = change.config
         content_type_id = type_of(config)
-        content_id = str(change.pk)
+        content_id = config.content_id(change.pk)
         attnames = config.attnames
         for index, action, old, new, actor, description in change.attributes:
             attribute_rows.append(
@@ -252,6 +271,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
                     value_json(config, index, old),
                     value_json(config, index, new),
                     now,
+                    actor is AUTOMATIC,
                 )
             )
     table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(

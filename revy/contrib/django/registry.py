@@ -7,6 +7,7 @@ first call for a model. The cache is cleared when a `REVY_*` setting changes.
 from __future__ import annotations
 
 import decimal
+import json
 from operator import itemgetter
 from typing import Any
 
@@ -16,6 +17,7 @@ from django.db import connections, models, router
 from django.db.models.signals import post_migrate
 
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.encoding import encode
 
 _configs: dict[type, ModelConfig | None] = {}
 
@@ -37,6 +39,7 @@ class ModelConfig:
         "has_aggregates",
         "indexes",
         "label",
+        "links",
         "masked",
         "model",
         "mutable",
@@ -44,9 +47,11 @@ class ModelConfig:
         "pk_attname",
         "pk_default",
         "pk_index",
+        "pk_indexes",
         "pk_names",
         "read",
         "recorded",
+        "relatives",
     )
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -55,7 +60,11 @@ class ModelConfig:
         self.fields = tuple(opts.concrete_fields)
         self.attnames = tuple(field.attname for field in self.fields)
         self.pk_attname = opts.pk.attname
-        self.pk_index = self.attnames.index(self.pk_attname)
+        # A composite primary key (Django 5.2's CompositePrimaryKey) is several columns; its
+        # value is the tuple of theirs, and its content id their JSON list.
+        components = getattr(opts.pk, "fields", None) or (opts.pk,)
+        self.pk_indexes = tuple(self.attnames.index(field.attname) for field in components)
+        self.pk_index = self.pk_indexes[0]
         # A primary key Django generates from a Python default (UUIDs) unless one is given.
         self.pk_default = opts.pk.has_default()
         self.pk_names = frozenset({"pk", opts.pk.name, opts.pk.attname})
@@ -72,7 +81,7 @@ class ModelConfig:
         self.recorded = tuple(
             index
             for index, attname in enumerate(self.attnames)
-            if attname not in excluded or index == self.pk_index
+            if attname not in excluded or index in self.pk_indexes
         )
         self.masked = frozenset(
             index for index, attname in enumerate(self.attnames) if attname in masked
@@ -89,6 +98,15 @@ class ModelConfig:
             for index in self.recorded
             if (normalizer := _normalizer(self.fields[index])) is not None
         )
+        # A many-to-many through model: the foreign keys to the relation's two ends, so that
+        # a link's changes show in the history of both rows it links.
+        self.links = tuple(
+            (self.index_of(field.attname), field.related_model._meta.concrete_model)
+            for field in _link_fields(model)
+        )
+        # Multi-table inheritance: the models whose rows share this model's primary keys
+        # (every ancestor, every descendant). A change of one is a change of the others.
+        self.relatives = frozenset({*opts.get_parent_list(), *_descendants(model)} - {model})
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
         getter = itemgetter(*self.attnames)
@@ -104,6 +122,17 @@ class ModelConfig:
         """Return the position of a field, given its name or attname."""
         return self.indexes[name]
 
+    def pk_of(self, values: tuple) -> Any:
+        """Return the primary key held in a row's values (a tuple for a composite key)."""
+        if len(self.pk_indexes) == 1:
+            return values[self.pk_index]
+        return tuple(values[index] for index in self.pk_indexes)
+
+    def content_id(self, pk: Any) -> str:
+        """Return how history stores the row's primary key: its text, or for a composite key
+        the JSON list of its parts."""
+        return content_id(self.model, pk)
+
     def knows(self, names) -> bool:
         """True when every name is a concrete field's name or attname (Django validates the
         rest, so unknown names are left to it and to its own error)."""
@@ -114,7 +143,7 @@ class ModelConfig:
         """Return the positions a save with `update_fields=names` writes (None: all)."""
         if names is None:
             return self.all_indexes
-        return frozenset(self.indexes[name] for name in names) | {self.pk_index}
+        return frozenset(self.indexes[name] for name in names) | frozenset(self.pk_indexes)
 
     def read_rows(self, using: str, pks) -> dict[Any, tuple]:
         """SELECT the full rows of `pks` as tuples keyed by pk, without building instances.
@@ -127,7 +156,7 @@ class ModelConfig:
         for start in range(0, len(pks), 1000):
             chunk = manager.filter(pk__in=pks[start : start + 1000])
             for row in chunk.values_list(*self.attnames):
-                rows[row[self.pk_index]] = tuple(row)
+                rows[self.pk_of(row)] = tuple(row)
         return rows
 
     def frozen(self, values: tuple) -> tuple:
@@ -230,6 +259,59 @@ def _normalizer(field: models.Field):
 
         return fixed_point
     return to_python
+
+
+def _descendants(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models inheriting from `model` through multi-table inheritance."""
+    return [
+        other
+        for other in global_apps.get_models()
+        if not other._meta.proxy and model in other._meta.get_parent_list()
+    ]
+
+
+def children_of(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models that inherit directly from `model` (multi-table inheritance)."""
+    return [other for other in _descendants(model) if model in other._meta.parents]
+
+
+def _link_fields(model: type[models.Model]) -> list[models.Field]:
+    """The foreign keys of a many-to-many through model that point at the relation's ends."""
+    fields: dict[str, models.Field] = {}
+    for other in global_apps.get_models():
+        for m2m in other._meta.local_many_to_many:
+            if m2m.remote_field.through is model:
+                for name in (m2m.m2m_field_name(), m2m.m2m_reverse_field_name()):
+                    field = model._meta.get_field(name)
+                    fields[field.attname] = field
+    return list(fields.values())
+
+
+def through_models(model: type[models.Model]) -> list[type[models.Model]]:
+    """The through models of every many-to-many relation of `model`, in either direction."""
+    opts = model._meta.concrete_model._meta
+    found = [field.remote_field.through for field in opts.many_to_many]
+    found += [relation.through for relation in opts.related_objects if relation.many_to_many]
+    return list(dict.fromkeys(found))
+
+
+def is_composite(model: type[models.Model]) -> bool:
+    """True for a model whose primary key is a `CompositePrimaryKey`."""
+    return len(getattr(model._meta.pk, "fields", None) or ()) > 1
+
+
+def content_id(model: type[models.Model], pk: Any) -> str:
+    """Return the `content_id` history stores for the row of `model` with this primary key."""
+    if is_composite(model):
+        return encode([value for value in pk])
+    return str(pk)
+
+
+def pk_from_content_id(model: type[models.Model], content_id: str) -> Any:
+    """Return the primary key a stored `content_id` stands for (see `content_id`)."""
+    if is_composite(model):
+        return tuple(json.loads(content_id))
+    return content_id
 
 
 def _is_user_model(model: type) -> bool:

@@ -36,7 +36,14 @@ from revy.contrib.django.attribution import (
     state_of,
     watch,
 )
-from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
+from revy.contrib.django.inheritance import with_relatives
+from revy.contrib.django.recorder import (
+    ACTION_SET,
+    AUTOMATIC,
+    Change,
+    attribute_action,
+    state_json,
+)
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
 from revy.contrib.django.transactions import guard, run_atomically
@@ -77,7 +84,7 @@ def _generated_pk(instance: models.Model, config: ModelConfig) -> None:
     checkpoint = [None] * len(config.attnames)
     checkpoint[pk_index] = pk
     state.checkpoint = tuple(checkpoint)
-    state.spans = {pk_index: [[None, "", None, pk]]}
+    state.spans = {pk_index: [[AUTOMATIC, "", None, pk]]}
 
 
 def _from_db(cls, db, field_names, values, **kwargs):
@@ -187,7 +194,7 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     current = config.values_of(self)
-    pk = current[config.pk_index]
+    pk = config.pk_of(current)
     state = state_of(self)
     adding = self._state.adding
     if _certain_insert(self, config, raw, force_insert, force_update, pk):
@@ -248,7 +255,7 @@ def _written(instance, saving: _Saving, adding: bool) -> bool:
     if base is None:
         return False
     try:
-        row = select_row(config, using, saving.current[config.pk_index])
+        row = select_row(config, using, config.pk_of(saving.current))
     except DatabaseError:
         return False
     if row is None:
@@ -282,7 +289,7 @@ def _record_saved(self, state, saving: _Saving) -> None:
         # F() expressions and database defaults: the values are only known to the database.
         written = _resolve_expressions(state, config, using, current, written, expressions)
     if after != state.checkpoint:  # values Django set during the save are the system's
-        attribute(self, state, config, None, "", after)
+        attribute(self, state, config, AUTOMATIC, "", after)
     spans = state.spans or {}
     after = written
     if base is None:
@@ -299,8 +306,8 @@ def _record_saved(self, state, saving: _Saving) -> None:
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
         with guard(using):
-            recorder.write(using, [change])
-        note_write(config, after[config.pk_index])
+            recorder.write(using, with_relatives(using, [change]))
+        note_write(config, config.pk_of(after))
     _after_save(self, state, config, update_fields, base, written)
     state.pending = transaction_marker(using, own_block=saving.own_block)
 
@@ -320,7 +327,7 @@ def _resolve_expressions(state, config, using, current, after, indexes) -> tuple
         expression, value = current[index], after[index]
         if hasattr(value, "resolve_expression"):
             if row is None:
-                row = select_row(config, using, after[config.pk_index])
+                row = select_row(config, using, config.pk_of(after))
                 if row is None:
                     return after
             value = row[index]
@@ -357,13 +364,14 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
             old = new
     return Change(
         config,
-        after[config.pk_index],
+        config.pk_of(after),
         "Create",
         actor=actor,
         description=Context.get_object_delta_description(),
         data=state_json(config, after),
         attributes=attributes,
         instance=instance,
+        values=after,
     )
 
 
@@ -397,13 +405,14 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
     )
     return Change(
         config,
-        after[config.pk_index],
+        config.pk_of(after),
         "Update",
         actor=actor,
         description=Context.get_object_delta_description(),
         data=state_json(config, state),
         attributes=attributes,
         instance=instance,
+        values=state,
     )
 
 

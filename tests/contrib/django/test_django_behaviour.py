@@ -104,12 +104,6 @@ def test_m2m_add_after_a_rolled_back_add_records_an_existing_content_type():
 # content types at migrate time, the test database cannot even be migrated.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.ModelConfig looks the primary key up among the concrete fields; a "
-    "CompositePrimaryKey is not one, so every instance of such a model raises ValueError",
-)
-@override_settings(REVY_EXCLUDED_MODELS=("testapp.Untracked",))  # tests/settings.py leaves it out
 def test_composite_primary_key_models_load_and_save():
     with Context():
         pair = Pair.objects.create(left=1, right=2, note="created")
@@ -118,12 +112,6 @@ def test_composite_primary_key_models_load_and_save():
     assert Pair.objects.get(pk=(1, 2)).note == "changed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="revy's post_migrate handler builds the tracking config of every model: a model "
-    "with a CompositePrimaryKey makes `migrate` raise ValueError (registry.ModelConfig)",
-)
-@override_settings(REVY_EXCLUDED_MODELS=("testapp.Untracked",))  # tests/settings.py leaves it out
 def test_migrate_with_a_composite_primary_key_model():
     call_command("migrate", verbosity=0)
 
@@ -199,11 +187,6 @@ def test_bulk_create_with_an_expression_records_the_stored_value():
     assert changes(only(object_deltas(thing)))["name"][0][2] == "loud"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='bulk._bulk_update records an expression\'s text ("F(rank) + Value(1)"), not the '
-    "value the database stored",
-)
 def test_bulk_update_with_an_expression_records_the_stored_value():
     thing = Thing.objects.create(name="thing", rank=1)
     thing.rank = F("rank") + 1

@@ -18,8 +18,8 @@ from django.db import transaction
 from revy import Context
 from revy.contrib.django.history import diff, history_of, snapshot
 from tests.contrib.django.helpers import changed_fields
-from tests.factories import make_author, make_ledger, object_deltas
-from tests.testapp.models import Author, Ledger, Stamped
+from tests.factories import make_author, make_book, make_ledger, object_deltas
+from tests.testapp.models import Author, Book, Ledger, Measured, Size, Stamped
 
 pytestmark = pytest.mark.django_db
 
@@ -185,3 +185,60 @@ def test_values_given_in_another_type_are_recorded_as_stored():
         loaded.name = "123"
         loaded.save()
     assert len(object_deltas(author)) == 1  # nothing changed
+
+
+def test_expressions_in_bulk_create_and_bulk_update_are_recorded_as_stored():
+    from django.db.models import F, Value
+    from django.db.models.functions import Lower, Upper
+
+    with Context():
+        (author,) = Author.objects.bulk_create([Author(name=Lower(Value("ABC")))])
+        books = [Book(author=author, title="t", pages=1)]
+        (book,) = Book.objects.bulk_create(books)
+        book.pages = F("pages") + 1
+        book.title = Upper(Value("x"))
+        Book.objects.bulk_update([book], ["pages", "title"])
+    assert object_deltas(author)[0].data["name"] == "abc"
+    assert changes(object_deltas(book)[-1]) == {"pages": (1, 2), "title": ("t", "X")}
+    assert_history_matches_database(author)
+    assert_history_matches_database(Book.objects.get(pk=book.pk))
+
+
+def test_a_custom_field_type_is_recorded_and_read_back():
+    with Context():
+        thing = Measured.objects.create(size=Size(3, 4))
+        thing.size = Size(5, 6)
+        thing.save()
+    assert snapshot(Measured, thing.pk).size == Size(5, 6)
+    assert changes(object_deltas(thing)[-1]) == {"size": ("3x4", "5x6")}
+
+
+def test_a_model_instance_assigned_to_a_foreign_keys_attname_is_recorded_by_its_key():
+    book = make_book()
+    first, other = book.author_id, make_author()
+    with Context():
+        book.author_id = other
+        book.save()
+    assert changes(object_deltas(book)[-1]) == {"author_id": (first, other.pk)}
+
+
+# Actors ---------------------------------------------------------------------------------------
+
+
+def test_values_django_assigns_by_itself_do_not_make_the_system_an_actor(user):
+    with Context(actor=user):
+        Stamped.objects.create(label="s")  # uuid pk, auto_now and auto_now_add
+        make_author()  # an auto-incremented pk
+    revision = object_deltas(Stamped)[0].revision
+    assert revision.get_actors() == [user]
+    pk = next(a for a in object_deltas(Stamped)[0].children.all() if a.field_name == "id")
+    assert (pk.actor_id, pk.automatic) == (None, True)
+
+
+def test_a_system_correction_makes_the_system_an_actor(user):
+    with Context(actor=user):
+        ledger = make_ledger()
+        with Context.via_actor(None):
+            ledger.memo = "corrected"
+        ledger.save()
+    assert object_deltas(ledger)[-1].revision.get_actors() == [None, user]

@@ -261,6 +261,13 @@ def _normalizer(field: models.Field):
     return to_python
 
 
+def _history_model_labels() -> frozenset[str]:
+    return frozenset(
+        revy_settings.get(name)
+        for name in ("REVY_REVISION_MODEL", "REVY_OBJECT_DELTA_MODEL", "REVY_ATTRIBUTE_DELTA_MODEL")
+    )
+
+
 def _descendants(model: type[models.Model]) -> list[type[models.Model]]:
     """Concrete models inheriting from `model` through multi-table inheritance."""
     return [
@@ -350,6 +357,8 @@ def _included(model: type[models.Model]) -> bool:
         return False
     if model in revy_settings.excluded_models():
         return False
+    if opts.label in _history_model_labels():
+        return False  # custom history models (REVY_*_MODEL) never record themselves
     everything, app_labels, listed = revy_settings.included()
     if everything or opts.app_label in app_labels or model in listed:
         return True

@@ -17,8 +17,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from revy.contrib.django.models import Revision
 from tests.factories import actor_of, actor_ref, history_counts, object_deltas, only
+from tests.history_models import Revision
 from tests.testapp.models import Author, Organization
 
 pytestmark = pytest.mark.django_db

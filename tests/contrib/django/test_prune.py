@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from revy import Context
 from revy.contrib.django.history import snapshot
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.factories import make_author, object_deltas
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import Book
 
 pytestmark = pytest.mark.django_db

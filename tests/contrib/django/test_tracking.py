@@ -26,7 +26,6 @@ from revy import Context
 from revy import Context as C
 from revy.context import current_scope
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.conftest import count_queries
 from tests.factories import (
     actor_of,
@@ -42,6 +41,7 @@ from tests.factories import (
     revisions,
     values,
 )
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import (
     Author,
     Book,
@@ -1487,3 +1487,13 @@ def test_a_lazy_revision_created_in_a_rolled_back_transaction_is_put_back(user):
     revision = only(revisions())
     assert revision.description == "Lazy"
     assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]
+
+
+def test_the_history_models_in_use_never_record_themselves(user):
+    from revy.contrib.django.registry import is_tracked
+
+    for model in (Revision, ObjectDelta, AttributeDelta):
+        assert not is_tracked(model)
+    with Context(actor=user):
+        make_author()
+    assert {delta.event_type for delta in ObjectDelta.objects.all()} == {"testapp.author.created"}

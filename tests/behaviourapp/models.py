@@ -82,11 +82,21 @@ class Wrapped:
     def __str__(self):
         return self.value
 
+    # Like MyWrapper, it defines __eq__ without __hash__: it cannot be a dict key.
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Wrapped) and other.value == self.value
 
-    def __hash__(self) -> int:
-        return hash(self.value)
+
+class WrappedAutoField(models.BigAutoField):
+    """An automatic primary key whose Python value is a `Wrapped` (as custom_pk's MyAutoField)."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Wrapped(value)
+
+    def get_prep_value(self, value):
+        if isinstance(value, Wrapped):
+            value = value.value
+        return super().get_prep_value(value)
 
 
 class WrappedIntegerField(models.IntegerField):
@@ -107,4 +117,5 @@ class WrappedIntegerField(models.IntegerField):
 
 
 class Ticket(models.Model):
+    id = WrappedAutoField(primary_key=True)
     number = WrappedIntegerField()

@@ -1,8 +1,8 @@
-"""Automation for revy: tests, lint, benchmarks, demo and API contracts.
+"""Automation for revy: tests, lint, type check, benchmarks, demo and API contracts.
 
 Run through the bootstrap, which needs nothing but Python 3.11+::
 
-    python3 dev.py test                 # lint + tests on SQLite and PostgreSQL
+    python3 dev.py test                 # lint, types, tests on SQLite and PostgreSQL
     python3 dev.py nox -l               # list sessions
     python3 dev.py nox -s tests -- -k history -x
 
@@ -44,6 +44,21 @@ EXAMPLE_DEPS = ["graphene-django-graphiql-static"]
 BROWSER_DEPS = ["playwright"]
 # Pinned so that a new ruff release can't turn a green build red on its own.
 LINT_DEPS = ["ruff==0.17.6"]
+# The type checker and the stubs it reads Django and DRF through; pinned for the same reason.
+TYPES_DEPS = ["mypy==2.4.1", "django-stubs==6.1.2", "djangorestframework-stubs==3.18.1"]
+# The modules the `types` session checks: those clean so far. Grow it until it is all of
+# revy/ and revy_api/.
+TYPED_MODULES = [
+    "revy/context.py",
+    "revy/contrib/django/apps.py",
+    "revy/contrib/django/checks.py",
+    "revy/contrib/django/headers.py",
+    "revy/contrib/django/settings.py",
+    "revy/contrib/django/utils.py",
+    "revy_api/apps.py",
+    "revy_api/checks.py",
+    "revy_api/visibility.py",
+]
 
 SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
 DATABASES = ["sqlite", "postgres"]
@@ -61,7 +76,7 @@ def _truthy(value: str | None) -> bool:
 
 IN_CI = _truthy(os.environ.get("CI"))
 
-nox.options.sessions = ["lint", "tests", "tests_postgres", "tests_custom_history"]
+nox.options.sessions = ["lint", "types", "tests", "tests_postgres", "tests_custom_history"]
 # Locally: reuse virtualenvs, and skip (rather than fail) sessions whose Python is not
 # installed. In CI: fresh virtualenvs, and a missing interpreter is an error.
 nox.options.reuse_existing_virtualenvs = not IN_CI
@@ -232,6 +247,28 @@ def lint(session: nox.Session) -> None:
     session.install(*LINT_DEPS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """Type-check revy.Context (and the other TYPED_MODULES) and the README's examples with mypy.
+
+    mypy reads Django and DRF through django-stubs and djangorestframework-stubs (configured
+    in pyproject.toml). tests/test_readme.py extracts the README's examples and checks them
+    with mypy's API; REVY_REQUIRE_TYPES makes it fail, not skip, if a checker is missing.
+    """
+    session.install("-e", ".[api]", *TEST_DEPS, *TYPES_DEPS)
+    session.run("mypy", *TYPED_MODULES)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_readme.py",
+        *session.posargs,
+        env={"REVY_DB": None, "REVY_REQUIRE_TYPES": "1"},
+    )
 
 
 @nox.session

@@ -7,13 +7,11 @@ History is data about people, so a user sees the deltas of a model only with tha
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Exists, OuterRef
-from django.utils.module_loading import import_string
 
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.utils import get_object_delta_model
@@ -74,11 +72,27 @@ class VisibilityPolicy:
         return queryset.filter(Exists(deltas))
 
 
-@cache
-def _policy_class(path: str | None) -> type[VisibilityPolicy]:
-    return import_string(path) if path else VisibilityPolicy
+def parse_policy_class(found: list[revy_settings.Problem]) -> type[VisibilityPolicy]:
+    """Return the class `REVY_API["VISIBILITY_POLICY"]` names (default `VisibilityPolicy`)."""
+    policy = revy_settings.api_object(
+        "VISIBILITY_POLICY",
+        found,
+        accept=lambda value: isinstance(value, type) and issubclass(value, VisibilityPolicy),
+        kind="a subclass of revy_api.visibility.VisibilityPolicy",
+        example="myproject.policies.ProjectPolicy",
+    )
+    return policy or VisibilityPolicy
+
+
+@revy_settings.cached
+def _policy_class() -> type[VisibilityPolicy]:
+    return revy_settings.strict(parse_policy_class)
 
 
 def get_policy() -> VisibilityPolicy:
-    """Return the configured visibility policy."""
-    return _policy_class(revy_settings.api("VISIBILITY_POLICY"))()
+    """Return the configured visibility policy.
+
+    Raises ImproperlyConfigured when `REVY_API["VISIBILITY_POLICY"]` does not import or is not
+    a `VisibilityPolicy` subclass (the system check `revy_api.E002`/`E003` reports it first).
+    """
+    return _policy_class()()

@@ -9,7 +9,7 @@ requesting user.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -36,6 +36,9 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
+
+if TYPE_CHECKING:
+    from django.template.response import _TemplateForResponseT  # django-stubs' alias
 
 __all__ = ["AttributeDeltaInline", "HistoryAdminMixin", "ObjectDeltaAdmin", "RevisionAdmin"]
 
@@ -123,7 +126,10 @@ if get_object_delta_model() is ObjectDelta:
 class HistoryAdminMixin:
     """Show revy's history on the admin "History" page, with diffs and restore buttons."""
 
-    object_history_template = "revy/admin/object_history.html"
+    # Typed as Django types ModelAdmin's, so that a ModelAdmin mixing this class in type-checks.
+    object_history_template: ClassVar[_TemplateForResponseT | None] = (
+        "revy/admin/object_history.html"
+    )
     history_page_size = 100
 
     def get_urls(self):

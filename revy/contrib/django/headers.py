@@ -4,7 +4,8 @@
 `apply_headers()`, so the three cannot disagree on what a header means:
 
 - `X-Commit-Message`: the revision's description; UTF-8, at most 1,000 characters, no
-  control characters but newline and tab.
+  control characters but newline and tab. (HTTP cannot carry a newline in a header value, so
+  over the wire a description is one line; newlines come only from in-process callers.)
 - `X-Perform-As-Organization`: act as that organization, resolved (and possibly refused) by
   `REVY_API["ORGANIZATION_RESOLVER"]`.
 - `X-Request-ID`: kept in the revision's metadata.
@@ -20,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 
 from revy.context import Context
 from revy.contrib.django import settings as revy_settings
@@ -135,19 +135,14 @@ def resolve_organization(request: HttpRequest, value: str) -> Any:
     Delegates to `REVY_API["ORGANIZATION_RESOLVER"]`, a dotted path to a function
     `(request, value) -> instance or None`; None or PermissionDenied means refused.
     """
-    path = revy_settings.api("ORGANIZATION_RESOLVER")
-    if not path:
+    # A path that does not import raises ImproperlyConfigured (revy_api.E002), as the check does.
+    resolver = revy_settings.organization_resolver()
+    if resolver is None:
         raise OrganizationForbidden(
             ORGANIZATION,
             f"This server does not accept {ORGANIZATION}: REVY_API['ORGANIZATION_RESOLVER'] "
             "is not configured.",
         )
-    try:
-        resolver = import_string(path)
-    except ImportError as error:
-        raise ImproperlyConfigured(
-            f"REVY_API['ORGANIZATION_RESOLVER'] = {path!r} cannot be imported: {error}"
-        ) from error
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         organization = None

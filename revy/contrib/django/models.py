@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import IntegrityError, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -27,6 +27,7 @@ from revy.contrib.django.snapshots import ObjectSnapshot
 
 __all__ = [
     "CASCADE",
+    "KEEP_HISTORY",
     "SET",
     "SET_DEFAULT",
     "SET_NULL",
@@ -34,6 +35,7 @@ __all__ = [
     "AbstractObjectDelta",
     "AbstractRevision",
     "AttributeDelta",
+    "HistoryProtectedError",
     "ObjectDelta",
     "ObjectDeltaAggregate",
     "ObjectSnapshot",
@@ -57,6 +59,40 @@ def _actors_of(rows, using: str) -> list[Any]:
             continue
         actors.extend(model._base_manager.using(using).filter(pk__in=ids))
     return actors
+
+
+class HistoryProtectedError(IntegrityError):
+    """A content type cannot be deleted while revy's history refers to it.
+
+    History outlives the models it records: a model dropped from the code keeps its history
+    (its snapshots and deletions stay readable). `manage.py revy_prune --model app.model`
+    deletes that history first, when it really is to go.
+    """
+
+
+def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
+    """`on_delete` of the history tables' content type keys: refuse, saying why and what to do.
+
+    An IntegrityError rather than Django's ProtectedError, whose collector would replace this
+    message by a generic one (and load every referring delta to list them).
+    """
+    count = sub_objs.count() if hasattr(sub_objs, "count") else len(sub_objs)
+    if not count:
+        return
+    content_types = {obj.pk: obj for obj in collector.data.get(ContentType, ())}
+    names = ", ".join(f"{ct.app_label}.{ct.model}" for ct in content_types.values()) or "it"
+    role = "as their actor" if field.name == "actor_type" else "as what they changed"
+    raise HistoryProtectedError(
+        f"Cannot delete the content type {names}: {count} {field.model._meta.verbose_name_plural} "
+        f"of revy's history refer to it {role}. revy keeps the history of deleted models. "
+        f"To delete that history first, run `manage.py revy_prune --model {names}`; then "
+        "delete the content type (or run `manage.py remove_stale_contenttypes`) again."
+    )
+
+
+# Django loads the referring rows before calling an on_delete handler unless it is lazy: a
+# query set is enough to count them.
+KEEP_HISTORY.lazy_sub_objs = True
 
 
 class AbstractRevision(models.Model):
@@ -156,7 +192,7 @@ class AbstractObjectDelta(models.Model):
     # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
         ContentType,
-        on_delete=models.PROTECT,
+        on_delete=KEEP_HISTORY,
         null=True,
         blank=True,
         related_name="+",
@@ -169,7 +205,7 @@ class AbstractObjectDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -211,7 +247,7 @@ class AbstractAttributeDelta(models.Model):
     # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
         ContentType,
-        on_delete=models.PROTECT,
+        on_delete=KEEP_HISTORY,
         null=True,
         blank=True,
         related_name="+",
@@ -223,7 +259,7 @@ class AbstractAttributeDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -288,7 +324,7 @@ class ObjectDeltaAggregate(models.Model):
     )
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")

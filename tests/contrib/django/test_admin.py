@@ -33,15 +33,29 @@ class CarAdmin(HistoryAdminMixin, admin.ModelAdmin):
 
 @pytest.fixture(autouse=True)
 def registered_admins():
-    """Register the test ModelAdmins on the default site for the duration of a test."""
-    from django.urls import clear_url_caches
+    """Register the test ModelAdmins on the default site for the duration of a test.
 
+    The URLconf is reloaded around it: `admin.site.urls` is read when the URLconf is imported,
+    which any earlier request or `manage.py check` may have done without these admins.
+    """
     admin.site.register(Book, BookAdmin)
     admin.site.register(Car, CarAdmin)
-    clear_url_caches()
+    _reload_urlconf()
     yield
     admin.site.unregister(Book)
     admin.site.unregister(Car)
+    _reload_urlconf()
+
+
+def _reload_urlconf() -> None:
+    import importlib
+    import sys
+
+    from django.conf import settings
+    from django.urls import clear_url_caches
+
+    if settings.ROOT_URLCONF in sys.modules:
+        importlib.reload(sys.modules[settings.ROOT_URLCONF])
     clear_url_caches()
 
 

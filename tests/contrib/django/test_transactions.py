@@ -146,3 +146,30 @@ def test_refresh_from_db_accepts_reverse_relations_and_prefetched_names():
         author.name = "renamed"
         author.save()
     assert snapshot(Author, author.pk).name == "renamed"
+
+
+def test_the_pending_revision_is_none_once_its_savepoint_rolled_back():
+    from revy.contrib.django.revisions import pending_revision
+
+    with Context(), transaction.atomic():
+        with contextlib.suppress(Boom), transaction.atomic():
+            make_author()
+            assert pending_revision() is not None
+            raise Boom
+        assert pending_revision() is None
+        make_author()
+        assert pending_revision() is not None
+
+
+def test_the_pending_revision_never_names_another_revision_that_reused_its_id():
+    from revy.contrib.django.revisions import pending_revision
+    from tests.history_models import Revision
+
+    with Context():
+        with contextlib.suppress(Boom), transaction.atomic():
+            make_author()
+            rolled_back = pending_revision().pk
+            raise Boom
+        # Another request's revision takes the id SQLite gives back after a rollback.
+        Revision.objects.create(pk=rolled_back, description="someone else's")
+        assert pending_revision() is None

@@ -309,22 +309,3 @@ def test_content_type_ids_are_those_of_the_row_s_database():
         assert delta.content_type_id == expected.pk
     finally:
         forget_history_of_missing_content_types("other")
-
-
-# Content types with history can be deleted -------------------------------------------------
-#
-# Django's suite: contenttypes_tests.test_models.ContentTypesTests.test_get_for_models_creation
-# and multiple_database.tests.QueryTestCase.test_contenttype_in_separate_db delete content
-# types (`ContentType.objects.all().delete()`): ProtectedError from revy's history tables.
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="the history tables reference ContentType with on_delete=PROTECT: deleting a "
-    "content type that has history raises ProtectedError (models.py)",
-)
-def test_deleting_a_content_type_with_history_works_as_in_django():
-    with Context():
-        Thing.objects.create(name="thing")
-    ContentType.objects.filter(app_label="behaviourapp", model="thing").delete()
-    assert not ContentType.objects.filter(app_label="behaviourapp", model="thing").exists()

@@ -176,6 +176,51 @@ def tests_custom_history(session: nox.Session) -> None:
     _pytest_with(session, {"REVY_DB": None}, "--ds=tests.settings_custom_history")
 
 
+# Django's own test suite with revy installed (scripts/django_suite.py): what runtests needs
+# beyond Django (tracebacks from its parallel workers), and what some of the chosen apps'
+# tests use when it is installed (they skip otherwise, the same with and without revy).
+DJANGO_SUITE_DEPS = ["tblib", "pyyaml", "pillow"]
+
+
+@nox.session
+@nox.parametrize("db", DATABASES)
+@nox.parametrize(("python", "django"), DJANGO_MATRIX)
+def django_suite(session: nox.Session, django: str, db: str) -> None:
+    """Run Django's own tests with and without revy installed and compare them per test.
+
+    Arguments after -- go to scripts/django_suite.py: apps to run (default: its list) and
+    its options, e.g. `-- --db sqlite basic update`; with `--db`, the sessions of the other
+    database are skipped. Fails on any difference that is not a statement count.
+    """
+    args = list(session.posargs)
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--db" and i + 1 < len(args):
+            chosen = args[i + 1]
+            del args[i : i + 2]
+            break
+        if arg.startswith("--db="):
+            chosen = arg.split("=", 1)[1]
+            del args[i]
+            break
+    if chosen is not None and chosen != db:
+        session.skip(f"--db {chosen} given: this session runs on {db}")
+    # revy as a user installs it: from a built wheel, not editable.
+    session.install(".[postgres]", django, *DJANGO_SUITE_DEPS)
+    env = _postgres_env(session) if db == "postgres" else {"REVY_DB": None}
+    cache = Path(session.cache_dir) / "django-suite"
+    session.run(
+        "python",
+        "scripts/django_suite.py",
+        "--db",
+        db,
+        "--cache-dir",
+        str(cache),
+        *args,
+        env=env,
+    )
+
+
 @nox.session
 def browser(session: nox.Session) -> None:
     """Drive the example project in headless Chromium: admin history, Swagger UI, GraphiQL.

@@ -24,6 +24,7 @@ INSTALLED_APPS = [
     "revy.contrib.django",
     "revy_api",  # the API plugin's system checks (REVY_API)
     "tests.testapp",
+    "tests.behaviourapp",
     "tests.renameapp",
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",

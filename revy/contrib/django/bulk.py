@@ -90,14 +90,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after_rows = None
         if after_rows is None:
             after_rows = {
-                config.pk_of(row): tuple(
+                config.key(config.pk_of(row)): tuple(
                     new_values.get(index, value) for index, value in enumerate(row)
                 )
                 for row in before
             }
         changes = []
         for row in before:
-            after = after_rows.get(config.pk_of(row))
+            after = after_rows.get(config.key(config.pk_of(row)))
             if after is None:
                 continue
             # Aggregates are found through an instance; build one only when needed.
@@ -131,6 +131,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     options = _BULK_CREATE_SIGNATURE.bind(self, objs, *args, **kwargs).arguments
     ignore = options.get("ignore_conflicts", False)
     upsert = options.get("update_conflicts", False)
+    unique_fields = options.get("unique_fields") or ()
+    if upsert and not config.knows(name for name in unique_fields if name != "pk"):
+        # Not concrete fields (a reverse relation, a typo): Django refuses them itself.
+        return _django_bulk_create(self, objs, *args, **kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     using = _write_db(self)
@@ -153,7 +157,7 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             row = stored.get(id(obj))
             if row is None:
                 continue  # a conflict ignored: nothing was written
-            pk = config.pk_of(row)
+            pk = config.key(config.pk_of(row))
             if pk in recorded:
                 continue  # several objects conflicting on the same row: written once
             recorded.add(pk)
@@ -205,8 +209,8 @@ def _stored_rows(config, using, objs, keys, existing, conflicts: bool) -> dict[i
     if unknown:
         read = config.read_rows(using, [obj.pk for obj in unknown])
         for obj in unknown:
-            if obj.pk in read:
-                rows[id(obj)] = read[obj.pk]
+            if config.key(obj.pk) in read:
+                rows[id(obj)] = read[config.key(obj.pk)]
     return rows
 
 
@@ -266,7 +270,7 @@ def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
         for start in range(0, len(values), size):
             lookup = {**dict(prefix), f"{last}__in": values[start : start + size]}
             for row in manager.filter(**lookup).values_list(*config.attnames):
-                rows[config.pk_of(row)] = tuple(row)
+                rows[config.key(config.pk_of(row))] = tuple(row)
     return rows
 
 
@@ -309,7 +313,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             state = attribution.state_of(obj)
             base = attribution.known_base(state, config, obj.pk, using) if state else None
             if base is not None:
-                known[obj.pk] = base
+                known[config.key(obj.pk)] = base
             else:
                 missing.append(obj.pk)
         if missing:
@@ -327,12 +331,13 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         changes = []
         written = {}
         for obj in objs:
-            before = known.get(obj.pk)
+            key = config.key(obj.pk)
+            before = known.get(key)
             if before is None:
                 continue
             values = config.values_of(obj)
-            current = computed_rows.get(obj.pk) or config.normalize(values)
-            after = written[obj.pk] = tuple(
+            current = computed_rows.get(key) or config.normalize(values)
+            after = written[key] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
             state = attribution.state_of(obj)

@@ -1,6 +1,6 @@
 """The measured operations: one function per operation, each returning report lines.
 
-"Untracked" is always Django alone: revy's hooks uninstalled (`tracking.uninstall()`) and no
+"Untracked" is always Django alone: revy's hooks uninstalled (`hooks.uninstall()`) and no
 context opened. "Tracked" is the same code with the hooks installed inside a
 `Context(actor=user)`, as `RevisionMiddleware` would open it for a request.
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from django.db import connection, reset_queries
 from django.test.utils import CaptureQueriesContext
 
-from revy.contrib.django import tracking
+from revy.contrib.django import hooks
 
 
 class Options:
@@ -52,9 +52,9 @@ options = Options()
 def set_tracking(installed: bool) -> None:
     """Install revy's hooks on Django's model methods, or restore Django's own."""
     if installed:
-        tracking.install()
+        hooks.install()
     else:
-        tracking.uninstall()
+        hooks.uninstall()
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,8 @@ from django.db import models, router, transaction
 from revy.context import Context
 from revy.contrib.django import recorder, registry
 from revy.contrib.django.encoding import encode
+from revy.contrib.django.inserts import table
+from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.utils import get_object_delta_model
 
 __all__ = ["event_listener", "model_event_listener", "record_event"]
@@ -113,7 +115,12 @@ def _check_event_type(event_type: str) -> None:
 # Called by the recorder after each batch of deltas ---------------------------------------
 
 
+_AGGREGATE_COLUMNS = ("delta_id", "content_type_id", "content_id")
+
+
+@recorder.after_write
 def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[int]) -> None:
+    """Store the aggregates of each new delta, and call its listeners once it commits."""
     rows = []
     for change, delta_id in zip(changes, ids, strict=True):
         config = change.config
@@ -135,7 +142,7 @@ def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[in
         for content_type_id, content_id in aggregates_of(change.instance, using):
             rows.append((delta_id, content_type_id, content_id))
     if rows:
-        recorder.insert_aggregates(using, rows)
+        table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert(using, rows, returning=False)
     if _listeners:
         wanted = [
             delta_id

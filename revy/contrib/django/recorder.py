@@ -9,7 +9,7 @@ the change itself, inside its transaction, in the context's revision (`revisions
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from django.db import connections, models
@@ -70,7 +70,6 @@ _ATTRIBUTE_DELTA_COLUMNS = (
     "created_at",
     "automatic",
 )
-_AGGREGATE_COLUMNS = ("delta_id", "content_type_id", "content_id")
 
 
 class Change:
@@ -274,14 +273,19 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
     table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(
         using, attribute_rows, returning=False
     )
-    from revy.contrib.django import events
-
-    events.after_write(using, changes, ids)
+    for hook in _after_write:
+        hook(using, changes, ids)
     return ids
 
 
-def insert_aggregates(using: str, rows: list[tuple]) -> None:
-    """Insert (delta id, content type id, content id) aggregate rows in batches."""
-    from revy.contrib.django.models import ObjectDeltaAggregate
+AfterWrite = Callable[[str, Sequence[Change], Sequence[int]], None]
+_after_write: list[AfterWrite] = []
 
-    table(ObjectDeltaAggregate, _AGGREGATE_COLUMNS).insert(using, rows, returning=False)
+
+def after_write(hook: AfterWrite) -> AfterWrite:
+    """Call `hook(using, changes, delta_ids)` after each batch of deltas is written, in the
+    same transaction. `events` registers the aggregates and listeners this way, so that the
+    recorder does not depend on what is built on it."""
+    if hook not in _after_write:
+        _after_write.append(hook)
+    return hook

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.apps import apps as global_apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.signals import setting_changed
 from django.db import connections, models, router
 from django.db.models.signals import post_migrate
 
@@ -455,6 +456,15 @@ def content_type_id(model: type[models.Model], using: str = "default") -> int:
 def clear() -> None:
     _configs.clear()
     _content_type_ids.clear()
+
+
+def _on_setting_changed(setting: str, **kwargs: Any) -> None:
+    # Model configs are built from REVY_* settings (tests change them with override_settings).
+    if setting.startswith("REVY_"):
+        clear()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="revy.registry")
 
 
 def create_content_types(app_config, using: str = "default", apps=global_apps, **kwargs) -> None:

@@ -687,11 +687,9 @@ def validate() -> None:
 
 
 def clear_caches() -> None:
+    """Forget the parsed settings (the registry forgets its model configs on its own)."""
     for cached_function in _caches:
         cached_function.cache_clear()
-    from revy.contrib.django import registry
-
-    registry.clear()
 
 
 def _on_setting_changed(setting: str, **kwargs: Any) -> None:

@@ -445,9 +445,8 @@ _installed = False
 
 
 def install() -> None:
-    """Wrap Django's model and deletion methods, and the bulk paths (idempotent)."""
-    from revy.contrib.django import bulk
-
+    """Wrap Django's model and deletion methods (idempotent; `hooks.install` adds the bulk
+    paths)."""
     global _installed
     if _installed:
         return
@@ -458,14 +457,11 @@ def install() -> None:
     models.Model.refresh_from_db = _refresh_from_db
     Collector.delete = deletion.record_delete
     add_boundary_listener(on_boundary)
-    bulk.install()
     _installed = True
 
 
 def uninstall() -> None:
-    """Restore Django's own methods (benchmarks use it to measure Django alone)."""
-    from revy.contrib.django import bulk
-
+    """Restore Django's own model and deletion methods."""
     global _installed
     if not _installed:
         return
@@ -474,5 +470,4 @@ def uninstall() -> None:
     models.Model.save_base = _django_save_base
     models.Model.refresh_from_db = _django_refresh_from_db
     Collector.delete = deletion._django_collector_delete
-    bulk.uninstall()
     _installed = False

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 
 from revy import Context
-from revy.contrib.django import settings as revy_settings
+from revy.contrib.django import registry
 from revy.contrib.django.events import (
     event_listener,
     model_event_listener,
@@ -204,7 +204,7 @@ def test_aggregate_cycles_are_safe(monkeypatch):
         engine = Engine.objects.create(car=car)
     # A cycle: the car names its engine, the engine names its car.
     monkeypatch.setattr(Car, "get_event_aggregates", lambda self: (self.engine,), raising=False)
-    revy_settings.clear_caches()  # models' aggregate support is read once per model
+    registry.clear()  # models' aggregate support is read once per model
     with Context():
         car.manufacturer = "Saab AB"
         car.save()

@@ -57,6 +57,7 @@ __all__ = [
     "get_policy",
     "in_queryset",
     "last_recorded_state",
+    "parse_policy_class",
 ]
 
 logger = logging.getLogger(__name__)

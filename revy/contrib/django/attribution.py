@@ -25,6 +25,22 @@ from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import marker_alive, transaction_marker
 
+__all__ = [
+    "InstanceState",
+    "attribute",
+    "known_base",
+    "merge",
+    "note_write",
+    "on_boundary",
+    "recording",
+    "refresh_bases",
+    "seen_now",
+    "state_of",
+    "watch",
+    "watch_new",
+]
+
+
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
 

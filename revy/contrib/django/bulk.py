@@ -32,6 +32,12 @@ from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
 
+__all__ = [
+    "install",
+    "uninstall",
+]
+
+
 DEFERRED = models.DEFERRED
 
 _django_update = QuerySet.update

@@ -33,7 +33,13 @@ from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
 
-__all__ = ["CASCADE", "SET", "SET_DEFAULT", "SET_NULL"]
+__all__ = [
+    "CASCADE",
+    "SET",
+    "SET_DEFAULT",
+    "SET_NULL",
+    "record_delete",
+]
 
 
 def _full_rows(sub_objs: Any) -> Any:

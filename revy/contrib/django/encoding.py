@@ -19,6 +19,11 @@ from django.db.models.fields.files import FieldFile
 from django.utils.duration import duration_iso_string
 from django.utils.functional import Promise
 
+__all__ = [
+    "JSONEncoder",
+    "decode",
+]
+
 
 class JSONEncoder(json.JSONEncoder):
     """Encode the values Django model fields hold, without losing precision."""

@@ -33,6 +33,21 @@ from revy.context import Context
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.revisions import update_revision_metadata
 
+__all__ = [
+    "HeaderError",
+    "InvalidCommitMessage",
+    "InvalidRequestId",
+    "OrganizationForbidden",
+    "RevisionHeaders",
+    "apply_headers",
+    "authenticated_user",
+    "identify_request",
+    "read_headers",
+    "request_metadata",
+    "resolve_organization",
+]
+
+
 COMMIT_MESSAGE = "X-Commit-Message"
 ORGANIZATION = "X-Perform-As-Organization"
 REQUEST_ID = "X-Request-ID"

@@ -27,6 +27,11 @@ from revy.contrib.django.headers import (
 )
 from revy.contrib.django.revisions import pending_revision
 
+__all__ = [
+    "RevisionMiddleware",
+    "problem_response",
+]
+
 
 def problem_response(error: HeaderError) -> HttpResponse:
     """Answer a header error as RFC 9457 problem details."""

@@ -26,6 +26,17 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
 )
 
+__all__ = [
+    "Change",
+    "actor_key",
+    "after_write",
+    "attribute_action",
+    "state_json",
+    "value_json",
+    "write",
+]
+
+
 ACTION_SET = "Set"
 ACTION_UNSET = "Unset"
 

@@ -23,6 +23,23 @@ from django.db.models.signals import post_migrate
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
 
+__all__ = [
+    "ModelConfig",
+    "children_of",
+    "clear",
+    "config_for",
+    "content_id",
+    "content_type_id",
+    "create_content_types",
+    "is_composite",
+    "is_tracked",
+    "pk_from_content_id",
+    "stored_form",
+    "through_models",
+    "tracked_models",
+]
+
+
 _configs: dict[type, ModelConfig | None] = {}
 
 logger = logging.getLogger(__name__)

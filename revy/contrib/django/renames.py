@@ -23,7 +23,11 @@ from django.db.migrations.operations import RenameField
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
-__all__ = ["rename_field_in_history"]
+__all__ = [
+    "on_post_migrate",
+    "rename_field_in_history",
+    "renamed_fields",
+]
 
 _BATCH = 1000
 

@@ -48,6 +48,15 @@ from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
 from revy.contrib.django.transactions import guard, run_atomically
 
+__all__ = [
+    "creation_change",
+    "install",
+    "select_row",
+    "uninstall",
+    "update_change",
+]
+
+
 DEFERRED = models.DEFERRED
 
 _django_init = models.Model.__init__

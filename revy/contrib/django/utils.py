@@ -6,6 +6,12 @@ from django.db import models
 
 from revy.contrib.django import settings as revy_settings
 
+__all__ = [
+    "get_attribute_delta_model",
+    "get_object_delta_model",
+    "get_revision_model",
+]
+
 
 @revy_settings.cached
 def _get(setting: str) -> type[models.Model]:

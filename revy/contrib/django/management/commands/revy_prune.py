@@ -29,6 +29,12 @@ from revy.contrib.django.utils import (
     get_revision_model,
 )
 
+__all__ = [
+    "Command",
+    "parse_cutoff",
+]
+
+
 BATCH = 5000
 
 

@@ -97,6 +97,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(benchmarks/api.py); needs the API extra",
     )
     parser.add_argument(
+        "--baseline-scale",
+        type=int,
+        metavar="ROWS",
+        help="instead of the write benchmarks, fill a table with ROWS rows on PostgreSQL and "
+        "time revy_baseline against a plain INSERT ... SELECT copy (benchmarks/baseline.py)",
+    )
+    parser.add_argument(
         "--keep",
         action="store_true",
         help="--api-scale: keep the seeded database, and reuse it when it exists",
@@ -268,8 +275,34 @@ def run_api_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_baseline_scale(args: argparse.Namespace) -> int:
+    """Time the set-based baseline of `--baseline-scale` rows against a plain copy."""
+    if args.db != "postgres":
+        raise SystemExit("--baseline-scale measures PostgreSQL: add --db postgres.")
+    with postgres_database(f"revy_bench_baseline_{os.getpid()}"):
+        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from benchmarks import baseline, report
+        from benchmarks.api import progress
+
+        call_command("migrate", verbosity=0)
+        load = report.load_average()
+        environment = report.environment(describe_database())
+        lines = baseline.measure(args.baseline_scale, progress)
+        load = f"{load}, after: {report.load_average()}"
+    print(f"Environment: {environment}; load average before: {load}")
+    print("\n".join(lines))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.baseline_scale:
+        return run_baseline_scale(args)
     if args.api_scale:
         return run_api_scale(args)
     started = time.perf_counter()

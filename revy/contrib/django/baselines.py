@@ -4,8 +4,9 @@
 never travel to Python: for each batch of rows (a range of primary keys), the database reads
 them and writes their `Baseline` object deltas, with the row's state as JSON built in SQL
 (`revy.contrib.django.sqlencoding`), and one `Set` attribute delta per recorded field. On
-PostgreSQL a batch is one statement (data-modifying CTEs: the object deltas' `RETURNING`
-feeds the attribute deltas' INSERT); on SQLite it is two (three for a many-to-many table).
+PostgreSQL a batch is one statement (data-modifying CTEs: the object deltas' ids are drawn
+from their sequence first, so that the attribute deltas' INSERT names its parents without a
+join); on SQLite it is two (three for a many-to-many table).
 Memory stays constant however large the table.
 
 The rows written are those the Python path writes (`recorder.write` of `Change`s built from
@@ -254,11 +255,19 @@ class SetBasedBaseline:
 
     # Statements -----------------------------------------------------------------------------
 
-    def _delta_select(self, revision_id: Any, now: Any) -> tuple[str, list[Any]]:
+    def _delta_select(
+        self, revision_id: Any, now: Any, source: str = "keyed"
+    ) -> tuple[str, list[Any]]:
+        """INSERT ... SELECT of the object deltas of the rows in `source`; with `numbered`
+        (PostgreSQL), their ids are the ones drawn there."""
         placeholders, extra = self.deltas.extra_values()
+        insert, ids = self.deltas.insert, ""
+        if source == "numbered":
+            insert = insert.replace(" (", f" ({self.deltas.pk}, ", 1)
+            ids = "s.did, "
         sql = (
-            f"{self.deltas.insert}SELECT %s, NULL, NULL, %s, %s, '', %s, s.cid, "
-            f"{self._data()}, %s{placeholders} FROM keyed s ORDER BY {self.pk_column}"
+            f"{insert}SELECT {ids}%s, NULL, NULL, %s, %s, '', %s, s.cid, "
+            f"{self._data()}, %s{placeholders} FROM {source} s ORDER BY {self.pk_column}"
         )
         params = [revision_id, ACTION_BASELINE, self.event_type, self.content_type_id, now]
         return sql, params + extra
@@ -320,28 +329,45 @@ class SetBasedBaseline:
             )
         return statements
 
+    def _numbered(self) -> tuple[str, list[Any]]:
+        """`numbered` (PostgreSQL): the rows of `keyed` with the ids their object deltas will
+        have, drawn from the table's sequence in primary key order. The attribute deltas then
+        name their parent without joining the inserted rows back to theirs (a join the planner,
+        which cannot estimate a data-modifying CTE, ran as a nested loop: quadratic)."""
+        sql = (
+            "numbered AS (SELECT nextval(pg_get_serial_sequence(%s, %s)) AS did, k.* "
+            f"FROM keyed k ORDER BY {self.pk_column.replace('s.', 'k.')})"
+        )
+        opts = get_object_delta_model()._meta
+        return sql, [self.deltas.name, opts.pk.column]
+
     def write(self, revision_id: Any, after: Any, upto: Any, skip_existing: bool) -> int:
         """Record the rows with `after < pk <= upto` (None: unbounded); return how many."""
         now = self.connection.ops.adapt_datetimefield_value(timezone.now())
         source, source_params = self._source(after, upto)
         keyed, keyed_params = self._keyed(skip_existing)
-        deltas, delta_params = self._delta_select(revision_id, now)
         with self.connection.cursor() as cursor:
             if self.connection.vendor == "postgresql":
-                joined = "deltas d JOIN keyed s ON s.cid = d.content_id"
+                numbered, numbered_params = self._numbered()
+                deltas, delta_params = self._delta_select(revision_id, now, "numbered")
+                joined = "numbered s CROSS JOIN LATERAL (SELECT s.did AS id, s.cid AS content_id) d"
                 attributes, attribute_params = self._attribute_insert(joined, revision_id, now)
                 parts = [
                     f"WITH {source}",
                     keyed,
-                    f"deltas AS ({deltas} RETURNING {self.deltas.pk} AS id, content_id)",
+                    numbered,
+                    f"deltas AS ({deltas} RETURNING {self.deltas.pk})",
                     f"attributes AS ({attributes})",
                 ]
-                params = source_params + keyed_params + delta_params + attribute_params
+                params = (
+                    source_params + keyed_params + numbered_params + delta_params + attribute_params
+                )
                 for number, (sql, link_params) in enumerate(self._link_inserts(joined)):
                     parts.append(f"links{number} AS ({sql})")
                     params += link_params
                 cursor.execute(", ".join(parts) + " SELECT count(*) FROM deltas", params)
                 return cursor.fetchone()[0]
+            deltas, delta_params = self._delta_select(revision_id, now)
             # SQLite: one statement per table. The new object deltas are found again by
             # their revision, content and ids above the largest id before this batch.
             cursor.execute(f"SELECT COALESCE(MAX({self.deltas.pk}), 0) FROM {self.deltas.name}")

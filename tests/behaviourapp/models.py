@@ -4,6 +4,8 @@ Each model reproduces, in the smallest form, a kind of model from Django's own t
 which revy changed Django's behaviour (see tests/contrib/django/test_django_behaviour.py).
 """
 
+import json
+
 from django.db import models
 
 
@@ -114,6 +116,31 @@ class WrappedIntegerField(models.IntegerField):
         if isinstance(value, Wrapped):
             value = value.value
         return super().get_prep_value(value)
+
+
+class StrictWrappedAutoField(models.BigAutoField):
+    """As custom_pk's MyAutoField exactly: its own value is a `Wrapped` that it cannot prepare
+    for the database again (`int(Wrapped)` fails), so nothing can tell the stored key from it."""
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Wrapped(value)
+
+    def get_prep_value(self, value):
+        return None if value is None else int(value)
+
+
+class WrappedEncoder(json.JSONEncoder):
+    """A JSONField encoder that knows `Wrapped` (as Django 6.1's JSONNullCustomEncoder)."""
+
+    def default(self, o):
+        if isinstance(o, Wrapped):
+            return o.value
+        return super().default(o)
+
+
+class StrictTicket(models.Model):
+    id = StrictWrappedAutoField(primary_key=True)
+    payload = models.JSONField(encoder=WrappedEncoder, null=True)
 
 
 class Ticket(models.Model):

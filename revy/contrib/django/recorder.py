@@ -10,7 +10,6 @@ the change itself, inside its transaction, in the context's revision (`revisions
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from types import SimpleNamespace
 from typing import Any
 
 from django.db import connections, models
@@ -162,19 +161,11 @@ def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
 
 
 def _serializable(config: ModelConfig, index: int, value: Any) -> Any:
-    """A value JSON cannot encode (a custom field's own type): the value the field prepares
-    for the database (`get_prep_value`), which its `to_python` reads back; failing that, its
-    serialization as Django's serializers write it (`value_to_string`)."""
+    """A value JSON cannot encode (a custom field's own type): the form the database stores."""
     try:
         encode(value)
     except TypeError:
-        field = config.fields[index]
-        try:
-            prepared = field.get_prep_value(value)
-            encode(prepared)
-            return prepared
-        except (TypeError, ValueError):
-            return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+        return registry.stored_form(config.fields[index], value)
     return value
 
 

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import decimal
 import json
+import logging
 import uuid
 from operator import itemgetter
+from types import SimpleNamespace
 from typing import Any
 
 from django.apps import apps as global_apps
@@ -21,6 +23,8 @@ from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
 
 _configs: dict[type, ModelConfig | None] = {}
+
+logger = logging.getLogger(__name__)
 
 
 class ModelConfig:
@@ -325,7 +329,37 @@ def content_id(model: type[models.Model], pk: Any) -> str:
     if is_composite(model):
         return encode([value for value in pk])
     # A custom key type: the value the database stores, whatever the type's __str__ does.
-    return str(model._meta.pk.get_prep_value(pk))
+    return str(stored_form(model._meta.pk, pk))
+
+
+def stored_form(field: models.Field, value: Any) -> Any:
+    """The form of a custom type's value the database stores, as JSON can hold it.
+
+    A JSONField's value as its own encoder writes it; otherwise what the field prepares for the
+    database (`get_prep_value`, which its `to_python` reads back); failing that, Django's
+    serialization of it (`value_to_string`); failing both (a type Django itself could not save
+    again), its repr, so that a write revy cannot describe exactly still succeeds."""
+    if isinstance(field, models.JSONField):
+        # Stored as the field's own encoder writes it (a custom `encoder=` knows its types).
+        try:
+            return json.loads(json.dumps(value, cls=field.encoder))
+        except (TypeError, ValueError):
+            pass
+    try:
+        prepared = field.get_prep_value(value)
+        encode(prepared)
+        return prepared
+    except (TypeError, ValueError):
+        pass
+    try:
+        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+    except (TypeError, ValueError):
+        logger.warning(
+            "revy records %r of %s by its repr: the field can neither prepare nor serialize it.",
+            value,
+            field,
+        )
+        return repr(value)
 
 
 _PLAIN_KEYS = frozenset({int, str, uuid.UUID})

@@ -21,7 +21,16 @@ from django.test import override_settings
 from revy import Context
 from revy.contrib.django import registry
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
-from tests.behaviourapp.models import Label, Pair, Player, Team, Thing, Ticket, Wrapped
+from tests.behaviourapp.models import (
+    Label,
+    Pair,
+    Player,
+    StrictTicket,
+    Team,
+    Thing,
+    Ticket,
+    Wrapped,
+)
 from tests.factories import changes, object_deltas, only
 
 pytestmark = pytest.mark.django_db
@@ -222,6 +231,32 @@ def test_bulk_create_with_a_custom_primary_key_type():
         (ticket,) = Ticket.objects.bulk_create([Ticket(number=7)])
     assert Ticket.objects.get(number=7).pk == ticket.pk
     assert [delta.action for delta in object_deltas(Ticket)] == ["Create"]
+
+
+@pytest.mark.parametrize("create", ["create", "bulk_create"])
+def test_a_key_type_django_cannot_prepare_again_does_not_fail_the_write(create, caplog):
+    # Django's suite: custom_pk.tests.CustomPKTests.test_auto_field_subclass_create and
+    # _bulk_create. The key's value is Wrapped(<int>): neither the field nor str() turns it
+    # back into what the database stores, so revy records its repr and says so.
+    with Context():
+        if create == "create":
+            ticket = StrictTicket.objects.create()
+        else:
+            (ticket,) = StrictTicket.objects.bulk_create([StrictTicket()])
+    assert isinstance(ticket.id, Wrapped)
+    assert StrictTicket.objects.count() == 1
+    assert [delta.action for delta in object_deltas(StrictTicket)] == ["Create"]
+    assert "by its repr" in caplog.text
+
+
+def test_a_json_value_only_the_field_s_own_encoder_knows_is_recorded_as_stored():
+    # Django's suite (6.1): model_fields.test_jsonfield.JSONNullTests.test_custom_jsonnull_encoder
+    with Context():
+        ticket = StrictTicket.objects.create(payload={"n": Wrapped(3), "list": [1, Wrapped(4)]})
+    stored = StrictTicket.objects.values_list("payload", flat=True).get()
+    assert stored == {"n": 3, "list": [1, 4]}
+    assert only(changes(only(object_deltas(StrictTicket)))["payload"])[2] == stored
+    assert ticket.payload["n"] == Wrapped(3)
 
 
 # Errors Django raises leave the caller's transaction usable --------------------------------

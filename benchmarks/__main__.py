@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The cases of benchmarks/cases.py, in the order they run (named here because that module
 # needs Django set up, which waits until the database is chosen).
-CASE_NAMES = ("create", "update", "delete", "batch", "load", "snapshot", "bulk_update")
+CASE_NAMES = ("create", "update", "delete", "fetched", "batch", "load", "snapshot", "bulk_update")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -89,6 +89,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="after timing, run each tracked case once more under cProfile and print revy's "
         "functions by cumulative time for every missed goal",
     )
+    parser.add_argument(
+        "--api-scale",
+        action="store_true",
+        help="instead of the write benchmarks, seed PostgreSQL with a million object deltas "
+        "(minutes) and time every REST list and filter and the GraphQL queries "
+        "(benchmarks/api.py); needs the API extra",
+    )
+    parser.add_argument(
+        "--baseline-scale",
+        type=int,
+        metavar="ROWS",
+        help="instead of the write benchmarks, fill a table with ROWS rows on PostgreSQL and "
+        "time revy_baseline against a plain INSERT ... SELECT copy (benchmarks/baseline.py)",
+    )
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="--api-scale: keep the seeded database, and reuse it when it exists",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="also print every timed round")
     parser.add_argument("--report", metavar="PATH.md", help="also write a markdown report")
     parser.add_argument(
@@ -109,12 +128,14 @@ def sqlite_database(parent: str | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[None]:
+def postgres_database(name: str | None = None, keep: bool = False) -> Iterator[None]:
+    """A database of its own on the server: created, and dropped at the end unless `keep`
+    (then an existing database of that name is used as it is)."""
     try:
         import psycopg
     except ImportError:
         raise SystemExit("--db postgres needs psycopg: pip install 'psycopg[binary]'") from None
-    name = f"revy_bench_{os.getpid()}"
+    name = name or f"revy_bench_{os.getpid()}"
     maintenance = os.environ.get("PGDATABASE") or "postgres"
     try:
         admin = psycopg.connect(dbname=maintenance, autocommit=True)
@@ -124,8 +145,10 @@ def postgres_database() -> Iterator[None]:
             'scripts/postgres.sh start && eval "$(scripts/postgres.sh env)"'
         ) from None
     with admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
+        exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not (keep and exists):
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
         os.environ["REVY_BENCH_DB"] = "postgres"
         os.environ["REVY_BENCH_PG_NAME"] = name
         try:
@@ -134,7 +157,8 @@ def postgres_database() -> Iterator[None]:
             from django.db import connections
 
             connections.close_all()
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            if not keep:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def describe_database() -> str:
@@ -190,16 +214,97 @@ def run(args: argparse.Namespace) -> tuple[list, str]:
         options.clock = time.process_time if args.clock == "cpu" else time.perf_counter
         bench = Bench(sizes)
         results = []
+        load = report.load_average()
         for name in args.case or CASE_NAMES:
             started = time.perf_counter()
             print(f"  {name} ...", end="", file=sys.stderr, flush=True)
             results.extend(CASES[name](bench))
             print(f" {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+        # Other processes slow both sides of a comparison, not always alike: say how busy
+        # the machine was.
+        environment += f"; load average {load} at the start, {report.load_average()} at the end"
     return results, environment
+
+
+def run_api_scale(args: argparse.Namespace) -> int:
+    """Seed (unless kept from an earlier run) and measure the API at scale."""
+    if args.db != "postgres":
+        raise SystemExit("--api-scale measures PostgreSQL: add --db postgres.")
+    from benchmarks.api import QUICK_SCALE, SCALE
+
+    sizes = QUICK_SCALE if args.quick else SCALE
+    with postgres_database(sizes.database_name(), keep=args.keep):
+        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings_api"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from benchmarks import api, report
+
+        call_command("migrate", verbosity=0)
+        environment = report.environment(describe_database())
+        print(f"revy API at scale{' (quick)' if args.quick else ''}")
+        print(f"Environment: {environment}", flush=True)
+        if api.seeded(sizes):
+            api.progress("history already seeded (--keep)")
+        else:
+            api.progress(
+                f"seeding {sizes.revisions:,} revisions, {sizes.object_deltas:,} object deltas, "
+                f"{sizes.attribute_deltas:,} attribute deltas"
+            )
+            api.seed(sizes, api.progress)
+        load = report.load_average()
+        results = api.measure(sizes, api.progress)
+        load = f"{load}, after: {report.load_average()}"
+    print()
+    print("\n".join(api.table(results)))
+    if args.report:
+        given = sys.argv[1:]
+        header = [
+            f"`{shlex.join(['python', '-m', 'benchmarks', *given])}`",
+            "",
+            f"Environment: {environment}; load average before: {load}",
+            "",
+            f"History: {sizes.revisions:,} revisions, {sizes.object_deltas:,} object deltas, "
+            f"{sizes.attribute_deltas:,} attribute deltas; {sizes.requests} timed requests per "
+            "line through Django's test client (session authentication, every middleware).",
+        ]
+        api.write_report(args.report, results, header)
+        print(f"Markdown report: {args.report}")
+    return 0
+
+
+def run_baseline_scale(args: argparse.Namespace) -> int:
+    """Time the set-based baseline of `--baseline-scale` rows against a plain copy."""
+    if args.db != "postgres":
+        raise SystemExit("--baseline-scale measures PostgreSQL: add --db postgres.")
+    with postgres_database(f"revy_bench_baseline_{os.getpid()}"):
+        os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        from benchmarks import baseline, report
+        from benchmarks.api import progress
+
+        call_command("migrate", verbosity=0)
+        load = report.load_average()
+        environment = report.environment(describe_database())
+        lines = baseline.measure(args.baseline_scale, progress)
+        load = f"{load}, after: {report.load_average()}"
+    print(f"Environment: {environment}; load average before: {load}")
+    print("\n".join(lines))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.baseline_scale:
+        return run_baseline_scale(args)
+    if args.api_scale:
+        return run_api_scale(args)
     started = time.perf_counter()
     results, environment = run(args)
     elapsed = time.perf_counter() - started

@@ -10,6 +10,10 @@ context opened. "Tracked" is the same code with the hooks installed inside a
   N sharing one context.
 - `delete`: `instance.delete()` of an `Item` (nothing refers to it), loaded (untimed) in the
   same context.
+- `fetched`: the scenario of issue 11's side-by-side harness, as a request does it: the
+  instance is fetched before the context opens (untimed), then, timed, one context each:
+  change two fields and `save()`, or `delete()`. revy has not seen the row loaded, so it
+  must learn its old state itself.
 - `batch`: 200 `Item(...).save()` in one context; time per object.
 - `load`: `list(Item.objects.all())` of 20,000 rows, with the hooks installed, outside a
   context and inside one.
@@ -298,6 +302,51 @@ def delete(bench: Bench) -> list[Result]:
     ]
 
 
+# 3b. update and delete of an instance fetched before its context ----------------------------
+
+
+def fetched(bench: Bench) -> list[Result]:
+    n, rounds = bench.sizes.ops, bench.sizes.rounds
+    bench.reset()
+    pks = bench.insert_items(n)
+    # The goals of issue 11's harness: at most 2x Django on SQLite, 1.5x on PostgreSQL.
+    goal = ratio_goal(2.0 if bench.vendor == "sqlite" else 1.5)
+
+    def update_each(tracked: bool, clock: Clock) -> None:
+        stamp = bench.counter()
+        items = [Item.objects.get(pk=pk) for pk in pks]  # before any context, untimed
+        for item in items:
+            with clock, bench.block(tracked):
+                item.title = f"Item {item.pk} v{stamp}"
+                item.quantity = stamp
+                item.save()
+
+    def delete_each(tracked: bool, clock: Clock) -> None:
+        items = [Item.objects.get(pk=pk) for pk in bench.insert_items(n)]  # untimed
+        for item in items:
+            with clock, bench.block(tracked):
+                item.delete()
+
+    return [
+        compare(
+            "update, fetched before its context",
+            n=n,
+            rounds=rounds,
+            goal=goal,
+            note="harness scenario: get(pk) untimed; context, 2 fields, save()",
+            **_both(update_each),
+        ),
+        compare(
+            "delete, fetched before its context",
+            n=n,
+            rounds=rounds,
+            goal=goal,
+            note="harness scenario: get(pk) untimed; context, delete()",
+            **_both(delete_each),
+        ),
+    ]
+
+
 # 4. a batch of saves in one context ----------------------------------------------------------
 
 
@@ -457,6 +506,7 @@ CASES: dict[str, Callable[[Bench], list[Result]]] = {
     "create": create,
     "update": update,
     "delete": delete,
+    "fetched": fetched,
     "batch": batch,
     "load": load,
     "snapshot": state_as_of,

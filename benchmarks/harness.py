@@ -13,9 +13,14 @@ under the same conditions. Then:
 - a mode's time per operation is the median of its rounds (so that the times shown agree with
   the ratio; on a quiet machine it is close to the best round, which `-v` shows).
 
-Before the timed rounds every mode runs once with `CaptureQueriesContext` around its timed
-part; that run also warms the caches. The statements captured give the SQL count per
-operation, which is deterministic.
+Before the timed rounds every mode runs once with a `StatementCounter` around its timed part;
+that run also warms the caches. The counter counts statements as Django's cursors send them
+(a connection execute wrapper; an `executemany` is one statement), and apart from them the
+transaction control (`BEGIN`, `COMMIT`, `SAVEPOINT`, `RELEASE`, `ROLLBACK`) where the database
+sees it, since Django's query log leaves most of it out: SQLite's trace callback sees every
+statement the library runs (the COMMIT of `connection.commit()` included), libpq's protocol
+trace on PostgreSQL every statement the server ran (psycopg sends `BEGIN` and `COMMIT` itself).
+The counts per operation are deterministic.
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ from __future__ import annotations
 import cProfile
 import gc
 import io
+import os
 import pstats
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.db import connection, reset_queries
-from django.test.utils import CaptureQueriesContext
+from django.db import connection
 
 from revy.contrib.django import hooks
 
@@ -84,9 +90,70 @@ def time_goal(seconds: float) -> Goal:
     return Goal("time", seconds)
 
 
+TRANSACTION_CONTROL = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "START")
+
+
+class StatementCounter:
+    """Count the statements the database runs while entered: (statements, transaction
+    control). See the module documentation for how, per database."""
+
+    def __init__(self) -> None:
+        self.statements = 0
+        self.transaction_control = 0
+        self._trace = None
+        self._wrapper = None
+
+    @staticmethod
+    def _controls(sql: str) -> bool:
+        return sql.lstrip().upper().startswith(TRANSACTION_CONTROL)
+
+    def _execute(self, execute, sql, params, many, context):
+        if not self._controls(sql):  # transaction control is counted by the database
+            self.statements += 1
+        return execute(sql, params, many, context)
+
+    def _seen(self, sql: str) -> None:
+        if self._controls(sql):
+            self.transaction_control += 1
+
+    def __enter__(self) -> StatementCounter:
+        connection.ensure_connection()
+        self._wrapper = connection.execute_wrapper(self._execute)
+        self._wrapper.__enter__()
+        raw = connection.connection
+        if connection.vendor == "sqlite":
+            raw.set_trace_callback(self._seen)
+        elif connection.vendor == "postgresql":
+            from psycopg import pq
+
+            self._trace = tempfile.TemporaryFile(mode="w+")
+            raw.pgconn.trace(self._trace.fileno())
+            raw.pgconn.set_trace_flags(pq.Trace.SUPPRESS_TIMESTAMPS | pq.Trace.REGRESS_MODE)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._wrapper.__exit__(*exc_info)
+        raw = connection.connection
+        if connection.vendor == "sqlite":
+            raw.set_trace_callback(None)
+        elif self._trace is not None:
+            raw.pgconn.untrace()
+            self._trace.flush()
+            os.fsync(self._trace.fileno())
+            self._trace.seek(0)
+            for line in self._trace:
+                # `B	<length>	CommandComplete	 "INSERT 0 1"`: the server ran a statement.
+                parts = line.split("\t")
+                if len(parts) >= 4 and parts[0] == "B" and parts[2] == "CommandComplete":
+                    self._seen(parts[3].strip().strip('"'))
+            self._trace.close()
+            self._trace = None
+
+
 @dataclass
 class Result:
-    """One line of the report. Times are seconds per operation; SQL counts per operation.
+    """One line of the report. Times are seconds per operation; SQL counts per operation,
+    transaction control (`tx_*`) counted apart.
 
     `untracked` is None for operations Django alone cannot do (history queries): then
     `tracked` is simply revy's time and there is no ratio.
@@ -101,6 +168,8 @@ class Result:
     sql_tracked: float
     goal: Goal | None = None
     note: str = ""
+    tx_untracked: float | None = None
+    tx_tracked: float = 0.0
     samples: dict[str, list[float]] = field(default_factory=dict, repr=False)
     profile: str = field(default="", repr=False)
 
@@ -108,7 +177,10 @@ class Result:
     def extra_sql(self) -> float | None:
         if self.sql_untracked is None:
             return None
-        return self.sql_tracked - self.sql_untracked
+        extra = self.sql_tracked - self.sql_untracked
+        if self.tx_untracked is not None:
+            extra += self.tx_tracked - self.tx_untracked
+        return extra
 
     @property
     def passed(self) -> bool | None:
@@ -131,14 +203,15 @@ class Clock:
     ) -> None:
         self.seconds = 0.0
         self.queries = 0
+        self.transaction_control = 0
         self.profiler = profiler
-        self._capture = CaptureQueriesContext(connection) if count_queries else None
+        self._count = count_queries
+        self._counter: StatementCounter | None = None
         self._start = 0.0
 
     def __enter__(self) -> Clock:
-        if self._capture is not None:
-            reset_queries()  # the log keeps 9,000 statements at most
-            self._capture.__enter__()
+        if self._count:
+            self._counter = StatementCounter().__enter__()
         if self.profiler is not None:
             self.profiler.enable()
         self._start = options.clock()
@@ -148,9 +221,11 @@ class Clock:
         self.seconds += options.clock() - self._start
         if self.profiler is not None:
             self.profiler.disable()
-        if self._capture is not None:
-            self._capture.__exit__(*exc_info)
-            self.queries += len(self._capture.captured_queries)
+        if self._counter is not None:
+            self._counter.__exit__(*exc_info)
+            self.queries += self._counter.statements
+            self.transaction_control += self._counter.transaction_control
+            self._counter = None
 
 
 @dataclass
@@ -171,6 +246,7 @@ class Measurement:
 
     samples: dict[str, list[float]]
     queries: dict[str, float]
+    transaction_control: dict[str, float] = field(default_factory=dict)
     profiles: dict[str, str] = field(default_factory=dict)
 
     def typical(self, mode: str) -> float:
@@ -194,6 +270,8 @@ class Measurement:
             ratio=None if baseline is None else self.ratio(mode, baseline),
             sql_untracked=None if baseline is None else self.queries[baseline],
             sql_tracked=self.queries[mode],
+            tx_untracked=None if baseline is None else self.transaction_control[baseline],
+            tx_tracked=self.transaction_control[mode],
             samples=samples,
             profile=self.profiles.get(mode, ""),
             **extra,
@@ -202,12 +280,13 @@ class Measurement:
 
 def measure(modes: list[Mode], *, n: int, rounds: int) -> Measurement:
     """Count statements (and warm up), then time `rounds` interleaved rounds of every mode."""
-    queries = {}
+    queries, transaction_control = {}, {}
     for mode in modes:
         set_tracking(mode.installed)
         counter = Clock(count_queries=True)
         mode.run(counter)
         queries[mode.name] = counter.queries / n
+        transaction_control[mode.name] = counter.transaction_control / n
     samples: dict[str, list[float]] = {mode.name: [] for mode in modes}
     for index in range(rounds):
         shift = index % len(modes)
@@ -226,7 +305,12 @@ def measure(modes: list[Mode], *, n: int, rounds: int) -> Measurement:
                 mode.run(clock)
                 profiles[mode.name] = profile_text(clock.profiler, n)
     set_tracking(True)
-    return Measurement(samples=samples, queries=queries, profiles=profiles)
+    return Measurement(
+        samples=samples,
+        queries=queries,
+        transaction_control=transaction_control,
+        profiles=profiles,
+    )
 
 
 def profile_text(profiler: cProfile.Profile, n: int) -> str:

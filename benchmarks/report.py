@@ -39,8 +39,11 @@ LEGEND = (
     "Django: time per operation with revy's hooks uninstalled and no context. revy: the same "
     "code tracked (hooks installed, inside a Context with an actor). Times: median of the "
     "rounds. Ratio: median over interleaved rounds of revy/Django measured back to back. SQL/op: "
-    "statements per operation, Django -> revy, as CaptureQueriesContext counts them "
-    "(BEGIN/COMMIT included; an executemany counts once)."
+    "statements per operation, Django -> revy, as Django's cursors send them (an executemany "
+    "counts once), and in brackets the transaction control besides them (BEGIN, COMMIT, "
+    "SAVEPOINT, RELEASE), counted where the database sees it: SQLite's trace callback, libpq's "
+    "protocol trace on PostgreSQL. Extra SQL/op: revy's statements beyond Django's, "
+    "transaction control included."
 )
 
 
@@ -64,10 +67,16 @@ def format_count(value: float | None, sign: bool = False) -> str:
     return f"+{text}" if sign and value >= 0 else text
 
 
+def _statements(statements: float, transaction_control: float | None) -> str:
+    if transaction_control is None:
+        return format_count(statements)
+    return f"{format_count(statements)} (+{format_count(transaction_control)})"
+
+
 def row(result: Result) -> list[str]:
-    sql = format_count(result.sql_tracked)
+    sql = _statements(result.sql_tracked, result.tx_tracked)
     if result.sql_untracked is not None:
-        sql = f"{format_count(result.sql_untracked)} -> {sql}"
+        sql = f"{_statements(result.sql_untracked, result.tx_untracked)} -> {sql}"
     return [
         result.name,
         f"{result.n:,}",
@@ -264,6 +273,19 @@ def environment(database: str) -> str:
         f"Python {platform.python_version()}, Django {django.get_version()}, {revy_text}, "
         f"{database}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}"
     )
+
+
+def load_average() -> str:
+    """The machine's load average (1, 5 and 15 minutes), or "unknown" where there is none.
+
+    Other processes slow both sides of a comparison, but not always equally: the report says
+    how busy the machine was.
+    """
+    try:
+        one, five, fifteen = os.getloadavg()
+    except (AttributeError, OSError):
+        return "unknown"
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f}"
 
 
 def _git_commit() -> str | None:

@@ -137,6 +137,8 @@ def _prefetch_revisions(deltas: list[Any]) -> None:
     description="One change to one row: its creation, an update, its deletion or an event.",
 )
 class ObjectDelta(relay.Node):
+    # Declared, so that strawberry finds the id without searching the annotations per row.
+    id: relay.NodeID[int]
     event_type: str = strawberry_django.field(
         description="`app_label.model.created|updated|deleted`, or a custom event type."
     )
@@ -252,6 +254,8 @@ def _first_delta_pages(revisions: list[Any], info: Info, first: int | None) -> d
     description="Changes made together, by one or more actors, for one reason.",
 )
 class Revision(relay.Node):
+    # Declared, so that strawberry finds the id without searching the annotations per row.
+    id: relay.NodeID[int]
     description: str = strawberry_django.field(
         description="Why: the commit message (`X-Commit-Message`) or the code's description."
     )
@@ -266,9 +270,16 @@ class Revision(relay.Node):
     @django_resolver
     def actors(self, root: Any, info: Info) -> list[ActorRef | None]:
         page = page_of(root)
-        pairs = page.batch("actors", lambda rows: _actor_pairs(rows, info)).get(root.pk, [])
-        for actor_type_id, actor_id in pairs:
-            page.want(actor_type_id, actor_id)
+
+        def page_actors(rows: list[Any]) -> dict[int, list[tuple]]:
+            found = _actor_pairs(rows, info)
+            # Every actor of the page at once: one load serves every row's actors.
+            for pairs in found.values():
+                for actor_type_id, actor_id in pairs:
+                    page.want(actor_type_id, actor_id)
+            return found
+
+        pairs = page.batch("actors", page_actors).get(root.pk, [])
         refs = (page.ref(actor_type_id, actor_id) for actor_type_id, actor_id in pairs)
         return [ActorRef(**ref) if ref is not None else None for ref in refs]
 

@@ -175,3 +175,34 @@ def test_the_policy_is_computed_once_per_operation_and_reads_no_content_type(gql
     # One computation of the visible models, and one check per objectHistory field.
     assert CountingPolicy.calls == models + 2
     assert not [sql for sql in queries.statements if 'FROM "django_content_type"' in sql]
+
+
+ACTORS = """
+query($first: Int) {
+  revisions(first: $first) { edges { node { id actors { type id display } } } }
+}
+"""
+
+
+def test_revisions_of_as_many_actors_as_rows_cost_the_same_for_5_and_50(gql, user):
+    """Each revision by an actor of its own: the actors of a page load in one batch."""
+    from django.contrib.auth import get_user_model
+
+    grant(user, "testapp.view_author")
+    for number in range(55):
+        actor = get_user_model().objects.create_user(f"actor{number}")
+        with Context(actor=actor):
+            make_author()
+    gql.login(user)
+    gql(ACTORS, {"first": 5}).ok()  # warm caches
+
+    def count(first: int) -> tuple[int, dict]:
+        with count_queries() as queries:
+            data = gql(ACTORS, {"first": first}).ok()
+        return len(queries), data
+
+    small_queries, _ = count(5)
+    large_queries, large = count(50)
+    actors = {edge["node"]["actors"][0]["id"] for edge in large["revisions"]["edges"]}
+    assert len(actors) == 50
+    assert small_queries == large_queries

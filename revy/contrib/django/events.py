@@ -67,6 +67,11 @@ def model_event_listener(
     return event_listener(*(f"{prefix}.{event_type}" for event_type in event_types))
 
 
+def has_listeners(event_type: str) -> bool:
+    """True when a listener is registered for `event_type`."""
+    return bool(_listeners.get(event_type))
+
+
 def remove_listener(listener: Listener) -> None:
     """Unregister `listener` from every event type."""
     for handlers in _listeners.values():

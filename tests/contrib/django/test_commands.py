@@ -42,12 +42,13 @@ def baseline(*labels: str, **options) -> str:
 
 
 def insert_statements(queries, table: str) -> list[str]:
-    """The INSERT statements into `table` (an executemany counts as one statement)."""
-    prefix = f"INSERT INTO {connection.ops.quote_name(table)} "
+    """The statements that INSERT into `table` (an executemany counts as one statement; on
+    PostgreSQL one statement inserts into several tables through data-modifying CTEs)."""
+    insert = f"INSERT INTO {connection.ops.quote_name(table)} ("
     return [
         query["sql"]
         for query in queries.captured_queries
-        if re.sub(r"^\d+ times: ", "", query["sql"]).startswith(prefix)
+        if insert in re.sub(r"^\d+ times: ", "", query["sql"])
     ]
 
 

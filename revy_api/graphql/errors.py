@@ -81,6 +81,8 @@ def operation_error(error: operations.OperationError) -> GraphQLError:
     for name, value in error.extra.items():
         if name == "conflicts":
             extensions["conflicts"] = [_conflict(delta) for delta in value]
+        elif name == "field":  # the REST parameter at fault is a GraphQL argument here
+            extensions["argument"] = value
         else:
             extensions[name] = value
     return _error(error.detail, error.code, **extensions)

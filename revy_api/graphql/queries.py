@@ -21,7 +21,7 @@ from strawberry_django import django_resolver
 
 from revy.contrib.django import history
 from revy.contrib.django.utils import get_revision_model
-from revy_api import operations
+from revy_api import inputs, operations
 from revy_api.graphql import arguments
 from revy_api.graphql.connections import resolve_connection
 from revy_api.graphql.errors import not_found, translating_errors
@@ -37,6 +37,10 @@ _TYPE = "The row's model as `app_label.model` (lower case), e.g. `ledger.transac
 _ID = "The row's primary key (the row may have been deleted since)."
 _FIRST = "How many rows to return (default 50, at most 500)."
 _AFTER = "The `endCursor` of the previous page."
+
+
+def _ids(pk: int | None) -> list[int]:
+    return [pk] if pk is not None else []
 
 
 @strawberry.type
@@ -66,7 +70,7 @@ class RevisionQuery:
         with translating_errors():
             pk = arguments.node_pk(id, "Revision", "id")
             found = state.visible_revisions(
-                get_revision_model()._base_manager.filter(pk__in=[int(pk)] if pk.isdigit() else [])
+                get_revision_model()._base_manager.filter(pk__in=_ids(inputs.row_id(pk)))
             ).first()
         if found is None:
             raise not_found(f"There is no revision {id} that you may see.")

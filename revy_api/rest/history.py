@@ -28,7 +28,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
@@ -40,7 +39,7 @@ from rest_framework.response import Response
 from revy.context import Context
 from revy.contrib.django import history as revy_history
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
-from revy_api import operations
+from revy_api import inputs, operations
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.schema import IF_MATCH_PARAMETER
@@ -170,9 +169,9 @@ class HistoryMixin(ProblemDetailsMixin):
         if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
             return None  # a deleted row cannot be found by other fields
         try:
-            pk = pk_field.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
-        except (KeyError, ValidationError):
-            return None
+            pk = inputs.primary_key(model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except (KeyError, operations.BadRequest):
+            return None  # no row can have it (NUL characters, integers beyond 64 bits)
         if model._base_manager.filter(pk=pk).exists():
             return None  # it exists, but not for this user
         if not self.get_visibility_policy().can_view_object(self.request.user, model, pk):

@@ -19,6 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import router
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -32,10 +34,33 @@ from revy.contrib.django.headers import (
 )
 from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_revision_model
+from revy_api import inputs
+from revy_api.errors import BadRequest
 from revy_api.rest.exceptions import is_problem, problem_exception_handler
 from revy_api.rest.schema import RevyAutoSchema
 
 __all__ = ["ProblemDetailsMixin", "RevisionContextMixin"]
+
+
+class _GuardedParser:
+    """A parser whose too deeply nested JSON is a 400 (`ParseError`), not a crash."""
+
+    def __init__(self, parser: BaseParser) -> None:
+        self._parser = parser
+        self.media_type = parser.media_type
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            data = self._parser.parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The body nests arrays and objects too deeply.") from None
+        try:
+            return inputs.check_json_depth(data)
+        except BadRequest as error:
+            raise ParseError(error.detail) from None
 
 
 class ProblemDetailsMixin:
@@ -53,6 +78,10 @@ class ProblemDetailsMixin:
     def renders_problem_details(self) -> bool:
         """Return True if every error of the current action is answered as problem details."""
         return False
+
+    def get_parsers(self) -> list[Any]:
+        """The view's parsers, refusing bodies nested too deeply (`MAX_JSON_DEPTH`)."""
+        return [_GuardedParser(parser) for parser in super().get_parsers()]  # type: ignore[misc]
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
         default = super().get_exception_handler()  # type: ignore[misc]

@@ -18,6 +18,7 @@ from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy_api.inputs import MAX_ID
 from revy_api.references import References
 from revy_api.visibility import VisibilityPolicy, get_policy
 
@@ -275,10 +276,13 @@ class RevisionDetailSerializer(RevisionSerializer):
 class RollbackPointSerializer(serializers.Serializer):
     """The point to roll back to: exactly one of `revision`, `delta` and `at`."""
 
-    revision = serializers.IntegerField(required=False, min_value=1, help_text="A revision id.")
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="A revision id."
+    )
     delta = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=MAX_ID,
         help_text="An object delta id; a deletion means the state just before it.",
     )
     at = serializers.DateTimeField(required=False, help_text="A moment (ISO 8601).")

@@ -11,6 +11,7 @@ router.register("books", rest.BookViewSet)
 router.register("cars", rest.CarViewSet)
 router.register("engines", rest.EngineViewSet)
 router.register("cylinders", rest.CylinderViewSet)
+router.register("tags", rest.TagViewSet)
 router.register("own-authors", rest.OwnAuthorViewSet, basename="own-author")
 router.register("history-only-cars", rest.HistoryOnlyCarViewSet, basename="history-only-car")
 

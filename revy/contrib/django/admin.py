@@ -13,7 +13,7 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.http import (
     Http404,
@@ -141,10 +141,16 @@ class HistoryAdminMixin:
     def _history_target(self, request: HttpRequest, object_id: str):
         """Return (object or None, pk); deleted objects keep a history page."""
         obj = self.get_object(request, unquote(object_id))
-        pk = obj.pk if obj is not None else self.model._meta.pk.to_python(unquote(object_id))
-        if obj is None and not history.history_of(self.model, pk).exists():
+        if obj is not None:
+            return obj, obj.pk
+        try:
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+        except ValidationError:  # no row can have this id ("abc" for an integer key)
+            pk = None
+        # NUL characters never reach the database (PostgreSQL refuses them).
+        if pk is None or "\x00" in str(pk) or not history.history_of(self.model, pk).exists():
             raise Http404(_("No object and no history with this id."))
-        return obj, pk
+        return None, pk
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
         obj, pk = self._history_target(request, object_id)

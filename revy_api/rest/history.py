@@ -13,7 +13,9 @@ Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
   object's ETag (412 when stale), `?dry_run=true` answers what would change and writes
   nothing, and rolling back to the state the row already has records nothing.
 
-`retrieve`, `update` and `partial_update` answer the object's `ETag`.
+`retrieve`, `update` and `partial_update` answer the object's `ETag`. `PUT`, `PATCH` and
+`DELETE` honour `If-Match` as rollback does: compared with the row locked for the write, 412
+when stale (a weak ETag never matches), 428 without it when `REVY_API["REQUIRE_IF_MATCH"]`.
 
 Access goes through the viewset itself: reading history needs what `retrieve` needs (its
 queryset and permission classes); rolling back needs what a `PATCH` needs. For a deleted
@@ -28,7 +30,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -108,7 +110,10 @@ class HistoryMixin(ProblemDetailsMixin):
         "history": (400, 404),
         "snapshot": (400, 404),
         "diff": (400, 404),
-        "rollback": (400, 403, 404, 412),
+        "rollback": (400, 403, 404, 409, 412),
+        "update": (412,),
+        "partial_update": (412,),
+        "destroy": (412,),
     }
 
     def renders_problem_details(self) -> bool:
@@ -145,7 +150,43 @@ class HistoryMixin(ProblemDetailsMixin):
     def get_object(self) -> Any:
         instance = super().get_object()
         self._etag_object = instance
+        if getattr(self, "_locked_write", False):
+            # Compared with the row as locked for this write: no change can slip in between.
+            operations.check_if_match(instance, self.request.headers.get("If-Match"))
         return instance
+
+    # Conditional writes (If-Match) ----------------------------------------------------------
+
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        if getattr(self, "_locked_write", False):
+            of = ("self",) if connections[queryset.db].features.has_select_for_update_of else ()
+            queryset = queryset.select_for_update(of=of)
+        return queryset
+
+    @contextmanager
+    def conditional_write(self) -> Iterator[None]:
+        """Run an update or a delete in a transaction, its row locked and `If-Match` checked.
+
+        `get_object()` reads the row `FOR UPDATE` and compares its ETag with `If-Match` (412
+        when stale; 428 when missing and `REVY_API["REQUIRE_IF_MATCH"]` is on); the write
+        then happens before anyone else may change the row.
+        """
+        model = self.get_queryset().model
+        with transaction.atomic(using=router.db_for_write(model)):
+            self._locked_write = True
+            try:
+                yield
+            finally:
+                self._locked_write = False
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with self.conditional_write():  # PATCH too: partial_update() calls update()
+            return super().update(request, *args, **kwargs)  # type: ignore[misc]
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with self.conditional_write():
+            return super().destroy(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_history_target(self) -> HistoryTarget:
         """Return the row of the current request, if the user may reach it (else 404).

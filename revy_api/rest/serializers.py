@@ -354,7 +354,21 @@ class ConflictSerializer(serializers.Serializer):
 
 
 class ConflictProblemSerializer(ProblemSerializer):
-    conflicts = ConflictSerializer(many=True)
+    """A 409: a revert over later changes (`conflicts`), or a restore the database refuses."""
+
+    conflicts = ConflictSerializer(
+        many=True, required=False, help_text="`revision-conflict`: the later changes."
+    )
+    reason = serializers.ChoiceField(
+        choices=["unique", "missing-related", "concurrent", "constraint"],
+        required=False,
+        help_text="`restore-conflict`: why the database refuses the restored state.",
+    )
+    fields = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="`restore-conflict`: the columns at fault, when known.",
+    )
 
 
 def conflicts_json(conflicts: Sequence[models.Model]) -> list[dict[str, Any]]:

@@ -101,7 +101,7 @@ def test_history_actions_are_documented(document):
     assert rollback["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CarRollback"
     }
-    assert set(rollback["responses"]) == {"200", "400", "401", "403", "404", "412"}
+    assert set(rollback["responses"]) == {"200", "400", "401", "403", "404", "409", "412"}
     car_rollback = document["components"]["schemas"]["CarRollback"]["properties"]
     assert car_rollback["object"]["allOf"] == [{"$ref": "#/components/schemas/Car"}]
 

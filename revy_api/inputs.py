@@ -102,8 +102,10 @@ def row_id(value: Any) -> int | None:
 def moment(value: Any, name: str) -> datetime.datetime:
     """Return an aware datetime from an ISO 8601 string or a datetime (naive values are UTC).
 
-    Datetimes that cannot be converted to UTC (`9999-12-31T23:59:59-05:00`) are refused:
-    databases store and compare datetimes in UTC.
+    Databases store and compare datetimes in UTC. A datetime that cannot be converted to UTC
+    (`9999-12-31T23:59:59-05:00` lies after 9999-12-31T23:59:59.999999Z) is clamped to the
+    first or last moment UTC can hold: no stored datetime lies beyond, so every comparison
+    answers as it would with the exact value.
     """
     parsed: datetime.datetime | None = None
     if isinstance(value, datetime.datetime):
@@ -120,9 +122,8 @@ def moment(value: Any, name: str) -> datetime.datetime:
     try:
         parsed.astimezone(datetime.UTC)
     except OverflowError:
-        raise BadRequest(
-            f"{name} {parsed.isoformat()} is out of range once converted to UTC.", field=name
-        ) from None
+        limit = datetime.datetime.max if parsed.year == datetime.MAXYEAR else datetime.datetime.min
+        return limit.replace(tzinfo=datetime.UTC)
     return parsed
 
 
@@ -177,7 +178,7 @@ def actor(value: Any, name: str = "actor") -> tuple[int | None, str | None]:
     if value == SYSTEM:
         return (None, None)
     value = text(value, name)
-    label, separator, pk = value.rpartition(":")
+    label, separator, pk = value.partition(":")  # labels hold no ":", primary keys may
     if not separator or not label or not pk:
         raise BadRequest(
             f"{name} must look like `app_label.model:pk` (e.g. `auth.user:5`) or `{SYSTEM}`, "

@@ -191,8 +191,8 @@ def _target_state(model, pk, point) -> dict[str, Any]:
         target = history.snapshot(model, pk, **_point_kwargs(point))
     except history.HistoryNotFound as error:
         raise NotFound(str(error)) from None
-    if target is None:
-        raise BadRequest(
+    if target is None:  # as for a snapshot: no state there to find
+        raise NotFound(
             f"{model._meta.label} {pk} did not exist at that point; there is nothing to "
             "roll back to."
         )

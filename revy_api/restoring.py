@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import IntegrityError, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -64,6 +65,15 @@ def restoring(using: str, what: str, touched: Iterable[type[models.Model]] = ())
     try:
         with transaction.atomic(using=using):
             yield
+    except ObjectDoesNotExist:
+        # Recording the restored row looked up a row it refers to, which is gone (the core
+        # raises this before the database can refuse the foreign key).
+        raise RestoreConflict(
+            f"{what} cannot be done: {_EXPLANATIONS['missing-related'].format(fields='unknown')}."
+            " Nothing was written.",
+            reason="missing-related",
+            fields=[],
+        ) from None
     except IntegrityError as error:
         connection = connections[using]
         if connection.vendor == "postgresql" and connection.in_atomic_block:

@@ -106,7 +106,10 @@ class ActorFilter(filters.CharFilter):
 
 
 class DeltaFilterSet(filters.FilterSet):
-    actor = ActorFilter(help_text="`app_label.model:pk` (e.g. `auth.user:5`) or `system`.")
+    actor = ActorFilter(
+        help_text="`app_label.model:pk` (e.g. `auth.user:5`) or `system`.",
+        strip=False,  # the pk is taken as given: "auth.user:5 " names no one
+    )
     content_type = ContentTypeFilter(
         field_name="content_type_id", help_text="The changed row's model: `app_label.model`."
     )

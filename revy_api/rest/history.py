@@ -32,9 +32,9 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 
@@ -42,6 +42,7 @@ from revy.context import Context
 from revy.contrib.django import history as revy_history
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
 from revy_api import inputs, operations
+from revy_api.rest import openapi
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.schema import IF_MATCH_PARAMETER
@@ -57,7 +58,7 @@ __all__ = ["HistoryMixin", "HistoryTarget"]
 
 HISTORY_ACTIONS = frozenset({"history", "snapshot", "diff", "rollback"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", ""})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ class HistoryTarget:
 
 
 def _flag(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "").strip().lower()
+    if name not in request.query_params:
+        return False
+    value = request.query_params[name].strip().lower()
     if value in _TRUE:
         return True
     if value not in _FALSE:
@@ -84,21 +87,6 @@ def _flag(request: Request, name: str) -> bool:
 
 def _query_parameter(name: str, kind: Any, description: str) -> OpenApiParameter:
     return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
-
-
-_POINT_PARAMETERS = [
-    _query_parameter("revision", int, "After all changes of this revision."),
-    _query_parameter("delta", int, "Right after this object delta (a deletion: just before)."),
-    _query_parameter("at", OpenApiTypes.DATETIME, "After every change recorded by then."),
-]
-_DIFF_PARAMETERS = [
-    _query_parameter("since", str, "A revision id or an ISO datetime; empty: before history."),
-    _query_parameter("until", str, "A revision id or an ISO datetime; empty: latest state."),
-]
-_PAGE_PARAMETERS = [
-    _query_parameter("cursor", str, "The pagination cursor value."),
-    _query_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
-]
 
 
 class HistoryMixin(ProblemDetailsMixin):
@@ -227,7 +215,7 @@ class HistoryMixin(ProblemDetailsMixin):
         summary="The object's history, newest first",
         parameters=[
             _query_parameter("aggregates", bool, "Include the changes of its aggregated rows."),
-            *_PAGE_PARAMETERS,
+            *openapi.page_parameters(),
         ],
         responses=ObjectDeltaPageSerializer,
         filters=False,
@@ -257,7 +245,7 @@ class HistoryMixin(ProblemDetailsMixin):
 
     @extend_schema(
         summary="The object as it was at a point in its history",
-        parameters=_POINT_PARAMETERS,
+        parameters=openapi.POINT_PARAMETERS,
         filters=False,
     )
     @action(detail=True, methods=["get"])
@@ -268,6 +256,9 @@ class HistoryMixin(ProblemDetailsMixin):
         """
         target = self.get_history_target()
         params = request.query_params
+        for name in ("revision", "delta", "at"):
+            if params.get(name) == "":  # as documented: a point, or no parameter at all
+                raise operations.BadRequest(f"{name} is empty.", field=name)
         point = operations.parse_point(
             revision=params.get("revision"),
             delta=params.get("delta"),
@@ -281,7 +272,7 @@ class HistoryMixin(ProblemDetailsMixin):
 
     @extend_schema(
         summary="The fields that differ between two points",
-        parameters=_DIFF_PARAMETERS,
+        parameters=openapi.DIFF_PARAMETERS,
         responses=DiffSerializer,
         filters=False,
     )
@@ -308,7 +299,7 @@ class HistoryMixin(ProblemDetailsMixin):
         ],
         filters=False,
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def rollback(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Restore the object's state at one point, as a new revision.
 

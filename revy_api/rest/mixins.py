@@ -8,7 +8,7 @@ Add `RevisionContextMixin` to any APIView or ViewSet::
 
 Each request then runs in its own revy context: everything it writes is one revision, the
 actor is the authenticated user (read after Django REST framework authenticated the request,
-so token and JWT users count), and the revision headers apply (`X-Commit-Message`,
+so token and JWT users count), and on writes the revision headers apply (`X-Commit-Message`,
 `X-Perform-As-Organization`, `X-Request-ID`; see `revy.contrib.django.headers`). A response
 to a request that recorded changes names the revision in `X-Revision-Id`.
 """
@@ -21,6 +21,7 @@ from typing import Any
 from django.db import router
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -114,7 +115,9 @@ class RevisionContextMixin(ProblemDetailsMixin):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Authentication, permissions and throttling first: the actor is the user DRF found.
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        self.revision_headers = read_headers(request)
+        # Reads record nothing: the headers that shape a revision are read on writes only.
+        safe = request.method in SAFE_METHODS
+        self.revision_headers = RevisionHeaders() if safe else read_headers(request)
         actor = apply_headers(request, self.revision_headers, self.get_revision_actor(request))
         Context.set_actor(actor)
         description = self.get_revision_description(request)

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from revy_api import inputs
 from revy_api.errors import BadRequest
 
-__all__ = ["HistoryCursorPagination", "link_header"]
+__all__ = ["HistoryCursorPagination", "LinkHeaderPagination", "link_header"]
 
 
 def link_header(links: dict[str, str | None]) -> str | None:
@@ -21,7 +21,19 @@ def link_header(links: dict[str, str | None]) -> str | None:
     return ", ".join(values) or None
 
 
-class HistoryCursorPagination(CursorPagination):
+class LinkHeaderPagination:
+    """Add to a Django REST framework pagination class: pages name the next and previous
+    ones in a `Link` header (RFC 8288) too, for clients that follow links."""
+
+    def get_paginated_response(self, data: Any) -> Response:
+        response = super().get_paginated_response(data)  # type: ignore[misc]
+        link = link_header({"next": self.get_next_link(), "prev": self.get_previous_link()})  # type: ignore[attr-defined]
+        if link:
+            response["Link"] = link
+        return response
+
+
+class HistoryCursorPagination(LinkHeaderPagination, CursorPagination):
     """Newest first by id; `?page_size=` from 1 to 500 (larger values are capped), default 50.
 
     Ids grow with time, and a cursor keeps its place when newer rows arrive. Responses carry
@@ -33,11 +45,11 @@ class HistoryCursorPagination(CursorPagination):
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
-    page_size_query_description = "Results per page, from 1 to 500 (default 50)."
+    page_size_query_description = "Results per page, from 1; above 500 is 500 (default 50)."
 
     def get_page_size(self, request: Request) -> int:
-        raw = request.query_params.get(self.page_size_query_param, "")
-        if raw == "":
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
             return self.page_size
         try:
             size = inputs.integer(raw, self.page_size_query_param)
@@ -58,11 +70,20 @@ class HistoryCursorPagination(CursorPagination):
                 raise NotFound(self.invalid_cursor_message)
         return cursor
 
-    def get_paginated_response(self, data: Any) -> Response:
-        next_url, previous_url = self.get_next_link(), self.get_previous_link()
-        headers = {}
-        if link := link_header({"next": next_url, "prev": previous_url}):
-            headers["Link"] = link
-        return Response(
-            {"next": next_url, "previous": previous_url, "results": data}, headers=headers
-        )
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "The `next` or `previous` link's cursor.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": self.page_size_query_description,
+                "schema": {"type": "integer", "minimum": 1},
+            },
+        ]

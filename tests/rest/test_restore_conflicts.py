@@ -19,7 +19,7 @@ from revy_api import operations
 from revy_api.errors import RestoreConflict
 from tests.factories import history_counts, make_author, object_deltas, revisions
 from tests.rest.conftest import assert_problem
-from tests.testapp.models import Book, Tag
+from tests.testapp.models import Book, Car, Cylinder, Engine, Tag
 
 
 @pytest.fixture
@@ -111,6 +111,25 @@ def test_a_revert_re_creating_a_unique_value_taken_since_is_a_conflict(admin_api
     assert assert_problem(response, 409, "restore-conflict")["reason"] == "unique"
     assert history_counts() == before
     assert list(Tag.objects.values_list("name", flat=True)) == ["red"]
+
+
+def test_a_revert_re_creating_a_row_whose_aggregate_is_gone_is_a_conflict(admin_api, superuser):
+    # Found by the stateful fuzzer: recording the re-created cylinder looks up its engine
+    # (an aggregate, REVY_AGGREGATES) and the core raised Engine.DoesNotExist: a 500.
+    with Context(actor=superuser):
+        engine = Engine.objects.create(car=Car.objects.create(manufacturer="Saab"))
+        cylinder = Cylinder.objects.create(engine=engine)
+    with Context(actor=superuser):
+        cylinder.delete()
+    deletion = revisions()[-1]
+    with Context(actor=superuser):
+        engine.delete()
+    before = history_counts()
+
+    response = admin_api.post(f"/api/revisions/{deletion.pk}/revert/", {}, format="json")
+
+    assert assert_problem(response, 409, "restore-conflict")["reason"] == "missing-related"
+    assert history_counts() == before
 
 
 def test_a_dry_run_of_a_refused_rollback_writes_nothing_and_succeeds(admin_api, taken_name):

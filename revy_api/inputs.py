@@ -100,7 +100,7 @@ def row_id(value: Any) -> int | None:
 
 
 def moment(value: Any, name: str) -> datetime.datetime:
-    """Return an aware datetime from an ISO 8601 string or a datetime (naive values are UTC).
+    """Return an aware datetime in UTC from an ISO 8601 string or a datetime (naive: UTC).
 
     Databases store and compare datetimes in UTC. A datetime that cannot be converted to UTC
     (`9999-12-31T23:59:59-05:00` lies after 9999-12-31T23:59:59.999999Z) is clamped to the
@@ -120,11 +120,11 @@ def moment(value: Any, name: str) -> datetime.datetime:
     if is_naive(parsed):
         parsed = make_aware(parsed, datetime.UTC)
     try:
-        parsed.astimezone(datetime.UTC)
+        # In UTC: PostgreSQL refuses offsets beyond 15:59 (+19:15 is a valid ISO 8601 offset).
+        return parsed.astimezone(datetime.UTC)
     except OverflowError:
         limit = datetime.datetime.max if parsed.year == datetime.MAXYEAR else datetime.datetime.min
         return limit.replace(tzinfo=datetime.UTC)
-    return parsed
 
 
 def content_type(label: Any, name: str) -> ContentType:

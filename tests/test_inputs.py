@@ -46,7 +46,7 @@ def _refused_or(parse, value):
 def test_moments_are_aware_and_convertible_to_utc(value):
     moment = _refused_or(lambda v: inputs.moment(v, "at"), value)
     if moment is not None:
-        assert moment.tzinfo is not None
+        assert moment.utcoffset() == datetime.timedelta(0)  # PostgreSQL takes offsets to 15:59
         assert get_object_delta_model().objects.filter(created_at__lte=moment).count() == 0
         moment.astimezone(datetime.UTC)
 

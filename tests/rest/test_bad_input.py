@@ -132,6 +132,14 @@ def test_datetimes_beyond_utc_bound_filters_as_the_exact_values_would(admin_api,
     assert count(since=EARLIEST) == count(until=LATEST) == everything
 
 
+@pytest.mark.parametrize("offset", ["+19:15", "-17:41", "+23:59"])
+def test_offsets_postgresql_cannot_store_are_answered(admin_api, book, offset):
+    # Valid ISO 8601 offsets, beyond PostgreSQL's +-15:59: a server error there before.
+    moment = f"2020-01-01T00:00:00{offset}"
+    assert admin_api.get("/api/deltas/", {"until": moment}).status_code == 200
+    assert admin_api.get(f"/api/books/{book.pk}/diff/", {"until": moment}).status_code == 200
+
+
 def test_datetimes_beyond_utc_are_points_before_or_after_all_history(admin_api, book):
     latest = admin_api.get(f"/api/books/{book.pk}/snapshot/", {"at": LATEST})
     assert latest.status_code == 200

@@ -53,10 +53,10 @@ def test_page_size_is_capped_at_500(admin_api, many_revisions):
     # 120 creations and 120 updates: 240 deltas; 500 fit, 501 are capped.
     assert len(admin_api.get("/api/deltas/", {"page_size": 1000}).json()["results"]) == 240
     assert len(admin_api.get("/api/deltas/", {"page_size": 7}).json()["results"]) == 7
-    assert len(admin_api.get("/api/deltas/", {"page_size": ""}).json()["results"]) == 50
+    assert len(admin_api.get("/api/deltas/").json()["results"]) == 50
 
 
-@pytest.mark.parametrize("page_size", ["0", "-1", "x", "1.5", "²"])
+@pytest.mark.parametrize("page_size", ["", "0", "-1", "x", "1.5", "²"])
 def test_a_page_size_that_is_not_a_positive_integer_is_refused(admin_api, page_size):
     # It was the default page before: a client's mistake went unnoticed.
     response = admin_api.get("/api/deltas/", {"page_size": page_size})

@@ -9,7 +9,9 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-pytestmark = pytest.mark.django_db
+# The demo's URLs (its admin registers the garage's cars): importing tests.urls here would fix
+# the test project's admin URLs before test_admin.py registers its own ModelAdmins.
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("example.project.urls")]
 
 HUGE = "99999999999999999999"
 

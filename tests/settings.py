@@ -22,7 +22,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "strawberry_django",
     "revy.contrib.django",
+    "revy_api",  # the API plugin's system checks (REVY_API)
     "tests.testapp",
+    "tests.behaviourapp",
+    "tests.renameapp",
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
     "example.ledger",
@@ -63,21 +66,27 @@ TEMPLATES = [
     }
 ]
 
+# A second database ("other") for the tests of history in several databases; only the tests
+# that ask for it (`django_db(databases=...)`) set it up.
 if os.environ.get("REVY_DB") == "postgres":
+    POSTGRES = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "54329"),
+        "USER": os.environ.get("PGUSER", "revy"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "NAME": os.environ.get("PGDATABASE", "revy"),
+    }
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "54329"),
-            "USER": os.environ.get("PGUSER", "revy"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "revy"),
-            # One test database per run, so that several runs can share one server.
-            "TEST": {"NAME": f"test_revy_{os.getpid()}"},
-        }
+        # One test database per run, so that several runs can share one server.
+        "default": {**POSTGRES, "TEST": {"NAME": f"test_revy_{os.getpid()}"}},
+        "other": {**POSTGRES, "TEST": {"NAME": f"test_revy_other_{os.getpid()}"}},
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 

@@ -8,9 +8,10 @@ the history errors of `revy.contrib.django.history` all become a `GraphQLError` 
 - `BAD_REQUEST`: an argument or header that cannot be honoured;
 - `FORBIDDEN`: the user may not see or change that history (or act as that organization);
 - `NOT_FOUND`: no such revision, delta or recorded history;
-- `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists them),
-  or a restore the database refuses (`extensions.reason`: `unique`, `missing-related`,
-  `concurrent`, `constraint`; `extensions.fields`: the columns at fault);
+- `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists the
+  ones the user may see, `extensions.hiddenConflicts` counts the others), or a restore the
+  database refuses (`extensions.reason`: `unique`, `missing-related`, `concurrent`,
+  `constraint`; `extensions.fields`: the columns at fault);
 - `PRECONDITION_FAILED`: `expectedEtag` no longer matches the row;
 - `PRECONDITION_REQUIRED`: `expectedEtag` is missing and `REVY_API["REQUIRE_IF_MATCH"]` is on.
 
@@ -106,6 +107,8 @@ def operation_error(error: operations.OperationError) -> GraphQLError:
             extensions["conflicts"] = [_conflict(delta) for delta in value]
         elif name == "field":  # the REST parameter at fault is a GraphQL argument here
             extensions["argument"] = value
+        elif name == "hidden_conflicts":
+            extensions["hiddenConflicts"] = value
         else:
             extensions[name] = value
     return _error(error.detail, error.code, **extensions)

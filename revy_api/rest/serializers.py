@@ -198,8 +198,10 @@ def _summaries(
     )
     rows = deltas.order_by().values_list("revision_id", "actor_type_id", "actor_id")
     counted = rows.annotate(count=Count("id"))
+    # Values Django assigned by itself (auto keys) make nobody an actor.
     attributes = policy.filter_deltas(
-        user, get_attribute_delta_model()._base_manager.filter(revision_id__in=ids)
+        user,
+        get_attribute_delta_model()._base_manager.filter(revision_id__in=ids, automatic=False),
     )
     attribute_rows = (
         attributes.order_by().values_list("revision_id", "actor_type_id", "actor_id").distinct()
@@ -382,7 +384,14 @@ class ConflictProblemSerializer(ProblemSerializer):
     """A 409: a revert over later changes (`conflicts`), or a restore the database refuses."""
 
     conflicts = ConflictSerializer(
-        many=True, required=False, help_text="`revision-conflict`: the later changes."
+        many=True,
+        required=False,
+        help_text="`revision-conflict`: the conflicting changes you may see.",
+    )
+    hidden_conflicts = serializers.IntegerField(
+        required=False,
+        help_text="`revision-conflict`: how many other conflicting changes there are, of rows "
+        "you may not see.",
     )
     reason = serializers.ChoiceField(
         choices=["unique", "missing-related", "concurrent", "constraint"],

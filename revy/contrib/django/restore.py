@@ -8,7 +8,7 @@ later changes touched what it would undo, unless forced.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models, router, transaction
@@ -24,11 +24,17 @@ from revy.contrib.django.history import (
     _Row,
     _state_at,
 )
+from revy.contrib.django.registry import pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
 # Actions whose later occurrence makes undoing a creation or a deletion lose data.
 _CHANGE_ACTIONS = ("Create", "Update", "Delete")
+
+#: `check(action, instance)`, called before each row a restore writes: `"change"` (the row
+#: as it is), `"add"` (the row about to be re-created) or `"delete"` (the row about to be
+#: deleted). Raising refuses: the whole restore is rolled back, nothing is written.
+RestoreCheck = Callable[[str, models.Model], None]
 
 
 class _NoBlock:
@@ -55,6 +61,8 @@ def rollback(
     revision: models.Model | None = None,
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
+    using: str | None = None,
+    check: RestoreCheck | None = None,
 ) -> models.Model:
     """Restore the row to its state at one point and return the saved instance.
 
@@ -67,31 +75,41 @@ def rollback(
     to now, as on any save. A re-created row keeps its recorded `auto_now_add` values: it is
     saved like a fixture row, so `pre_save`/`post_save` receivers see `raw=True`.
 
+    `check(action, instance)` is called before the row is written (see `RestoreCheck`).
+
     Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
-    its state there is unknown.
+    its state there is unknown. `using` names the row's database (default: the one the
+    router writes the model to); its history is read and written there.
     """
     point = _point(revision, delta, at)
     if point is None:
         raise TypeError("rollback() needs a point: revision=, delta= or at=.")
-    row = _Row(model, pk)
+    row = _Row(model, pk, using)
     state = _state_at(row, point)
     if state is None:
         raise ObjectAbsent(
             f"{row.label} did not exist at {_describe_point(point)}; there is no state to "
             "roll back to."
         )
-    using = router.db_for_write(model)
+    using = row.using
     with _recording_context(), transaction.atomic(using=using):
         # Loaded inside the context, so that the save records only the fields that change.
         current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
         if current is None:
-            return _recreate(model, state, using)
+            return _recreate(model, state, using, check)
+        if check is not None:
+            check("change", current)
         _assign_state(current, state)
         current.save(using=using)
         return current
 
 
-def _recreate(model: type[models.Model], state: dict[str, Any], using: str) -> models.Model:
+def _recreate(
+    model: type[models.Model],
+    state: dict[str, Any],
+    using: str,
+    check: RestoreCheck | None = None,
+) -> models.Model:
     """Insert the row again with its recorded state and primary key; return the instance.
 
     Like a fixture, the row is saved "exactly as presented" (`raw=True`, which signal
@@ -100,6 +118,8 @@ def _recreate(model: type[models.Model], state: dict[str, Any], using: str) -> m
     usual way, since its parent rows must be inserted too.
     """
     instance = build_instance(model, state)
+    if check is not None:
+        check("add", instance)
     if model._meta.parents:
         instance.save(using=using, force_insert=True)
         return instance
@@ -121,7 +141,9 @@ def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
             setattr(instance, field.attname, field.get_default())
 
 
-def revert(revision: models.Model, *, force: bool = False) -> models.Model | None:
+def revert(
+    revision: models.Model, *, force: bool = False, check: RestoreCheck | None = None
+) -> models.Model | None:
     """Undo every change of `revision`, atomically, as a new revision; return that revision.
 
     Rows it created are deleted (recorded as `Delete`), rows it deleted are re-created with
@@ -132,11 +154,15 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
     touched the same fields of the same rows (or re-created, updated or deleted rows this
     revision created or deleted); changes to other fields are not conflicts. Returns the
     revision the undo was recorded in, or None when there was nothing to undo.
+
+    Everything happens in the revision's own database: its deltas are read, its rows changed
+    and the undo recorded there, never in another one.
+
+    `check(action, instance)` is called before each row is written (see `RestoreCheck`).
     """
     from revy.contrib.django.revisions import pending_revision
 
-    delta_model = get_object_delta_model()
-    using = router.db_for_write(delta_model)
+    using = revision._state.db or router.db_for_write(type(revision))
     with _recording_context(), transaction.atomic(using=using):
         deltas = _changes_of(revision)
         if not deltas:
@@ -153,7 +179,7 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
             created_at = first_creation.get((delta.content_type_id, delta.content_id))
             if delta.action == "Delete" and created_at is not None and created_at < delta.pk:
                 continue  # created then deleted by this revision: absent before and after
-            _undo(delta, using)
+            _undo(delta, using, check)
         return pending_revision(using)
 
 
@@ -169,16 +195,18 @@ def _chunked(items: list, size: int = _CHUNK) -> Iterable[list]:
 def _changes_of(revision: models.Model) -> list[models.Model]:
     """The revision's create, update and delete deltas, newest first, with `undo_children`
     (their attribute deltas, oldest first)."""
+    using = revision._state.db
     deltas = list(
         get_object_delta_model()
-        ._base_manager.filter(revision=revision, action__in=_CHANGE_ACTIONS)
+        ._base_manager.using(using)
+        .filter(revision=revision, action__in=_CHANGE_ACTIONS)
         .select_related("content_type")
         .order_by("-id")
     )
     children: dict[int, list[models.Model]] = {}
     updates = [delta.pk for delta in deltas if delta.action == "Update"]
     for chunk in _chunked(updates):
-        rows = get_attribute_delta_model()._base_manager.filter(parent_id__in=chunk)
+        rows = get_attribute_delta_model()._base_manager.using(using).filter(parent_id__in=chunk)
         for child in rows.order_by("id"):
             children.setdefault(child.parent_id, []).append(child)
     for delta in deltas:
@@ -196,6 +224,7 @@ def find_conflicts(
     first. Baselines and custom events change nothing and are never conflicts.
     """
     deltas = _changes_of(revision) if deltas is None else list(deltas)
+    using = revision._state.db
     # Per row: after which object delta any change conflicts (creations, deletions), after
     # which a deletion conflicts (updates), and after which attribute delta a field does.
     any_change_after: dict[tuple[int, str], int] = {}
@@ -220,11 +249,15 @@ def find_conflicts(
         rows_by_type.setdefault(content_type_id, []).append(content_id)
     for content_type_id, content_ids in rows_by_type.items():
         for chunk in _chunked(sorted(content_ids)):
-            later = get_object_delta_model()._base_manager.filter(
-                content_type_id=content_type_id,
-                content_id__in=chunk,
-                action__in=_CHANGE_ACTIONS,
-                id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
+            later = (
+                get_object_delta_model()
+                ._base_manager.db_manager(using)
+                .filter(
+                    content_type_id=content_type_id,
+                    content_id__in=chunk,
+                    action__in=_CHANGE_ACTIONS,
+                    id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
+                )
             )
             for delta in later.exclude(revision=revision):
                 row = (delta.content_type_id, delta.content_id)
@@ -242,7 +275,8 @@ def find_conflicts(
         for chunk in _chunked(sorted(content_ids)):
             later = (
                 get_attribute_delta_model()
-                ._base_manager.filter(
+                ._base_manager.db_manager(using)
+                .filter(
                     content_type_id=content_type_id,
                     content_id__in=chunk,
                     field_name__in=fields_by_type[content_type_id],
@@ -272,19 +306,24 @@ def _children(delta: models.Model) -> list[models.Model]:
     return children
 
 
-def _undo(delta: models.Model, using: str) -> None:
+def _undo(delta: models.Model, using: str, check: RestoreCheck | None = None) -> None:
     model = delta.content_type.model_class()
     if model is None:  # the model is gone: nothing left to put back
         return
     manager = model._base_manager.using(using)
-    current = manager.filter(pk=delta.content_id).first()
+    pk = pk_from_content_id(model, delta.content_id)
+    current = manager.filter(pk=pk).first()
     if delta.action == "Create":
         if current is not None:
+            if check is not None:
+                check("delete", current)
             current.delete(using=using)
     elif delta.action == "Delete":
         if current is None and delta.data is not None:
-            _recreate(model, delta.data, using)
+            _recreate(model, delta.data, using, check)
     elif current is not None:
+        if check is not None:
+            check("change", current)
         fields = {field.attname: field for field in _recorded_fields(model)}
         for name, old in _old_values(delta).items():
             field = fields.get(name)

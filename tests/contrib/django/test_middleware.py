@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
@@ -17,8 +18,9 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from revy.contrib.django.models import Revision
+from revy import Context
 from tests.factories import actor_of, actor_ref, history_counts, object_deltas, only
+from tests.history_models import Revision
 from tests.testapp.models import Author, Organization
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +50,17 @@ def read_only(request):
     return HttpResponse(str(Author.objects.count()))
 
 
+def write_then_roll_back(request):
+    """Writes inside a savepoint that rolls back, then answers 200."""
+    try:
+        with transaction.atomic():
+            Author.objects.create(name="gone")
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    return HttpResponse("ok")
+
+
 class TokenAuthorView(APIView):
     """DRF authenticates in the view, after the middleware has opened the context."""
 
@@ -63,6 +76,7 @@ urlpatterns = [
     path("acreate/", acreate_author),
     path("aauthenticate/", aauthenticate_then_create),
     path("read/", read_only),
+    path("rolled-back/", write_then_roll_back),
     path("token/", TokenAuthorView.as_view()),
 ]
 
@@ -125,11 +139,18 @@ def test_a_request_is_one_revision_by_the_logged_in_user(call, user):
     }
 
 
-def test_anonymous_changes_are_the_systems(call):
+def test_anonymous_changes_have_no_actor_and_say_they_were_anonymous(call):
     response = call.create()
 
     assert response.status_code == 201
     assert actor_of(only(object_deltas(Author))) == (None, None)
+    # What tells them from the system's changes, whose revisions name no user.
+    assert Revision.objects.get().metadata == {"user": None, "anonymous": True}
+
+
+def test_the_systems_changes_name_no_user(db):
+    with Context():
+        Author.objects.create(name="Ann")
     assert Revision.objects.get().metadata == {}
 
 
@@ -203,6 +224,15 @@ def test_a_request_that_writes_nothing_names_no_revision():
 
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
+def test_a_request_whose_write_was_rolled_back_names_no_revision():
+    response = Client().get("/rolled-back/")
+
+    assert response.status_code == 200
+    assert "X-Revision-Id" not in response
+    assert Revision.objects.count() == 0
+
+
+@override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
 def test_the_actor_is_read_at_the_first_write_so_drf_token_users_count(user):
     token = Token.objects.create(user=user)
 
@@ -212,6 +242,8 @@ def test_the_actor_is_read_at_the_first_write_so_drf_token_users_count(user):
     delta = only(object_deltas(Author))
     assert actor_of(delta) == actor_ref(user)
     assert response["X-Revision-Id"] == str(delta.revision_id)
+    # Anonymous when the request arrived, not when it wrote: the user is recorded.
+    assert delta.revision.metadata == {"user": {"type": "auth.user", "id": str(user.pk)}}
 
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
@@ -222,3 +254,4 @@ def test_async_the_actor_is_read_at_the_first_write(user):
     delta = only(object_deltas(Author))
     assert actor_of(delta) == actor_ref(user)
     assert response["X-Revision-Id"] == str(delta.revision_id)
+    assert delta.revision.metadata == {"user": {"type": "auth.user", "id": str(user.pk)}}

@@ -15,8 +15,6 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection, transaction
 from django.db.models import F
@@ -26,7 +24,6 @@ from revy import Context
 from revy import Context as C
 from revy.context import current_scope
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.conftest import count_queries
 from tests.factories import (
     actor_of,
@@ -42,6 +39,7 @@ from tests.factories import (
     revisions,
     values,
 )
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import (
     Author,
     Book,
@@ -328,19 +326,19 @@ def test_collaborative_revision_of_a_new_instance_attributes_each_field_to_its_a
     assert delta.description == ""
     recorded = changes(delta)
     assert recorded["amount"] == [("Set", None, "100.00", actor_ref(user), "")]
-    assert recorded["exchange_rate"] == [("Set", None, "1.5", actor_ref(user), "")]
+    assert recorded["exchange_rate"] == [("Set", None, "1.5000", actor_ref(user), "")]
     assert recorded["memo"] == [("Set", None, "Rent", actor_ref(user), "")]
     # The auto primary key is Django's doing, during save().
     assert recorded["id"] == [("Set", None, ledger.pk, SYSTEM, "")]
     assert recorded["local_amount"][-1] == (
         "Set",
         recorded["local_amount"][-1][1],
-        "150.000",
+        "150.00",
         SYSTEM,
         "Corrected by the system.",
     )
     assert {entry[3] for entry in recorded["local_amount"]} <= {SYSTEM, actor_ref(user)}
-    assert delta.data["local_amount"] == "150.000"
+    assert delta.data["local_amount"] == "150.00"
     assert Revision.objects.get().get_actors() == [None, user]
 
 
@@ -356,11 +354,11 @@ def test_collaborative_revision_of_a_loaded_instance_attributes_each_field_to_it
     assert changes(delta) == {
         "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
         "exchange_rate": [("Set", "1.0000", "2.0000", actor_ref(user), "")],
-        "local_amount": [("Set", "10.00", "40.000000", SYSTEM, "Corrected by the system.")],
+        "local_amount": [("Set", "10.00", "40.00", SYSTEM, "Corrected by the system.")],
     }
     ledger.refresh_from_db()
     assert ledger.local_amount == Decimal("40.00")
-    assert delta.data["local_amount"] == "40.000000"
+    assert delta.data["local_amount"] == "40.00"
 
 
 def test_collaborative_revision_loaded_inside_the_context(user):
@@ -851,44 +849,6 @@ def test_track_outside_context_still_honours_a_disabled_context():
     with C.as_disabled():
         make_author()
     assert history_counts() == (0, 0, 0)
-
-
-# Settings: validation ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "named"),
-    [
-        ("REVY_MODELS", ["testapp.Nope"], "testapp.Nope"),
-        ("REVY_MODELS", ["nosuchapp"], "nosuchapp"),
-        ("REVY_EXCLUDED_MODELS", ["testapp.Missing"], "testapp.Missing"),
-        ("REVY_EXCLUDED_FIELDS", ["testapp.Book.nothing"], "testapp.Book.nothing"),
-        ("REVY_MASKED_FIELDS", ["testapp.Secret.code"], "testapp.Secret.code"),
-        ("REVY_MASKED_FIELDS", ["password"], "password"),
-        ("REVY_MASKED_FIELDS", ["nope.Secret.pin"], "nope.Secret.pin"),
-        ("REVY_BATCH_SIZE", 0, "0"),
-        ("REVY_BATCH_SIZE", -5, "-5"),
-        ("REVY_BATCH_SIZE", "100", "'100'"),
-        ("REVY_BATCH_SIZE", True, "True"),
-        ("REVY_AGGREGATES", {"testapp.Book": ["title"]}, "testapp.Book.title"),
-    ],
-)
-def test_invalid_settings_raise_improperly_configured_naming_the_entry(setting, value, named):
-    with override_settings(**{setting: value}):
-        with pytest.raises(ImproperlyConfigured) as excinfo:
-            revy_settings.validate()
-        assert named in str(excinfo.value)
-        assert setting in str(excinfo.value)
-        errors = [error for error in checks.run_checks() if error.id == "revy.E001"]
-        assert len(errors) == 1
-        assert named in errors[0].msg
-    revy_settings.validate()
-    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
-
-
-def test_valid_settings_pass_validation_and_checks():
-    revy_settings.validate()
-    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
 
 
 # Transactions --------------------------------------------------------------------------------
@@ -1487,3 +1447,13 @@ def test_a_lazy_revision_created_in_a_rolled_back_transaction_is_put_back(user):
     revision = only(revisions())
     assert revision.description == "Lazy"
     assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]
+
+
+def test_the_history_models_in_use_never_record_themselves(user):
+    from revy.contrib.django.registry import is_tracked
+
+    for model in (Revision, ObjectDelta, AttributeDelta):
+        assert not is_tracked(model)
+    with Context(actor=user):
+        make_author()
+    assert {delta.event_type for delta in ObjectDelta.objects.all()} == {"testapp.author.created"}

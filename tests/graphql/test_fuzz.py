@@ -7,7 +7,7 @@ every error carries an `extensions.code`, and none is an `INTERNAL_SERVER_ERROR`
 error). Arguments mix real values (existing ids, model labels, cursors, datetimes) with
 arbitrary text, so that resolvers are reached beyond argument parsing.
 
-`REVY_FUZZ_EXAMPLES` sets the number of operations per test (default 100); the figures
+`REVY_FUZZ_EXAMPLES` sets the number of operations per test (default 25); the figures
 (operations sent, errors by code) are printed at the end.
 """
 
@@ -36,7 +36,7 @@ from tests.conftest import report_line
 from tests.factories import make_book
 from tests.testapp.models import Car, Engine
 
-EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "25"))
 SDL = schema.as_str()
 HISTORY_QUERY_FIELDS = ["revisions", "revision", "node", "objectHistory", "snapshot", "objectDiff"]
 QUERY_FIELDS = [*HISTORY_QUERY_FIELDS, "books", "cars"]

@@ -20,92 +20,76 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import models, transaction
-from django.utils.dateparse import parse_datetime
-from django.utils.timezone import is_naive, make_aware
+from django.db import models, router
 
 from revy.context import Context
 from revy.contrib.django import history
+from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.recorder import state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
+from revy_api import inputs
+from revy_api.errors import (
+    PROBLEM_BASE,
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    OperationError,
+    PreconditionFailed,
+    PreconditionRequired,
+    RestoreConflict,
+)
+from revy_api.restoring import check_constraints, restoring
 from revy_api.visibility import VisibilityPolicy, get_policy
 
-PROBLEM_BASE = "https://revy.dev/problems/"
-
-
-class OperationError(Exception):
-    """An API-level failure with an HTTP status and a stable problem type."""
-
-    status = 400
-    problem = "bad-request"
-    title = "Bad request"
-    code = "BAD_REQUEST"
-
-    def __init__(self, detail: str, **extra: Any) -> None:
-        self.detail = detail
-        self.extra = extra
-        super().__init__(detail)
-
-    @property
-    def type(self) -> str:
-        return PROBLEM_BASE + self.problem
-
-
-class BadRequest(OperationError):
-    pass
-
-
-class Forbidden(OperationError):
-    status, problem, title, code = 403, "forbidden", "Forbidden", "FORBIDDEN"
-
-
-class NotFound(OperationError):
-    status, problem, title, code = 404, "not-found", "Not found", "NOT_FOUND"
-
-
-class Conflict(OperationError):
-    status, problem, title, code = 409, "revision-conflict", "Revision conflict", "CONFLICT"
-
-
-class PreconditionFailed(OperationError):
-    status, problem, title, code = (
-        412,
-        "precondition-failed",
-        "Precondition failed",
-        "PRECONDITION_FAILED",
-    )
-
+__all__ = [
+    "PROBLEM_BASE",
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "OperationError",
+    "PreconditionFailed",
+    "PreconditionRequired",
+    "RestoreConflict",
+    "RollbackResult",
+    "changes_between",
+    "check_if_match",
+    "diff",
+    "etag",
+    "get_delta",
+    "get_revision",
+    "if_match_required",
+    "parse_datetime_value",
+    "parse_diff_point",
+    "parse_point",
+    "revert",
+    "rollback",
+    "snapshot",
+]
 
 # Points in history -----------------------------------------------------------------------
 
 
 def parse_datetime_value(value: Any, name: str) -> datetime.datetime:
     """Return an aware datetime from an ISO 8601 string (naive values are UTC)."""
-    if isinstance(value, datetime.datetime):
-        parsed = value
-    else:
-        try:
-            parsed = parse_datetime(str(value))
-        except ValueError:
-            parsed = None
-    if parsed is None:
-        raise BadRequest(f"{name} must be an ISO 8601 datetime, not {value!r}.", field=name)
-    return make_aware(parsed, datetime.UTC) if is_naive(parsed) else parsed
+    return inputs.moment(value, name)
 
 
-def _integer(value: Any, name: str) -> int:
-    try:
-        return int(str(value))
-    except (TypeError, ValueError):
-        raise BadRequest(f"{name} must be an integer id, not {value!r}.", field=name) from None
+def _row_id(value: Any, name: str, what: str) -> int:
+    number = inputs.integer(value, name)
+    if not 1 <= number <= inputs.MAX_ID:  # no row has it: never sent to the database
+        raise NotFound(f"There is no {what} {number}.")
+    return number
 
 
 def get_revision(revision_id: Any) -> models.Model:
-    revision_id = _integer(revision_id, "revision")
+    revision_id = _row_id(revision_id, "revision", "revision")
     try:
         return get_revision_model()._base_manager.get(pk=revision_id)
     except get_revision_model().DoesNotExist:
@@ -119,7 +103,7 @@ def get_visible_revision(
 
     A revision the user may not see answers exactly like one that does not exist.
     """
-    revision_id = _integer(revision_id, "revision")
+    revision_id = _row_id(revision_id, "revision", "revision")
     revisions = get_revision_model()._base_manager.filter(pk=revision_id)
     found = (policy or get_policy()).filter_revisions(user, revisions).first()
     if found is None:
@@ -128,7 +112,7 @@ def get_visible_revision(
 
 
 def get_delta(delta_id: Any) -> models.Model:
-    delta_id = _integer(delta_id, "delta")
+    delta_id = _row_id(delta_id, "delta", "delta")
     try:
         return get_object_delta_model()._base_manager.get(pk=delta_id)
     except get_object_delta_model().DoesNotExist:
@@ -159,7 +143,7 @@ def parse_diff_point(value: Any, name: str) -> history.Point | None:
     """A diff bound: a revision id (integer) or an ISO datetime; empty means "now"."""
     if value in (None, ""):
         return None
-    if isinstance(value, int) or (isinstance(value, str) and value.isdigit()):
+    if isinstance(value, int) or (isinstance(value, str) and value.isascii() and value.isdigit()):
         return get_revision(value)
     return parse_datetime_value(value, name)
 
@@ -176,6 +160,37 @@ def etag(instance: models.Model) -> str:
     config = _config(type(instance))
     state = state_json(config, config.values_of(instance))
     return '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
+
+
+def if_match_required() -> bool:
+    """Return True when writes must come with `If-Match` (`REVY_API["REQUIRE_IF_MATCH"]`)."""
+    return bool(revy_settings.api("REQUIRE_IF_MATCH", False))
+
+
+def check_if_match(
+    instance: models.Model | None, if_match: str | None, *, required: bool | None = None
+) -> None:
+    """Raise `PreconditionFailed` unless `if_match` matches the row's current ETag.
+
+    `instance` is the row as it is now (None: it does not exist). Comparison is strong (RFC
+    9110): a weak ETag (`W/"..."`) never matches, `*` matches any existing row. Without
+    `if_match`, `PreconditionRequired` when `required` (default: the `REQUIRE_IF_MATCH`
+    setting), else nothing to check. Call it while the row is locked for the write.
+    """
+    if if_match is None or not if_match.strip():
+        if required if required is not None else if_match_required():
+            raise PreconditionRequired(
+                "Send If-Match with the ETag of the object as you last read it.",
+                header="If-Match",
+            )
+        return
+    tags = {tag.strip() for tag in if_match.split(",")}
+    if instance is not None and ("*" in tags or etag(instance) in tags):
+        return
+    raise PreconditionFailed(
+        "If-Match does not match the current state of the object; read it again.",
+        header="If-Match",
+    )
 
 
 # Access ----------------------------------------------------------------------------------
@@ -219,8 +234,8 @@ def _target_state(model, pk, point) -> dict[str, Any]:
         target = history.snapshot(model, pk, **_point_kwargs(point))
     except history.HistoryNotFound as error:
         raise NotFound(str(error)) from None
-    if target is None:
-        raise BadRequest(
+    if target is None:  # as for a snapshot: no state there to find
+        raise NotFound(
             f"{model._meta.label} {pk} did not exist at that point; there is nothing to "
             "roll back to."
         )
@@ -265,41 +280,47 @@ def rollback(
     user: Any = None,
     dry_run: bool = False,
     if_match: str | None = None,
+    require_if_match: bool | None = None,
     policy: VisibilityPolicy | None = None,
 ) -> RollbackResult:
     """Roll one row back to `point` (re-creating it if deleted); or describe it (`dry_run`).
 
-    `if_match` is compared with the current ETag (412 when stale). The policy decides, for a
-    dry run too: `change` on the row, or `add` to re-create it (`Forbidden`).
+    `if_match` is compared with the current ETag while the row is locked for the write (see
+    `check_if_match`; `require_if_match` defaults to the `REQUIRE_IF_MATCH` setting and
+    does not apply to a deleted row, which has no ETag). The policy decides, for a dry run
+    too: `change` on the row, or `add` to re-create it (`Forbidden`). A state the database
+    refuses is a `RestoreConflict`; nothing is written.
     """
     model = model._meta.concrete_model
-    current = model._base_manager.filter(pk=pk).first()
+    using = router.db_for_write(model)
     policy = policy or get_policy()
-    if current is not None:
-        _check(policy, user, "change", current)
-    if if_match is not None and if_match.strip() != "*":
-        expected = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
-        if current is None or etag(current) not in expected:
-            raise PreconditionFailed(
-                "If-Match does not match the current state of the object; fetch it again."
-            )
-    target = _target_state(model, pk, point)
-    if current is None:
-        _check(policy, user, "add", target)
-    changes = changes_between(current, target)
-    result = RollbackResult(
-        current or target, changes, created=current is None, dry_run=dry_run, target=target
-    )
-    if dry_run or (current is not None and not changes):
-        return result
-    # Checked again on the row as it is when written: it may have changed since.
-    check = _restore_check(user, policy)
+    rows = model._base_manager.using(using)
     try:
-        with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
-            result.instance = result.target = history.rollback(
-                model, pk, check=check, **_point_kwargs(point)
+        with restoring(using, f"The rollback of {model._meta.label} {pk}", [model]):
+            # Locked until the write commits: a concurrent write waits, then sees a new ETag.
+            current = (rows if dry_run else rows.select_for_update()).filter(pk=pk).first()
+            if current is not None:
+                _check(policy, user, "change", current)
+            if require_if_match is None:
+                require_if_match = if_match_required()
+            check_if_match(current, if_match, required=require_if_match and current is not None)
+            target = _target_state(model, pk, point)
+            if current is None:
+                _check(policy, user, "add", target)
+            changes = changes_between(current, target)
+            result = RollbackResult(
+                current or target, changes, created=current is None, dry_run=dry_run, target=target
             )
-            result.revision = pending_revision()
+            if dry_run or (current is not None and not changes):
+                return result
+            # Checked again on the row as it is when written: it may have changed since.
+            check = _restore_check(user, policy)
+            with Context() if not Context.is_active() else _Nothing():
+                result.instance = result.target = history.rollback(
+                    model, pk, using=using, check=check, **_point_kwargs(point)
+                )
+                result.revision = pending_revision(using)
+                check_constraints(using, [model])
     except PermissionDenied as error:
         raise Forbidden(str(error)) from None
     return result
@@ -341,6 +362,13 @@ def diff(
         raise NotFound(str(error)) from None
 
 
+def _models_of(deltas: models.QuerySet) -> set[type[models.Model]]:
+    """The concrete models of the rows a queryset of object deltas changed."""
+    type_ids = deltas.order_by().values_list("content_type_id", flat=True).distinct()
+    found = (ContentType.objects.get_for_id(type_id).model_class() for type_id in type_ids)
+    return {model._meta.concrete_model for model in found if model is not None}
+
+
 class _Nothing:
     def __enter__(self):
         return self
@@ -366,9 +394,16 @@ def revert(
     others there are) unless `force`.
     """
     policy = policy or get_policy()
+    using = revision._state.db or router.db_for_write(type(revision))
+    deltas = get_object_delta_model()._base_manager.using(using).filter(revision=revision)
+    touched = _models_of(deltas.exclude(action="Event"))
     try:
-        with Context() if not Context.is_active() else _Nothing():
+        with (
+            restoring(using, f"The revert of revision {revision.pk}", touched),
+            Context() if not Context.is_active() else _Nothing(),
+        ):
             history.revert(revision, force=force, check=_restore_check(user, policy))
+            check_constraints(using, touched)
             return pending_revision()
     except history.RevisionConflict as error:
         raise _conflict(error, user, policy) from None

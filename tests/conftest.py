@@ -49,3 +49,12 @@ class count_queries(CaptureQueriesContext):
     @property
     def statements(self) -> list[str]:
         return [query["sql"] for query in self.captured_queries]
+
+
+def report_line(config, text: str) -> None:
+    """Print a line in pytest's terminal summary (fuzzers report their figures with it)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)

@@ -27,6 +27,7 @@ from example.ledger import models as ledger
 from example.organizations import models as organizations
 from revy_api.graphql import (
     ObjectDeltaConnection,
+    QueryLimits,
     RevisionContextExtension,
     RevisionMutation,
     RevisionQuery,
@@ -171,5 +172,5 @@ class Mutation(RevisionMutation):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, RevisionContextExtension],
+    extensions=[DjangoOptimizerExtension, QueryLimits, RevisionContextExtension],
 )

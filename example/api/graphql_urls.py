@@ -6,9 +6,9 @@ and GraphiQL from the graphene-django-graphiql-static package instead of a CDN.
 """
 
 from django.urls import path
-from strawberry.django.views import GraphQLView
 
 from example.api.graphql import schema
+from revy_api.graphql import GraphQLView
 
 urlpatterns = [
     path("", GraphQLView.as_view(schema=schema, graphql_ide="graphiql"), name="graphql"),

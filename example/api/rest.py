@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from rest_framework import pagination, serializers, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 
 from example.garage.models import Car, Cylinder, Engine
 from example.ledger.models import Account, Transaction
 from example.organizations.models import Membership, Organization
-from revy_api.rest import HistoryMixin, RevisionContextMixin
+from revy_api.rest import DeltaViewSet, HistoryMixin, RevisionContextMixin, RevisionViewSet
+from revy_api.rest.pagination import LinkHeaderPagination
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -94,12 +96,41 @@ class CylinderSerializer(serializers.ModelSerializer):
         }
 
 
-class PagePagination(pagination.PageNumberPagination):
+class PagePagination(LinkHeaderPagination, pagination.PageNumberPagination):
+    """Numbered pages of 50, linked in the body and in a `Link` header.
+
+    `page` is a number, as the OpenAPI document says: an empty one is not page 1, and
+    `last` is not a page (both are 404 Invalid page).
+    """
+
     page_size = 50
+    last_page_strings = ()
+
+    def get_page_number(self, request: Any, paginator: Any) -> Any:
+        return request.query_params.get(self.page_query_param, 1)
+
+
+# On the views themselves, not left to the settings: DRF reads them when a view class is
+# created, and the OpenAPI document must not depend on the settings of the process making it.
+# Token first: clients without credentials get 401 with `WWW-Authenticate: Token`.
+AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 
 
 class _HistoryViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+    authentication_classes = AUTHENTICATION
     pagination_class = PagePagination
+
+
+class RevisionsViewSet(RevisionViewSet):
+    """revy's `/revisions/`, with the demo's authentication."""
+
+    authentication_classes = AUTHENTICATION
+
+
+class DeltasViewSet(DeltaViewSet):
+    """revy's `/deltas/`, with the demo's authentication."""
+
+    authentication_classes = AUTHENTICATION
 
 
 class OrganizationViewSet(_HistoryViewSet):

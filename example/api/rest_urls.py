@@ -20,6 +20,10 @@ router.register("transactions", rest.TransactionViewSet)
 router.register("cars", rest.CarViewSet)
 router.register("engines", rest.EngineViewSet)
 router.register("cylinders", rest.CylinderViewSet)
+# revy's global endpoints (what `include("revy_api.rest.urls")` gives), with the demo's
+# authentication classes.
+router.register("revisions", rest.RevisionsViewSet, basename="revision")
+router.register("deltas", rest.DeltasViewSet, basename="delta")
 
 
 @extend_schema(exclude=True)  # the document does not describe itself, whatever the settings
@@ -30,6 +34,5 @@ class SchemaView(SpectacularAPIView):
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("", include("revy_api.rest.urls")),
     path("", include(router.urls)),
 ]

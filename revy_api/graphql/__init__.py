@@ -1,7 +1,11 @@
 """revy's GraphQL API for strawberry-graphql-django.
 
 - `RevisionContextExtension`: one revision per mutation operation, from the request headers.
-- `RevisionQuery` and `RevisionMutation`: root fields to mix into your `Query` and `Mutation`.
+- `QueryLimits`: refuses documents too large, with too many aliases or nested too deeply.
+- `RevisionQuery` and `RevisionMutation`: root fields to mix into your `Query` and `Mutation`
+  (`RevisionQuery` includes a Relay `node(id:)` field for revisions and object deltas).
+- `GraphQLView` and `AsyncGraphQLView`: strawberry's views, authenticated with Django REST
+  framework's authentication classes (tokens work as over REST), every error coded.
 - `history_field()`: a row's history on any strawberry-django type.
 - Types: `Revision`, `ObjectDelta` (Relay nodes), `AttributeDelta`, `ActorRef`, `ContentRef`,
   their connections, and the results of snapshots, diffs, rollbacks and reverts.
@@ -14,6 +18,7 @@ from revy_api.graphql.connections import HistoryConnection, HistoryEdge
 from revy_api.graphql.extensions import RevisionContextExtension
 from revy_api.graphql.fields import history_field
 from revy_api.graphql.filters import HistoryFilter
+from revy_api.graphql.limits import QueryLimits
 from revy_api.graphql.mutations import RevisionMutation
 from revy_api.graphql.payloads import (
     FieldChange,
@@ -34,20 +39,24 @@ from revy_api.graphql.types import (
     Revision,
     RevisionConnection,
 )
+from revy_api.graphql.views import AsyncGraphQLView, GraphQLView
 
 __all__ = [
     "ActorRef",
+    "AsyncGraphQLView",
     "AttributeAction",
     "AttributeDelta",
     "ContentRef",
     "DeltaAction",
     "FieldChange",
+    "GraphQLView",
     "HistoryConnection",
     "HistoryEdge",
     "HistoryFilter",
     "ObjectDelta",
     "ObjectDeltaConnection",
     "ObjectDiff",
+    "QueryLimits",
     "RevertResult",
     "Revision",
     "RevisionConnection",

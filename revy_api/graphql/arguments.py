@@ -7,44 +7,40 @@ Lookups of revisions and deltas go through `revy_api.operations`, as REST's do.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.dateparse import parse_datetime
 from strawberry import relay
 
 from revy.contrib.django import history
-from revy_api import operations
+from revy_api import inputs, operations
+from revy_api.errors import BadRequest
 from revy_api.graphql.errors import bad_request
-from revy_api.references import content_type_for_label
+
+T = TypeVar("T")
+
+
+def checked(parse: Callable[..., T], *values: Any, argument: str) -> T:
+    """Return `parse(*values)` (one of `revy_api.inputs`' parsers); BAD_REQUEST on bad input.
+
+    The error's `extensions.argument` names the GraphQL argument at fault.
+    """
+    try:
+        return parse(*values)
+    except BadRequest as error:
+        raise bad_request(error.detail, argument=argument) from None
 
 
 def model_for(label: str) -> type[models.Model]:
     """Return the model named `app_label.model`; BAD_REQUEST if there is none."""
-    content_type = content_type_for_label(label)
-    model = content_type.model_class() if content_type is not None else None
-    if model is None:
-        raise bad_request(
-            f"type {label!r} names no model; use `app_label.model`, e.g. `auth.user`.",
-            argument="type",
-        )
-    return model
+    return checked(inputs.model, label, "type", argument="type")
 
 
 def pk_for(model: type[models.Model], value: Any) -> Any:
     """Return `value` as a primary key of `model`; BAD_REQUEST if it cannot be one."""
-    field = model._meta.concrete_model._meta.pk
-    try:
-        pk = field.to_python(str(value))
-        field.run_validators(pk)  # integers out of the database's range, among others
-    except (ValidationError, ValueError, TypeError, OverflowError):
-        pk = None
-    if pk is None or str(value) == "":
-        raise bad_request(
-            f"id {value!r} is not a valid primary key for {model._meta.label}.", argument="id"
-        )
-    return pk
+    return checked(inputs.primary_key, model, value, "id", argument="id")
 
 
 def node_pk(value: Any, type_name: str, argument: str) -> str:
@@ -87,12 +83,13 @@ def diff_point(value: str | None, argument: str) -> history.Point | None:
     """A diff bound: a Revision or ObjectDelta Relay id, or an ISO 8601 datetime."""
     if value in (None, ""):
         return None
+    checked(inputs.text, value, argument, argument=argument)
     try:
         moment = parse_datetime(value)
     except ValueError:
         moment = None
     if moment is not None:
-        return operations.parse_datetime_value(moment, argument)
+        return checked(inputs.moment, moment, argument, argument=argument)
     try:
         global_id = relay.GlobalID.from_id(value)
     except (relay.GlobalIDValueError, ValueError, TypeError):

@@ -9,10 +9,20 @@ the history errors of `revy.contrib.django.history` all become a `GraphQLError` 
 - `FORBIDDEN`: the user may not see or change that history (or act as that organization);
 - `NOT_FOUND`: no such revision, delta or recorded history;
 - `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists the
-  ones the user may see, `extensions.hiddenConflicts` counts the others);
-- `PRECONDITION_FAILED`: `expectedEtag` no longer matches the row.
+  ones the user may see, `extensions.hiddenConflicts` counts the others), or a restore the
+  database refuses (`extensions.reason`: `unique`, `missing-related`, `concurrent`,
+  `constraint`; `extensions.fields`: the columns at fault);
+- `PRECONDITION_FAILED`: `expectedEtag` no longer matches the row;
+- `PRECONDITION_REQUIRED`: `expectedEtag` is missing and `REVY_API["REQUIRE_IF_MATCH"]` is on.
 
 Like every GraphQL error, they are answered with HTTP 200 in the response's `errors`.
+`revy_api.graphql.GraphQLView` gives every other error a code too (`with_code()`):
+
+- `GRAPHQL_PARSE_FAILED`: the document is not GraphQL;
+- `GRAPHQL_VALIDATION_FAILED`: it does not fit the schema, or its variables do not;
+- `QUERY_TOO_COMPLEX`: it exceeds a limit of `revy_api.graphql.QueryLimits`;
+- `UNAUTHENTICATED`: the credentials sent were refused;
+- `INTERNAL_SERVER_ERROR`: an unexpected failure of a resolver (its message is not shown).
 """
 
 from __future__ import annotations
@@ -22,7 +32,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
-from graphql import GraphQLError
+from graphql import GraphQLError, GraphQLSyntaxError
 from strawberry import relay
 
 from revy.contrib.django import history
@@ -34,14 +44,20 @@ __all__ = [
     "BAD_REQUEST",
     "CONFLICT",
     "FORBIDDEN",
+    "GRAPHQL_PARSE_FAILED",
+    "GRAPHQL_VALIDATION_FAILED",
+    "INTERNAL_SERVER_ERROR",
     "NOT_FOUND",
     "PRECONDITION_FAILED",
+    "QUERY_TOO_COMPLEX",
+    "UNAUTHENTICATED",
     "bad_request",
     "forbidden",
     "header_error",
     "not_found",
     "operation_error",
     "translating_errors",
+    "with_code",
 ]
 
 BAD_REQUEST = "BAD_REQUEST"
@@ -49,6 +65,13 @@ FORBIDDEN = "FORBIDDEN"
 NOT_FOUND = "NOT_FOUND"
 CONFLICT = "CONFLICT"
 PRECONDITION_FAILED = "PRECONDITION_FAILED"
+GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+UNAUTHENTICATED = "UNAUTHENTICATED"
+INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+# graphql-core's message when a document exceeds the parser's `max_tokens`.
+_TOO_MANY_TOKENS = "Document contains more than"
 
 
 def _error(message: str, code: str, **extensions: Any) -> GraphQLError:
@@ -82,6 +105,8 @@ def operation_error(error: operations.OperationError) -> GraphQLError:
     for name, value in error.extra.items():
         if name == "conflicts":
             extensions["conflicts"] = [_conflict(delta) for delta in value]
+        elif name == "field":  # the REST parameter at fault is a GraphQL argument here
+            extensions["argument"] = value
         elif name == "hidden_conflicts":
             extensions["hiddenConflicts"] = value
         else:
@@ -122,3 +147,34 @@ def translating_errors() -> Iterator[None]:
         raise bad_request(str(error)) from error
     except PermissionDenied as error:
         raise forbidden(str(error) or "You may not do this.") from error
+
+
+def with_code(error: GraphQLError) -> GraphQLError:
+    """Return `error` with an `extensions.code`: its own, or one saying what kind it is.
+
+    An unexpected exception raised by a resolver becomes `INTERNAL_SERVER_ERROR` with a
+    generic message: its own text may describe the server (SQL, file paths).
+    """
+    if (error.extensions or {}).get("code"):
+        return error
+    original = error.original_error
+    if isinstance(original, GraphQLError) and (original.extensions or {}).get("code"):
+        code, message = original.extensions["code"], error.message
+    elif error.path is not None and original is not None:
+        code, message = INTERNAL_SERVER_ERROR, "Internal server error."
+    elif _TOO_MANY_TOKENS in error.message:
+        code, message = QUERY_TOO_COMPLEX, error.message
+    elif isinstance(error, GraphQLSyntaxError) or error.message.startswith("Syntax Error"):
+        code, message = GRAPHQL_PARSE_FAILED, error.message
+    elif error.path is None:
+        code, message = GRAPHQL_VALIDATION_FAILED, error.message
+    else:
+        code, message = INTERNAL_SERVER_ERROR, error.message
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**(error.extensions or {}), "code": code},
+    )

@@ -15,15 +15,14 @@ from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
-from revy_api.graphql.errors import bad_request
+from revy_api import inputs
+from revy_api.graphql.arguments import checked
 from revy_api.graphql.state import RequestState
 from revy_api.graphql.types import DeltaAction
-from revy_api.operations import parse_datetime_value
-from revy_api.references import content_type_for_label
 
 __all__ = ["HistoryFilter", "delta_conditions", "filter_revisions"]
 
-SYSTEM = "system"
+SYSTEM = inputs.SYSTEM
 
 
 @strawberry.input(description="Narrow history down; every given filter must match.")
@@ -56,56 +55,55 @@ class HistoryFilter:
     )
 
 
-def _content_type_id(label: str, argument: str) -> int:
-    content_type = content_type_for_label(label)
-    if content_type is None:
-        raise bad_request(
-            f"{argument} {label!r} names no model; use `app_label.model`, e.g. `auth.user`.",
-            argument=argument,
-        )
-    return content_type.pk
-
-
 def _actor_condition(value: str) -> Q:
     """Deltas the actor made, or took part in through one of their attribute deltas."""
-    if value == SYSTEM:
+    type_id, pk = checked(inputs.actor, value, argument="actor")
+    if type_id is None:
         by_actor = Q(actor_type__isnull=True)
     else:
-        label, separator, pk = value.rpartition(":")
-        if not separator or not label or not pk:
-            raise bad_request(
-                f"actor must look like `app_label.model:pk` or `{SYSTEM}`, not {value!r}.",
-                argument="actor",
-            )
-        by_actor = Q(actor_type_id=_content_type_id(label, "actor"), actor_id=pk)
+        by_actor = Q(actor_type_id=type_id, actor_id=pk)
     attributes = get_attribute_delta_model()._base_manager.filter(by_actor, parent=OuterRef("pk"))
     return by_actor | Q(Exists(attributes))
 
 
 def delta_conditions(filters: HistoryFilter | None) -> Q:
-    """Return the object delta conditions `filters` ask for (an empty Q for none)."""
+    """Return the object delta conditions `filters` ask for (an empty Q for none).
+
+    Values are checked as REST checks them (`revy_api.inputs`); BAD_REQUEST names the
+    filter at fault.
+    """
     conditions = Q()
     if filters is None:
         return conditions
     if filters.actor:
         conditions &= _actor_condition(filters.actor)
     if filters.content_type:
-        conditions &= Q(content_type_id=_content_type_id(filters.content_type, "contentType"))
+        found = checked(
+            inputs.content_type, filters.content_type, "contentType", argument="contentType"
+        )
+        conditions &= Q(content_type_id=found.pk)
     if filters.object_id is not None:
-        conditions &= Q(content_id=str(filters.object_id))
+        object_id = checked(inputs.text, str(filters.object_id), "objectId", argument="objectId")
+        conditions &= Q(content_id=object_id)
     if filters.action is not None:
         conditions &= Q(action=filters.action.value)
     if filters.event_type:
-        conditions &= Q(event_type=filters.event_type)
+        event_type = checked(inputs.text, filters.event_type, "eventType", argument="eventType")
+        conditions &= Q(event_type=event_type)
     if filters.since is not None:
-        conditions &= Q(created_at__gte=parse_datetime_value(filters.since, "since"))
+        conditions &= Q(
+            created_at__gte=checked(inputs.moment, filters.since, "since", argument="since")
+        )
     if filters.until is not None:
-        conditions &= Q(created_at__lte=parse_datetime_value(filters.until, "until"))
+        conditions &= Q(
+            created_at__lte=checked(inputs.moment, filters.until, "until", argument="until")
+        )
     if filters.search:
+        text = checked(inputs.search, filters.search, argument="search")
         conditions &= (
-            Q(description__icontains=filters.search)
-            | Q(event_type__icontains=filters.search)
-            | Q(revision__description__icontains=filters.search)
+            Q(description__icontains=text)
+            | Q(event_type__icontains=text)
+            | Q(revision__description__icontains=text)
         )
     return conditions
 

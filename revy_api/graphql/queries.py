@@ -17,19 +17,24 @@ import datetime
 from typing import Annotated
 
 import strawberry
-from strawberry import Info
+from strawberry import Info, relay
 from strawberry_django import django_resolver
 
 from revy.contrib.django.utils import get_revision_model
-from revy_api import operations
+from revy_api import inputs, operations
 from revy_api.graphql import arguments
 from revy_api.graphql.connections import resolve_connection
-from revy_api.graphql.errors import not_found, translating_errors
+from revy_api.graphql.errors import bad_request, not_found, translating_errors
 from revy_api.graphql.filters import HistoryFilter, filter_revisions
 from revy_api.graphql.pages import attach_page
 from revy_api.graphql.payloads import ObjectDiff, Snapshot, field_changes
 from revy_api.graphql.state import state_of
-from revy_api.graphql.types import ObjectDeltaConnection, Revision, RevisionConnection
+from revy_api.graphql.types import (
+    ObjectDelta,
+    ObjectDeltaConnection,
+    Revision,
+    RevisionConnection,
+)
 
 __all__ = ["RevisionQuery"]
 
@@ -37,6 +42,13 @@ _TYPE = "The row's model as `app_label.model` (lower case), e.g. `ledger.transac
 _ID = "The row's primary key (the row may have been deleted since)."
 _FIRST = "How many rows to return (default 50, at most 500)."
 _AFTER = "The `endCursor` of the previous page."
+
+
+_NODE_TYPES: dict[str, type[relay.Node]] = {"Revision": Revision, "ObjectDelta": ObjectDelta}
+
+
+def _ids(pk: int | None) -> list[int]:
+    return [pk] if pk is not None else []
 
 
 @strawberry.type
@@ -66,12 +78,35 @@ class RevisionQuery:
         with translating_errors():
             pk = arguments.node_pk(id, "Revision", "id")
             found = state.visible_revisions(
-                get_revision_model()._base_manager.filter(pk__in=[int(pk)] if pk.isdigit() else [])
+                get_revision_model()._base_manager.filter(pk__in=_ids(inputs.row_id(pk)))
             ).first()
         if found is None:
             raise not_found(f"There is no revision {id} that you may see.")
         attach_page([found])
         return found
+
+    @strawberry.field(
+        description="A `Revision` or an `ObjectDelta` by its Relay id (NOT_FOUND when there "
+        "is none that you may see)."
+    )
+    @django_resolver
+    def node(
+        self,
+        info: Info,
+        id: Annotated[strawberry.ID, strawberry.argument(description="The Relay id.")],
+    ) -> relay.Node | None:
+        state = state_of(info)
+        state.require_login()
+        try:
+            global_id = relay.GlobalID.from_id(str(id))
+        except (relay.GlobalIDValueError, ValueError, TypeError):
+            global_id = None
+        kind = _NODE_TYPES.get(global_id.type_name) if global_id is not None else None
+        if global_id is None or kind is None:
+            raise bad_request(
+                f"id {id!r} is not the Relay id of a Revision or an ObjectDelta.", argument="id"
+            )
+        return kind.resolve_node(global_id.node_id, info=info, required=True)
 
     @strawberry.field(description="The history of one row, newest first.")
     @django_resolver

@@ -26,6 +26,7 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
+from revy_api import inputs
 from revy_api.graphql.connections import (
     HistoryConnection,
     resolve_connection,
@@ -330,12 +331,8 @@ def _resolve_nodes(model, info: Info, node_ids: list[str], required: bool, *, de
     """Fetch nodes by id, hiding what the user may not see (as if it did not exist)."""
     state = state_of(info)
     state.require_login()
-    keys = []
-    for node_id in node_ids:
-        try:
-            keys.append(int(str(node_id)))
-        except ValueError:
-            continue
+    # Ids no row can have (not integers, beyond 64 bits) are not sent to the database.
+    keys = [key for key in map(inputs.row_id, node_ids) if key is not None]
     queryset = model._base_manager.filter(pk__in=keys)
     queryset = state.visible_deltas(queryset) if deltas else state.visible_revisions(queryset)
     found = {str(row.pk): row for row in queryset}

@@ -21,7 +21,7 @@ from http import HTTPStatus
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
@@ -34,6 +34,7 @@ __all__ = [
     "PROBLEM_MEDIA_TYPE",
     "ProblemJSONRenderer",
     "is_problem",
+    "page_not_found",
     "problem_exception_handler",
     "problem_type",
 ]
@@ -134,3 +135,24 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         request.accepted_media_type = PROBLEM_MEDIA_TYPE
     set_rollback()
     return Response(body, status=body["status"], headers=headers)
+
+
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """Answer a URL that no view serves with a 404 problem, for API clients.
+
+    Django answers those itself, with an HTML page. Call this from the project's
+    `handler404` for the API's paths::
+
+        def handler404(request, exception):
+            if request.path.startswith("/api/"):
+                return page_not_found(request, exception)
+            return django.views.defaults.page_not_found(request, exception)
+    """
+    body = {
+        "type": problem_type("not-found"),
+        "title": "Not found",
+        "status": 404,
+        "detail": "No endpoint answers this URL.",
+        "instance": request.get_full_path(),
+    }
+    return HttpResponse(JSONRenderer().render(body), status=404, content_type=PROBLEM_MEDIA_TYPE)

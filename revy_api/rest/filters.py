@@ -20,16 +20,27 @@ from django import forms
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_filters import rest_framework as filters
 from django_filters import utils
+from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
-from revy_api.references import content_type_for_label
+from revy_api import inputs
+from revy_api.errors import BadRequest
 from revy_api.visibility import get_policy
 
-__all__ = ["DeltaFilterBackend", "DeltaFilterSet", "RevisionFilterBackend"]
+__all__ = ["DeltaFilterBackend", "DeltaFilterSet", "MomentFilter", "RevisionFilterBackend"]
 
-SYSTEM = "system"
+SYSTEM = inputs.SYSTEM
+
+
+def _checked(parse: Any, value: Any) -> Any:
+    """Run one of `revy_api.inputs`' parsers; its error becomes a form error."""
+    try:
+        return parse(value)
+    except BadRequest as error:
+        # The message holds client input: passed as a parameter, never as a format string.
+        raise forms.ValidationError("%(message)s", params={"message": error.detail}) from None
 
 
 class _ContentTypeField(forms.CharField):
@@ -37,12 +48,7 @@ class _ContentTypeField(forms.CharField):
         value = super().clean(value)
         if not value:
             return None
-        content_type = content_type_for_label(value)
-        if content_type is None:
-            raise forms.ValidationError(
-                f"There is no model {value!r}: give app_label.model, e.g. auth.user."
-            )
-        return content_type
+        return _checked(lambda label: inputs.content_type(label, "content_type"), value)
 
 
 class _ActorField(forms.CharField):
@@ -50,16 +56,22 @@ class _ActorField(forms.CharField):
         value = super().clean(value)
         if not value:
             return None
-        if value == SYSTEM:
-            return (None, None)
-        label, _, pk = value.rpartition(":")
-        content_type = content_type_for_label(label) if label and pk else None
-        if content_type is None:
-            raise forms.ValidationError(
-                f"{value!r} names no actor: give app_label.model:pk (e.g. auth.user:5) or "
-                f"{SYSTEM!r}."
-            )
-        return (content_type.pk, pk)
+        return _checked(inputs.actor, value)
+
+
+class _MomentField(IsoDateTimeField):
+    """An ISO 8601 datetime that can be converted to UTC (naive: UTC)."""
+
+    def clean(self, value: Any) -> Any:
+        if value in self.empty_values:
+            return None
+        return _checked(lambda text: inputs.moment(text, "datetime"), value)
+
+
+class MomentFilter(filters.IsoDateTimeFilter):
+    """A bound on a datetime field: ISO 8601, within what every database stores."""
+
+    field_class = _MomentField
 
 
 class ContentTypeFilter(filters.CharFilter):
@@ -94,23 +106,32 @@ class ActorFilter(filters.CharFilter):
 
 
 class DeltaFilterSet(filters.FilterSet):
-    actor = ActorFilter(help_text="`app_label.model:pk` (e.g. `auth.user:5`) or `system`.")
+    actor = ActorFilter(
+        help_text="`app_label.model:pk` (e.g. `auth.user:5`) or `system`.",
+        strip=False,  # the pk is taken as given: "auth.user:5 " names no one
+    )
     content_type = ContentTypeFilter(
         field_name="content_type_id", help_text="The changed row's model: `app_label.model`."
     )
     object_id = filters.CharFilter(
-        field_name="content_id", help_text="The changed row's primary key."
+        field_name="content_id",
+        max_length=inputs.MAX_TEXT,
+        help_text="The changed row's primary key.",
     )
     action = filters.ChoiceFilter(choices=Actions.choices)
-    event_type = filters.CharFilter(help_text="e.g. `ledger.transaction.updated`.")
-    since = filters.IsoDateTimeFilter(
+    event_type = filters.CharFilter(
+        max_length=inputs.MAX_TEXT, help_text="e.g. `ledger.transaction.updated`."
+    )
+    since = MomentFilter(
         field_name="created_at", lookup_expr="gte", help_text="Recorded at or after (ISO 8601)."
     )
-    until = filters.IsoDateTimeFilter(
+    until = MomentFilter(
         field_name="created_at", lookup_expr="lte", help_text="Recorded at or before (ISO 8601)."
     )
     search = filters.CharFilter(
-        method="filter_search", help_text="Text in the descriptions or the event type."
+        method="filter_search",
+        max_length=inputs.MAX_SEARCH,
+        help_text="Text in the descriptions or the event type.",
     )
 
     class Meta:

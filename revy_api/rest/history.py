@@ -13,7 +13,9 @@ Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
   object's ETag (412 when stale), `?dry_run=true` answers what would change and writes
   nothing, and rolling back to the state the row already has records nothing.
 
-`retrieve`, `update` and `partial_update` answer the object's `ETag`.
+`retrieve`, `update` and `partial_update` answer the object's `ETag`. `PUT`, `PATCH` and
+`DELETE` honour `If-Match` as rollback does: compared with the row locked for the write, 412
+when stale (a weak ETag never matches), 428 without it when `REVY_API["REQUIRE_IF_MATCH"]`.
 
 Access needs both the viewset and the visibility policy (`revy_api.visibility`):
 
@@ -34,19 +36,19 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import connections, models, router, transaction
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request, clone_request
 from rest_framework.response import Response
 
 from revy.context import Context
 from revy.contrib.django import history as revy_history
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
-from revy_api import operations
+from revy_api import inputs, operations
+from revy_api.rest import openapi
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.schema import IF_MATCH_PARAMETER
@@ -62,7 +64,7 @@ __all__ = ["HistoryMixin", "HistoryTarget"]
 
 HISTORY_ACTIONS = frozenset({"history", "snapshot", "diff", "rollback"})
 _TRUE = frozenset({"true", "1", "yes", "on"})
-_FALSE = frozenset({"false", "0", "no", "off", ""})
+_FALSE = frozenset({"false", "0", "no", "off"})
 
 
 @dataclass(frozen=True)
@@ -81,7 +83,9 @@ class HistoryTarget:
 
 
 def _flag(request: Request, name: str) -> bool:
-    value = request.query_params.get(name, "").strip().lower()
+    if name not in request.query_params:
+        return False
+    value = request.query_params[name].strip().lower()
     if value in _TRUE:
         return True
     if value not in _FALSE:
@@ -93,21 +97,6 @@ def _query_parameter(name: str, kind: Any, description: str) -> OpenApiParameter
     return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
 
 
-_POINT_PARAMETERS = [
-    _query_parameter("revision", int, "After all changes of this revision."),
-    _query_parameter("delta", int, "Right after this object delta (a deletion: just before)."),
-    _query_parameter("at", OpenApiTypes.DATETIME, "After every change recorded by then."),
-]
-_DIFF_PARAMETERS = [
-    _query_parameter("since", str, "A revision id or an ISO datetime; empty: before history."),
-    _query_parameter("until", str, "A revision id or an ISO datetime; empty: latest state."),
-]
-_PAGE_PARAMETERS = [
-    _query_parameter("cursor", str, "The pagination cursor value."),
-    _query_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
-]
-
-
 class HistoryMixin(ProblemDetailsMixin):
     """Per-object history endpoints for a ModelViewSet (see the module documentation)."""
 
@@ -117,7 +106,10 @@ class HistoryMixin(ProblemDetailsMixin):
         "history": (400, 403, 404),
         "snapshot": (400, 403, 404),
         "diff": (400, 403, 404),
-        "rollback": (400, 403, 404, 412),
+        "rollback": (400, 403, 404, 409, 412),
+        "update": (412,),
+        "partial_update": (412,),
+        "destroy": (412,),
     }
 
     def renders_problem_details(self) -> bool:
@@ -154,7 +146,43 @@ class HistoryMixin(ProblemDetailsMixin):
     def get_object(self) -> Any:
         instance = super().get_object()
         self._etag_object = instance
+        if getattr(self, "_locked_write", False):
+            # Compared with the row as locked for this write: no change can slip in between.
+            operations.check_if_match(instance, self.request.headers.get("If-Match"))
         return instance
+
+    # Conditional writes (If-Match) ----------------------------------------------------------
+
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        if getattr(self, "_locked_write", False):
+            of = ("self",) if connections[queryset.db].features.has_select_for_update_of else ()
+            queryset = queryset.select_for_update(of=of)
+        return queryset
+
+    @contextmanager
+    def conditional_write(self) -> Iterator[None]:
+        """Run an update or a delete in a transaction, its row locked and `If-Match` checked.
+
+        `get_object()` reads the row `FOR UPDATE` and compares its ETag with `If-Match` (412
+        when stale; 428 when missing and `REVY_API["REQUIRE_IF_MATCH"]` is on); the write
+        then happens before anyone else may change the row.
+        """
+        model = self.get_queryset().model
+        with transaction.atomic(using=router.db_for_write(model)):
+            self._locked_write = True
+            try:
+                yield
+            finally:
+                self._locked_write = False
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with self.conditional_write():  # PATCH too: partial_update() calls update()
+            return super().update(request, *args, **kwargs)  # type: ignore[misc]
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        with self.conditional_write():
+            return super().destroy(request, *args, **kwargs)  # type: ignore[misc]
 
     def get_history_target(self) -> HistoryTarget:
         """Return the row of the current request, if the user may reach and see it.
@@ -199,9 +227,9 @@ class HistoryMixin(ProblemDetailsMixin):
         if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
             return None  # a deleted row cannot be found by other fields
         try:
-            pk = pk_field.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
-        except (KeyError, ValidationError):
-            return None
+            pk = inputs.primary_key(model, self.kwargs[self.lookup_url_kwarg or self.lookup_field])
+        except (KeyError, operations.BadRequest):
+            return None  # no row can have it (NUL characters, integers beyond 64 bits)
         state = last_recorded_state(model, pk)
         if state is None or not state._state.adding:
             return None  # no history; or the row exists, but not for this user
@@ -216,7 +244,7 @@ class HistoryMixin(ProblemDetailsMixin):
         summary="The object's history, newest first",
         parameters=[
             _query_parameter("aggregates", bool, "Include the changes of its aggregated rows."),
-            *_PAGE_PARAMETERS,
+            *openapi.page_parameters(),
         ],
         responses=ObjectDeltaPageSerializer,
         filters=False,
@@ -244,7 +272,7 @@ class HistoryMixin(ProblemDetailsMixin):
 
     @extend_schema(
         summary="The object as it was at a point in its history",
-        parameters=_POINT_PARAMETERS,
+        parameters=openapi.POINT_PARAMETERS,
         filters=False,
     )
     @action(detail=True, methods=["get"])
@@ -255,6 +283,9 @@ class HistoryMixin(ProblemDetailsMixin):
         """
         target = self.get_history_target()
         params = request.query_params
+        for name in ("revision", "delta", "at"):
+            if params.get(name) == "":  # as documented: a point, or no parameter at all
+                raise operations.BadRequest(f"{name} is empty.", field=name)
         point = operations.parse_point(
             revision=params.get("revision"),
             delta=params.get("delta"),
@@ -268,7 +299,7 @@ class HistoryMixin(ProblemDetailsMixin):
 
     @extend_schema(
         summary="The fields that differ between two points",
-        parameters=_DIFF_PARAMETERS,
+        parameters=openapi.DIFF_PARAMETERS,
         responses=DiffSerializer,
         filters=False,
     )
@@ -295,7 +326,7 @@ class HistoryMixin(ProblemDetailsMixin):
         ],
         filters=False,
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def rollback(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Restore the object's state at one point, as a new revision.
 

@@ -8,7 +8,7 @@ Add `RevisionContextMixin` to any APIView or ViewSet::
 
 Each request then runs in its own revy context: everything it writes is one revision, the
 actor is the authenticated user (read after Django REST framework authenticated the request,
-so token and JWT users count), and the revision headers apply (`X-Commit-Message`,
+so token and JWT users count), and on writes the revision headers apply (`X-Commit-Message`,
 `X-Perform-As-Organization`, `X-Request-ID`; see `revy.contrib.django.headers`). A response
 to a request that recorded changes names the revision in `X-Revision-Id`.
 """
@@ -19,6 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db import router
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import BaseParser
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.schemas.inspectors import ViewInspector
@@ -33,10 +36,33 @@ from revy.contrib.django.headers import (
 )
 from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_revision_model
+from revy_api import inputs
+from revy_api.errors import BadRequest
 from revy_api.rest.exceptions import is_problem, problem_exception_handler
 from revy_api.rest.schema import RevyAutoSchema
 
 __all__ = ["ProblemDetailsMixin", "RevisionContextMixin"]
+
+
+class _GuardedParser:
+    """A parser whose too deeply nested JSON is a 400 (`ParseError`), not a crash."""
+
+    def __init__(self, parser: BaseParser) -> None:
+        self._parser = parser
+        self.media_type = parser.media_type
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._parser, name)
+
+    def parse(self, stream: Any, media_type: Any = None, parser_context: Any = None) -> Any:
+        try:
+            data = self._parser.parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("The body nests arrays and objects too deeply.") from None
+        try:
+            return inputs.check_json_depth(data)
+        except BadRequest as error:
+            raise ParseError(error.detail) from None
 
 
 class ProblemDetailsMixin:
@@ -55,6 +81,10 @@ class ProblemDetailsMixin:
     def renders_problem_details(self) -> bool:
         """Return True if every error of the current action is answered as problem details."""
         return False
+
+    def get_parsers(self) -> list[Any]:
+        """The view's parsers, refusing bodies nested too deeply (`MAX_JSON_DEPTH`)."""
+        return [_GuardedParser(parser) for parser in super().get_parsers()]  # type: ignore[misc]
 
     def get_exception_handler(self) -> Callable[[Exception, dict[str, Any]], Any]:
         default = super().get_exception_handler()  # type: ignore[misc]
@@ -87,7 +117,9 @@ class RevisionContextMixin(ProblemDetailsMixin):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         # Authentication, permissions and throttling first: the actor is the user DRF found.
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        self.revision_headers = read_headers(request)
+        # Reads record nothing: the headers that shape a revision are read on writes only.
+        safe = request.method in SAFE_METHODS
+        self.revision_headers = RevisionHeaders() if safe else read_headers(request)
         actor = apply_headers(request, self.revision_headers, self.get_revision_actor(request))
         Context.set_actor(actor)
         description = self.get_revision_description(request)

@@ -4,11 +4,15 @@
 drf-spectacular finds by itself it documents:
 
 - the revision request headers (`X-Commit-Message`, `X-Perform-As-Organization`,
-  `X-Request-ID`) of views with `RevisionContextMixin`, and `X-Revision-Id` on their writes;
-- `ETag` on the responses of `HistoryMixin` viewsets and `If-Match` on rollback;
+  `X-Request-ID`) on the writes of views with `RevisionContextMixin`, and `X-Revision-Id` on
+  their responses;
+- `ETag` on the responses of `HistoryMixin` viewsets, `If-Match` on their writes;
 - error responses: problem details (`application/problem+json`) for revy's errors, and the
-  errors any Django REST framework view gives (400 invalid input, 401/403, 404) in whatever
-  format the view answers them.
+  errors any Django REST framework view gives (400 invalid input, 401/403 as the view's
+  authentication classes answer them, 404) in whatever format the view answers them;
+- what `revy_api.rest.openapi` adds for client generators and fuzzers: readable operation
+  ids, precise parameters, the rollback body as a `oneOf`, `Link` headers of paginated
+  responses, examples and OpenAPI links.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from http import HTTPStatus
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -31,6 +36,9 @@ from revy.contrib.django.headers import (
     REQUEST_ID,
     REVISION_ID,
 )
+from revy.contrib.django.utils import get_revision_model
+from revy_api import operations
+from revy_api.rest import openapi
 from revy_api.rest.exceptions import PROBLEM_MEDIA_TYPE, problem_exception_handler
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
 ]
 
 _UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+_CONDITIONAL_ACTIONS = ("update", "partial_update", "destroy", "rollback")
 
 COMMIT_MESSAGE_PARAMETER = OpenApiParameter(
     COMMIT_MESSAGE,
@@ -79,7 +88,10 @@ IF_MATCH_PARAMETER = OpenApiParameter(
     "If-Match",
     str,
     OpenApiParameter.HEADER,
-    description="The object's ETag as you last read it: 412, and nothing written, if stale.",
+    description=(
+        "The object's ETag as you last read it (or `*`): 412, and nothing written, if it "
+        "changed since. Compared strongly: a weak ETag (`W/...`) never matches."
+    ),
 )
 # A response header object (drf-spectacular leaves 204 responses without headers).
 REVISION_ID_HEADER = {
@@ -117,13 +129,38 @@ class RevyAutoSchema(AutoSchema):
     def _action(self) -> str | None:
         return getattr(self.view, "action", None)
 
+    def _model(self) -> Any:
+        try:
+            return self.view.get_queryset().model
+        except Exception:  # a view without a queryset
+            return None
+
+    def get_operation_id(self) -> str:
+        model = self._model()
+        readable = openapi.operation_id(model, self._action) if model is not None else None
+        return readable or super().get_operation_id()
+
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())
-        if self._revy_view("context"):
+        writes = self.method in _UNSAFE_METHODS
+        if self._revy_view("context") and writes:
+            # Only writes record a revision: the headers shaping it are for writes.
             parameters += [COMMIT_MESSAGE_PARAMETER, ORGANIZATION_PARAMETER, REQUEST_ID_PARAMETER]
         if self._revy_view("history") and self._action in self.view.etag_actions:
             parameters.append(ETAG_HEADER)
+        if self._revy_view("history") and self._action in _CONDITIONAL_ACTIONS:
+            parameters.append(IF_MATCH_PARAMETER)
+        if self._filters_history():
+            parameters += openapi.filter_parameters()
         return parameters
+
+    def _filters_history(self) -> bool:
+        from revy_api.rest.filters import DeltaFilterBackend
+
+        backends = getattr(self.view, "filter_backends", ())
+        return self._action == "list" and any(
+            issubclass(backend, DeltaFilterBackend) for backend in backends
+        )
 
     def get_response_serializers(self) -> Any:
         if self._revy_view("history") and self._action == "rollback":
@@ -157,12 +194,77 @@ class RevyAutoSchema(AutoSchema):
                 if status.startswith("2"):
                     headers = response.setdefault("headers", {})
                     headers[REVISION_ID] = copy.deepcopy(REVISION_ID_HEADER)
+        if self._revy_view("history") and self._action == "rollback":
+            operation["requestBody"] = self._rollback_body(registry)
+        self._document_pages(responses)
+        self._document_links(responses)
         for status, media_types in sorted(self._error_responses(operation).items()):
             response = responses.setdefault(str(status), {"description": HTTPStatus(status).phrase})
             content = response.setdefault("content", {})
             for media_type, schema in media_types.items():
                 content.setdefault(media_type, {"schema": schema})
+            if status == 401 and self._challenge():
+                response.setdefault("headers", {})["WWW-Authenticate"] = copy.deepcopy(
+                    openapi.WWW_AUTHENTICATE_HEADER
+                )
         return operation
+
+    def _rollback_body(self, registry: Any) -> dict[str, Any]:
+        component = ResolvedComponent(
+            name="RollbackPoint",
+            type=ResolvedComponent.SCHEMA,
+            schema=openapi.ROLLBACK_POINT,
+            object="RollbackPoint",
+        )
+        registry.register_on_missing(component)
+        return {
+            "content": {
+                "application/json": {
+                    "schema": component.ref,
+                    "examples": copy.deepcopy(openapi.ROLLBACK_EXAMPLES),
+                }
+            },
+            "required": True,
+        }
+
+    def _document_pages(self, responses: dict[str, Any]) -> None:
+        from revy_api.rest.pagination import LinkHeaderPagination
+
+        paginator = self._get_paginator() if self._is_list_view() else None
+        pages = isinstance(paginator, LinkHeaderPagination) or (
+            self._revy_view("history") and self._action == "history"
+        )
+        if pages and "200" in responses:
+            responses["200"].setdefault("headers", {})["Link"] = copy.deepcopy(openapi.LINK_HEADER)
+
+    def _document_links(self, responses: dict[str, Any]) -> None:
+        model = self._model()
+        if model is None or not (self._revy_view("history") or self._revy_view("context")):
+            return
+        serializer = self._get_serializer() if self._revy_view("history") else None
+        fields = getattr(serializer, "fields", {}) if serializer is not None else {}
+        found = openapi.links(
+            model,
+            get_revision_model(),
+            self._action,
+            history=self._revy_view("history"),
+            id_in_body="id" in fields,
+        )
+        success = next((status for status in sorted(responses) if status.startswith("2")), None)
+        if found and success is not None:
+            responses[success]["links"] = found
+
+    def _challenge(self) -> str | None:
+        """The `WWW-Authenticate` challenge of the view's first authentication class."""
+        authenticators = (
+            self.view.get_authenticators() if hasattr(self.view, "get_authenticators") else []
+        )
+        if not authenticators:
+            return None
+        try:
+            return authenticators[0].authenticate_header(None)
+        except Exception:  # it needed a real request
+            return None
 
     def _error_responses(self, operation: dict[str, Any]) -> dict[int, dict[str, Any]]:
         """Map each error status of the operation to `{media type: schema}`."""
@@ -170,6 +272,10 @@ class RevyAutoSchema(AutoSchema):
         if self._revy_view("context"):
             revy_statuses |= {400, 403}  # bad headers; a refused organization
         revy_statuses |= set(getattr(self.view, "problem_responses", {}).get(self._action, ()))
+        if self._revy_view("history") and self._action in _CONDITIONAL_ACTIONS:
+            revy_statuses.add(412)
+            if operations.if_match_required():
+                revy_statuses.add(428)
         usual = self._usual_error_statuses(operation)
         problems_only = self._renders_problems()
         errors: dict[int, dict[str, Any]] = {}
@@ -185,7 +291,9 @@ class RevyAutoSchema(AutoSchema):
         statuses: set[int] = set()
         permissions = self.view.get_permissions() if hasattr(self.view, "get_permissions") else []
         if any(not isinstance(permission, AllowAny) for permission in permissions):
-            statuses |= {401, 403}
+            # DRF answers 401 (with a challenge) only when the first authentication class
+            # names a scheme; otherwise missing or refused credentials are a 403.
+            statuses |= {401, 403} if self._challenge() else {403}
         parameters = operation.get("parameters", [])
         if "requestBody" in operation or any(p.get("in") == "query" for p in parameters):
             statuses.add(400)  # invalid input, invalid filters

@@ -13,18 +13,24 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Count
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy_api import inputs
+from revy_api.errors import BadRequest
+from revy_api.inputs import MAX_ID
 from revy_api.references import References
+from revy_api.rest.openapi import metadata_schema
 from revy_api.visibility import VisibilityPolicy, get_policy
 
 __all__ = [
     "ConflictProblemSerializer",
     "ConflictSerializer",
     "DiffSerializer",
+    "MomentField",
     "ObjectDeltaPageSerializer",
     "ObjectDeltaSerializer",
     "ProblemSerializer",
@@ -240,10 +246,15 @@ class RevisionSerializer(serializers.Serializer):
         return self.summary(revision, *summary[revision.pk])
 
 
+@extend_schema_field(metadata_schema())
+class _MetadataField(serializers.JSONField):
+    """`Revision.metadata`, documented with the members the API records."""
+
+
 class RevisionDetailSerializer(RevisionSerializer):
     """A revision with its metadata and the object deltas you may see, oldest first."""
 
-    metadata = serializers.JSONField(
+    metadata = _MetadataField(
         help_text='Request facts: `{"user": {"type", "id"}, "request_id": "..."}`.'
     )
     deltas = ObjectDeltaSerializer(many=True)
@@ -274,16 +285,34 @@ class RevisionDetailSerializer(RevisionSerializer):
 # Requests and results -----------------------------------------------------------------------
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
+class MomentField(serializers.Field):
+    """An ISO 8601 datetime read as every API input is (`revy_api.inputs.moment`): naive
+    values are UTC, values beyond what UTC holds are its first or last moment."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        try:
+            return inputs.moment(data, self.field_name or "at")
+        except BadRequest as error:
+            raise serializers.ValidationError(error.detail) from None
+
+    def to_representation(self, value: Any) -> Any:
+        return value.isoformat()
+
+
 class RollbackPointSerializer(serializers.Serializer):
     """The point to roll back to: exactly one of `revision`, `delta` and `at`."""
 
-    revision = serializers.IntegerField(required=False, min_value=1, help_text="A revision id.")
+    revision = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_ID, help_text="A revision id."
+    )
     delta = serializers.IntegerField(
         required=False,
         min_value=1,
+        max_value=MAX_ID,
         help_text="An object delta id; a deletion means the state just before it.",
     )
-    at = serializers.DateTimeField(required=False, help_text="A moment (ISO 8601).")
+    at = MomentField(required=False, help_text="A moment (ISO 8601).")
 
 
 class RollbackResultSerializer(serializers.Serializer):
@@ -352,9 +381,27 @@ class ConflictSerializer(serializers.Serializer):
 
 
 class ConflictProblemSerializer(ProblemSerializer):
-    conflicts = ConflictSerializer(many=True, help_text="The conflicting changes you may see.")
+    """A 409: a revert over later changes (`conflicts`), or a restore the database refuses."""
+
+    conflicts = ConflictSerializer(
+        many=True,
+        required=False,
+        help_text="`revision-conflict`: the conflicting changes you may see.",
+    )
     hidden_conflicts = serializers.IntegerField(
-        help_text="How many other conflicting changes there are, of rows you may not see."
+        required=False,
+        help_text="`revision-conflict`: how many other conflicting changes there are, of rows "
+        "you may not see.",
+    )
+    reason = serializers.ChoiceField(
+        choices=["unique", "missing-related", "concurrent", "constraint"],
+        required=False,
+        help_text="`restore-conflict`: why the database refuses the restored state.",
+    )
+    fields = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="`restore-conflict`: the columns at fault, when known.",
     )
 
 

@@ -12,12 +12,14 @@ from typing import Any
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import viewsets
 from rest_framework.decorators import action
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api import operations
+from revy_api.rest import openapi
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
@@ -76,9 +78,10 @@ class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
         summary="Undo every change of a revision, as a new revision",
         request=RevertOptionsSerializer,
         responses=RevertResultSerializer,
+        examples=openapi.REVERT_EXAMPLES,
         filters=False,
     )
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], parser_classes=[JSONParser])
     def revert(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """409 lists the later changes that conflict, unless `force` is true."""
         revision = self.get_object()

@@ -9,6 +9,7 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from revy_api.graphql import (
     ObjectDeltaConnection,
+    QueryLimits,
     RevisionContextExtension,
     RevisionMutation,
     RevisionQuery,
@@ -34,7 +35,6 @@ class Car(relay.Node):
 class Query(RevisionQuery):
     books: list[Book] = strawberry_django.field()
     cars: list[Car] = strawberry_django.field()
-    node: relay.Node = strawberry_django.node()
 
 
 @strawberry.input
@@ -61,5 +61,5 @@ class Mutation(RevisionMutation):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, RevisionContextExtension],
+    extensions=[DjangoOptimizerExtension, QueryLimits, RevisionContextExtension],
 )

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from revy_api.rest import HistoryMixin, RevisionContextMixin
-from tests.testapp.models import Author, Book, Car, Cylinder, Engine, Note
+from tests.testapp.models import Author, Book, Car, Cylinder, Engine, Note, Tag
 
 
 class AuthorSerializer(serializers.ModelSerializer):
@@ -41,6 +41,12 @@ class CylinderSerializer(serializers.ModelSerializer):
     class Meta:
         model = Cylinder
         fields = ["id", "engine", "volume"]
+
+
+class TagSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Tag
+        fields = ["id", "name"]
 
 
 class NoteSerializer(serializers.ModelSerializer):
@@ -74,6 +80,13 @@ class EngineViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
 class CylinderViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
     queryset = Cylinder.objects.order_by("id")
     serializer_class = CylinderSerializer
+
+
+class TagViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+    """Tags have unique names: a rollback may find its name taken since."""
+
+    queryset = Tag.objects.order_by("id")
+    serializer_class = TagSerializer
 
 
 class HistoryOnlyCarViewSet(HistoryMixin, viewsets.ModelViewSet):

@@ -1,19 +1,21 @@
-"""Property-based tests of the GraphQL endpoint: generated operations never break it.
+"""Property-based tests of the GraphQL endpoints: generated operations never break them.
 
 hypothesis-graphql (the GraphQL engine of schemathesis) writes valid operations for revy's
-root fields from the schema; they are posted to strawberry's sync and async views. Whatever
-the arguments, the answer is HTTP 200, and every error raised while resolving a field (an
-error with a `path`) carries an `extensions.code`. Arguments mix real values (existing ids,
-model labels, cursors, datetimes) with arbitrary text, so that resolvers are reached beyond
-argument parsing.
+root fields from the schema; they are posted to revy's sync and async views, for the test
+schema and the demo's. Whatever the arguments, the answer is HTTP 200 with a JSON body,
+every error carries an `extensions.code`, and none is an `INTERNAL_SERVER_ERROR` (a server
+error). Arguments mix real values (existing ids, model labels, cursors, datetimes) with
+arbitrary text, so that resolvers are reached beyond argument parsing.
 
-`REVY_FUZZ_EXAMPLES` sets the number of operations per test (default 100).
+`REVY_FUZZ_EXAMPLES` sets the number of operations per test (default 25); the figures
+(operations sent, errors by code) are printed at the end.
 """
 
 from __future__ import annotations
 
 import datetime
 import os
+from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -30,12 +32,14 @@ from example.organizations.models import Organization
 from revy import Context
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from tests.api.graphql_schema import schema
+from tests.conftest import report_line
 from tests.factories import make_book
 from tests.testapp.models import Car, Engine
 
-EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "100"))
+EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "25"))
 SDL = schema.as_str()
-QUERY_FIELDS = ["revisions", "revision", "objectHistory", "snapshot", "objectDiff", "books", "cars"]
+HISTORY_QUERY_FIELDS = ["revisions", "revision", "node", "objectHistory", "snapshot", "objectDiff"]
+QUERY_FIELDS = [*HISTORY_QUERY_FIELDS, "books", "cars"]
 MUTATION_FIELDS = ["rollbackObject", "revertRevision"]
 EXAMPLE_SDL = example_schema.as_str()
 
@@ -55,8 +59,17 @@ def _text() -> st.SearchStrategy[str]:
 
 IDS = st.one_of(_real(REAL_IDS), _text(), st.integers().map(str)).map(nodes.String)
 STRINGS = st.one_of(_real(REAL_STRINGS), _real(REAL_IDS), _text()).map(nodes.String)
+_OFFSETS = st.sampled_from(
+    [datetime.UTC, *(datetime.timezone(datetime.timedelta(hours=h)) for h in (-5, 5))]
+)
 DATETIMES = (
-    st.datetimes(min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1))
+    st.one_of(
+        st.datetimes(
+            min_value=datetime.datetime(1900, 1, 1), max_value=datetime.datetime(2200, 1, 1)
+        ),
+        # The whole range, offsets included: some overflow once converted to UTC.
+        st.datetimes(timezones=_OFFSETS),
+    )
     .map(lambda moment: moment.isoformat())
     .map(nodes.String)
 )
@@ -104,12 +117,30 @@ def fuzz_client(gql, django_user_model):
     return gql
 
 
+SENT: Counter[str] = Counter()  # operations sent, and errors answered by code
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_figures(request):
+    yield
+    if SENT:
+        codes = ", ".join(f"{code} {n}" for code, n in sorted(SENT.items()) if code != "sent")
+        report_line(
+            request.config,
+            f"\nhypothesis-graphql: {SENT['sent']} operations; errors by code: {codes or 'none'}",
+        )
+
+
 def _check(gql, operation: str) -> None:
     response = gql(operation)
+    SENT["sent"] += 1
     assert response.status == 200, (operation, response.body)
+    assert isinstance(response.data, dict | None), (operation, response.body)
     for error in response.errors:
-        if error.get("path"):
-            assert error.get("extensions", {}).get("code"), (operation, error)
+        code = error.get("extensions", {}).get("code")
+        SENT[str(code)] += 1
+        assert code, (operation, error)
+        assert code != "INTERNAL_SERVER_ERROR", (operation, error)
 
 
 @given(operation=queries(SDL, fields=QUERY_FIELDS, custom_scalars=SCALARS))
@@ -142,11 +173,20 @@ def example_fuzz_client(example_gql, django_user_model):
     return example_gql
 
 
-@given(
-    operation=mutations(
-        EXAMPLE_SDL, fields=["updateTransaction", "updateCylinder"], custom_scalars=SCALARS
-    )
-)
-@FUZZ
-def test_generated_demo_mutations_answer_with_coded_errors(example_fuzz_client, operation):
-    _check(example_fuzz_client, operation)
+DEMO_FIELDS = {
+    "queries": (queries, [*HISTORY_QUERY_FIELDS, "transactions", "cars"]),
+    "demo mutations": (mutations, ["updateTransaction", "updateCylinder"]),
+    "history mutations": (mutations, ["rollbackObject", "revertRevision"]),
+}
+
+
+@pytest.mark.parametrize("kind", list(DEMO_FIELDS))
+def test_generated_demo_operations_answer_with_coded_errors(example_fuzz_client, kind):
+    generate, fields = DEMO_FIELDS[kind]
+
+    @given(operation=generate(EXAMPLE_SDL, fields=fields, custom_scalars=SCALARS))
+    @FUZZ
+    def check(operation):
+        _check(example_fuzz_client, operation)
+
+    check()

@@ -178,7 +178,7 @@ def test_rollback_is_not_for_anonymous_users(gql, book):
         ({"revision": "UmV2aXNpb246MQ==", "at": "2020-01-01T00:00:00Z"}, "BAD_REQUEST"),
         ({"revision": "UmV2aXNpb246OTk5OQ=="}, "NOT_FOUND"),
         ({"delta": "T2JqZWN0RGVsdGE6OTk5OQ=="}, "NOT_FOUND"),
-        ({"at": "1990-01-01T00:00:00Z"}, "BAD_REQUEST"),  # the row did not exist yet
+        ({"at": "1990-01-01T00:00:00Z"}, "NOT_FOUND"),  # the row did not exist yet
         ({"delta": "UmV2aXNpb246MQ=="}, "BAD_REQUEST"),  # a revision id
     ],
 )

@@ -505,14 +505,16 @@ def test_rollback_with_a_bad_point_is_400(editor_api, ann, body, problem):
     assert history_counts() == before
 
 
-def test_rollback_to_before_the_object_existed_is_400(editor_api, ann):
+def test_rollback_to_before_the_object_existed_is_404_as_its_snapshot_is(editor_api, ann):
+    # There is no state there: not found, as snapshot/ answers (it was a 400, which told a
+    # client its valid request was malformed).
     before = object_deltas(ann)[0].created_at - datetime.timedelta(seconds=5)
 
     response = editor_api.post(
         f"/api/authors/{ann.pk}/rollback/", {"at": before.isoformat()}, format="json"
     )
 
-    assert_problem(response, 400, "bad-request")
+    assert_problem(response, 404, "not-found")
 
 
 # ETags ------------------------------------------------------------------------------------

@@ -50,11 +50,27 @@ def test_default_page_is_50_newest_first(admin_api, many_revisions):
 
 
 def test_page_size_is_capped_at_500(admin_api, many_revisions):
-    # 120 creations and 120 updates: 240 deltas; 500 fit, 501 are capped, 0 is the default.
+    # 120 creations and 120 updates: 240 deltas; 500 fit, 501 are capped.
     assert len(admin_api.get("/api/deltas/", {"page_size": 1000}).json()["results"]) == 240
     assert len(admin_api.get("/api/deltas/", {"page_size": 7}).json()["results"]) == 7
-    assert len(admin_api.get("/api/deltas/", {"page_size": 0}).json()["results"]) == 50
-    assert len(admin_api.get("/api/deltas/", {"page_size": "x"}).json()["results"]) == 50
+    assert len(admin_api.get("/api/deltas/").json()["results"]) == 50
+
+
+@pytest.mark.parametrize("page_size", ["", "0", "-1", "x", "1.5", "²"])
+def test_a_page_size_that_is_not_a_positive_integer_is_refused(admin_api, page_size):
+    # It was the default page before: a client's mistake went unnoticed.
+    response = admin_api.get("/api/deltas/", {"page_size": page_size})
+    assert_problem(response, 400, "validation-error")
+    assert set(response.json()["errors"]) == {"page_size"}
+
+
+def test_pages_name_the_next_and_previous_ones_in_a_link_header(admin_api, many_revisions):
+    first = admin_api.get("/api/revisions/", {"page_size": 10})
+    assert first["Link"] == f'<{first.json()["next"]}>; rel="next"'
+    second = admin_api.get(first.json()["next"])
+    body = second.json()
+    assert second["Link"] == f'<{body["next"]}>; rel="next", <{body["previous"]}>; rel="prev"'
+    assert "Link" not in admin_api.get("/api/revisions/", {"page_size": 500})
 
 
 def test_page_size_above_500_returns_500(admin_api):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,12 +30,25 @@ def document(generated) -> dict:
     return yaml.safe_load(generated)
 
 
-def test_checked_in_openapi_document_is_up_to_date(generated):
-    diff = contracts.diff_against(contracts.OPENAPI_SCHEMA, generated)
+def test_checked_in_openapi_document_is_up_to_date():
+    # Made by the demo itself: the document lists the models the demo installs (filters
+    # take `app_label.model`), which are not those of the test suite.
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(contracts.ROOT / "example" / "manage.py"),
+            "export_contracts",
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "example.project.settings"},
+        check=False,
+    )
 
-    assert not diff, (
+    assert result.returncode == 0, (
         "openapi/openapi.yaml is stale; run `python example/manage.py export_contracts` and "
-        f"commit the result. The differences:\n{diff}"
+        f"commit the result. The differences:\n{result.stdout}{result.stderr}"
     )
 
 
@@ -61,12 +77,13 @@ def _parameters(operation, where):
     return {parameter["name"] for parameter in operation["parameters"] if parameter["in"] == where}
 
 
-def test_every_operation_of_the_mixins_documents_the_revision_headers(document):
+def test_writes_of_the_mixins_document_the_revision_headers_and_reads_do_not(document):
     for path, methods in document["paths"].items():
-        if path.startswith("/api/deltas/"):
-            continue  # read-only, no revision context
         for method, operation in methods.items():
-            assert _parameters(operation, "header") >= HEADERS, (method, path)
+            if method == "get":  # reads record nothing
+                assert not _parameters(operation, "header") & HEADERS, (method, path)
+            else:
+                assert _parameters(operation, "header") >= HEADERS, (method, path)
 
 
 def test_writes_document_x_revision_id_and_reads_the_etag(document):
@@ -101,7 +118,7 @@ def test_history_actions_are_documented(document):
     assert rollback["responses"]["200"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/CarRollback"
     }
-    assert set(rollback["responses"]) == {"200", "400", "401", "403", "404", "412"}
+    assert set(rollback["responses"]) == {"200", "400", "401", "403", "404", "409", "412"}
     car_rollback = document["components"]["schemas"]["CarRollback"]["properties"]
     assert car_rollback["object"]["allOf"] == [{"$ref": "#/components/schemas/Car"}]
 

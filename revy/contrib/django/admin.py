@@ -189,9 +189,10 @@ class HistoryAdminMixin:
             return obj, obj.pk, obj
         try:
             pk = self.model._meta.pk.to_python(unquote(object_id))
-        except ValidationError:
+        except ValidationError:  # no row can have this id ("abc" for an integer key)
             raise Http404(_("No object and no history with this id.")) from None
-        state = last_recorded_state(self.model, pk)
+        # NUL characters never reach the database (PostgreSQL refuses them).
+        state = None if "\x00" in str(pk) else last_recorded_state(self.model, pk)
         if (
             state is None
             or not state._state.adding  # it exists, hidden from this user

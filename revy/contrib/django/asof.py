@@ -53,25 +53,79 @@ __all__ = ["AsOfQuerySet", "as_of"]
 
 
 def as_of(
-    model: type[models.Model], at: datetime.datetime, *, using: str | None = None
+    model: type[models.Model] | models.QuerySet,
+    at: datetime.datetime,
+    *,
+    using: str | None = None,
 ) -> AsOfQuerySet:
     """Return a lazy, read-only queryset of `model` as its table was at `at`.
 
     Rows deleted since are included, rows created since are not; each instance holds the
     row's state at `at`. Filter, order, slice and count it like any queryset (see the module
     documentation for what relations and writes do). A naive `at` is in the current time
-    zone. `using` names the database of the rows and their history (default: the one the
-    router writes the model to).
+    zone. `using` names the database of the rows and their history (default: the
+    queryset's database if one was chosen, else the one the router writes the model to).
+
+    `model` may be a queryset of the model instead: its filters, ordering and other
+    options then apply to the past values (`as_of(Book.objects.filter(owner=user), at)`:
+    the books that were the user's at `at`).
     """
+    queryset = model if isinstance(model, models.QuerySet) else None
+    if queryset is not None:
+        model = queryset.model
     if not (isinstance(model, type) and issubclass(model, models.Model)):
-        raise TypeError(f"as_of() takes a model class, not {model!r}.")
+        raise TypeError(f"as_of() takes a model class or a queryset, not {model!r}.")
     if not isinstance(at, datetime.datetime):
         raise TypeError(f"as_of() takes a datetime, not {at!r}.")
     if settings.USE_TZ and timezone.is_naive(at):
         at = timezone.make_aware(at)  # the current time zone, as Django's forms and filters
-    using = using or router.db_for_write(model._meta.concrete_model)
-    query = AsOfQuery(model, at)
-    return AsOfQuerySet(model, query=query, using=using)
+    if queryset is None:
+        using = using or router.db_for_write(model._meta.concrete_model)
+        return AsOfQuerySet(model, query=AsOfQuery(model, at), using=using)
+    if isinstance(queryset, AsOfQuerySet):
+        raise TypeError("as_of() takes a queryset of the present, not one of the past.")
+    using = using or queryset._db or router.db_for_write(model._meta.concrete_model)
+    past = AsOfQuerySet(model, query=_past_query(queryset.query, at), using=using)
+    # The options that live on the queryset rather than its query.
+    past._prefetch_related_lookups = queryset._prefetch_related_lookups
+    past._iterable_class = queryset._iterable_class
+    past._fields = queryset._fields
+    return past
+
+
+def _past_query(query: Query, at: datetime.datetime) -> AsOfQuery:
+    """A copy of `query` reading the model's table (and its parents') as of `at`."""
+    past = query.chain(klass=AsOfQuery)
+    past.as_of_at = at
+    tables = past._past_models()
+    for alias, table in list(past.alias_map.items()):
+        if type(table) is BaseTable and table.table_name in tables:
+            past.alias_map[alias] = PastTable(
+                table.table_name, table.table_alias, tables[table.table_name], at
+            )
+        elif type(table) is Join and _is_parent_link(table, tables):
+            past.alias_map[alias] = PastJoin(
+                table.table_name,
+                table.parent_alias,
+                table.table_alias,
+                table.join_type,
+                table.join_field,
+                table.nullable,
+                table.filtered_relation,
+                past=(tables[table.table_name], at),
+            )
+    return past
+
+
+def _is_parent_link(join: Join, tables: dict[str, type[models.Model]]) -> bool:
+    """Whether a join leads from a multi-table child to its parent (read as of the same
+    moment); every other relation leads to the present."""
+    remote = getattr(join.join_field, "remote_field", None)
+    return (
+        join.table_name in tables
+        and getattr(remote, "parent_link", False)
+        and join.join_field.model._meta.concrete_model in tables.values()
+    )
 
 
 _READ_ONLY = (
@@ -138,16 +192,10 @@ class AsOfQuery(Query):
         at = self.as_of_at
 
         def join(table_name: str, parent_alias: str, table_alias: str, *args: Any, **kwargs: Any):
-            join_field = args[1] if len(args) > 1 else kwargs.get("join_field")
-            remote = getattr(join_field, "remote_field", None)
+            plain = Join(table_name, parent_alias, table_alias, *args, **kwargs)
             # Only the parent link of a multi-table child leads to the past (the parent row
             # is the same object); every other relation leads to the present.
-            if (
-                at is not None
-                and table_name in past
-                and getattr(remote, "parent_link", False)
-                and join_field.model._meta.concrete_model in past.values()
-            ):
+            if at is not None and _is_parent_link(plain, past):
                 return PastJoin(
                     table_name,
                     parent_alias,
@@ -156,7 +204,7 @@ class AsOfQuery(Query):
                     past=(past[table_name], at),
                     **kwargs,
                 )
-            return Join(table_name, parent_alias, table_alias, *args, **kwargs)
+            return plain
 
         return join
 

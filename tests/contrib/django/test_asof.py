@@ -339,3 +339,47 @@ def test_uuid_primary_keys_filter_by_value(db):
     with Context():
         stamped = Stamped.objects.create(label="x")
     assert as_of(Stamped, moment()).get(pk=uuid.UUID(str(stamped.pk))).label == "x"
+
+
+# A queryset of the present, read as of a moment -------------------------------------------------
+
+
+def test_a_querysets_filters_and_ordering_apply_to_the_past_values(story):
+    present = Book.objects.filter(pages__lt=260).order_by("-pages")
+    past = as_of(present, story["before"])
+    assert isinstance(past, AsOfQuerySet)
+    assert [book.title for book in past] == ["Old title", "Kept"]
+    # Now the renamed book has 250 pages: its past state (200) decides, not its present one.
+    assert [book.title for book in as_of(present, story["after"])] == ["New title", "Kept"]
+    with count_queries() as queries:
+        assert as_of(present, story["before"]).count() == 2
+    assert len(queries) == 1
+
+
+def test_a_querysets_joins_lead_to_the_present_and_its_database_is_kept(story):
+    author = story["kept"].author
+    present = Book.objects.using("default").filter(author__name="Ann").select_related("author")
+    past = as_of(present, story["before"])
+    assert past.db == "default"
+    with count_queries() as queries:
+        books = list(past)
+    assert len(queries) == 1
+    assert {book.author.name for book in books} == {author.name}
+    past_titles = as_of(Book.objects.values_list("title", flat=True), story["before"])
+    assert sorted(past_titles) == ["Gone", "Kept", "Old title"]
+
+
+def test_a_multi_table_childs_queryset_filters_its_parent_as_of_the_same_moment(db):
+    with Context():
+        restaurant = Restaurant.objects.create(name="Old name", serves_pizza=True)
+    before = moment()
+    change(restaurant, name="New name")
+    present = Restaurant.objects.filter(name="Old name")
+    assert not present.exists()
+    assert [r.name for r in as_of(present, before)] == ["Old name"]
+    assert not as_of(present, moment()).exists()
+
+
+def test_a_queryset_of_the_past_is_refused(story):
+    with pytest.raises(TypeError, match="of the present"):
+        as_of(as_of(Book, story["before"]), story["after"])

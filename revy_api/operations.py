@@ -29,6 +29,7 @@ from revy.context import Context
 from revy.contrib.django import history
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.recorder import state_json
+from revy.contrib.django.recovery import CascadedRow, cascade_of
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
@@ -212,6 +213,8 @@ class RollbackResult:
     dry_run: bool = False
     # The row as the rollback makes it (unsaved for a dry run): what a preview shows.
     target: models.Model | None = None
+    # The rows re-created with it (`cascade=True`): what its deletion took along.
+    cascaded: list[CascadedRow] = field(default_factory=list)
 
 
 def _target_state(model, pk, point) -> dict[str, Any]:
@@ -266,11 +269,14 @@ def rollback(
     dry_run: bool = False,
     if_match: str | None = None,
     policy: VisibilityPolicy | None = None,
+    cascade: bool = False,
 ) -> RollbackResult:
     """Roll one row back to `point` (re-creating it if deleted); or describe it (`dry_run`).
 
     `if_match` is compared with the current ETag (412 when stale). The policy decides, for a
-    dry run too: `change` on the row, or `add` to re-create it (`Forbidden`).
+    dry run too: `change` on the row, or `add` to re-create it (`Forbidden`). With
+    `cascade`, re-creating a row also re-creates what its deletion took along
+    (`RollbackResult.cascaded`), each needing `add` too.
     """
     model = model._meta.concrete_model
     current = model._base_manager.filter(pk=pk).first()
@@ -284,11 +290,19 @@ def rollback(
                 "If-Match does not match the current state of the object; fetch it again."
             )
     target = _target_state(model, pk, point)
+    taken_along = cascade_of(model, pk) if cascade and current is None else []
     if current is None:
         _check(policy, user, "add", target)
+        for row in taken_along:
+            _check(policy, user, "add", row.instance())
     changes = changes_between(current, target)
     result = RollbackResult(
-        current or target, changes, created=current is None, dry_run=dry_run, target=target
+        current or target,
+        changes,
+        created=current is None,
+        dry_run=dry_run,
+        target=target,
+        cascaded=taken_along,
     )
     if dry_run or (current is not None and not changes):
         return result
@@ -297,7 +311,7 @@ def rollback(
     try:
         with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
             result.instance = result.target = history.rollback(
-                model, pk, check=check, **_point_kwargs(point)
+                model, pk, check=check, cascade=cascade, **_point_kwargs(point)
             )
             result.revision = pending_revision()
     except PermissionDenied as error:

@@ -1,6 +1,8 @@
 """`HistoryMixin`: an object's history, past states, diffs and rollback on a ModelViewSet.
 
-Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
+Adds to a ModelViewSet `GET {prefix}/?as_of=<datetime>`: the list as it was at that moment
+(read-only; same queryset, filters, ordering and pagination, on the past values), and, for
+each object (`{prefix}/{pk}/...`):
 
 - `GET history/` its object deltas, newest first (`?aggregates=true`: with the changes of
   the rows that name it as an aggregate, as far as you may see their models);
@@ -9,7 +11,8 @@ Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
 - `GET diff/?since=&until=` the fields that differ between two points (each a revision id or
   an ISO datetime);
 - `POST rollback/` with `{"revision": id}`, `{"delta": id}` or `{"at": iso}`: restore that
-  state as a new revision, re-creating a deleted row. `If-Match` is compared with the
+  state as a new revision, re-creating a deleted row (with `"cascade": true`, also the rows
+  its deletion took along, listed in `cascaded`). `If-Match` is compared with the
   object's ETag (412 when stale), `?dry_run=true` answers what would change and writes
   nothing, and rolling back to the state the row already has records nothing.
 
@@ -29,6 +32,7 @@ Access needs both the viewset and the visibility policy (`revy_api.visibility`):
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -46,6 +50,7 @@ from rest_framework.response import Response
 from revy.context import Context
 from revy.contrib.django import history as revy_history
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
+from revy.contrib.django.recovery import CascadedRow
 from revy_api import operations
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
@@ -106,6 +111,15 @@ _PAGE_PARAMETERS = [
     _query_parameter("cursor", str, "The pagination cursor value."),
     _query_parameter("page_size", int, "Results per page, 1 to 500 (default 50)."),
 ]
+
+
+def _cascaded_reference(row: CascadedRow) -> dict[str, Any]:
+    """`{type, id, display}` of a row re-created by a cascading rollback."""
+    return {
+        "type": row.model._meta.label_lower,
+        "id": row.delta.content_id,
+        "display": str(row.instance()),
+    }
 
 
 class HistoryMixin(ProblemDetailsMixin):
@@ -210,6 +224,44 @@ class HistoryMixin(ProblemDetailsMixin):
         self.check_object_permissions(self.request, state)
         return HistoryTarget(model, pk, None, state)
 
+    # The table at a past moment ---------------------------------------------------------
+
+    @extend_schema(
+        parameters=[
+            _query_parameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                "List the objects as they were at this moment (ISO 8601; naive is UTC): "
+                "rows deleted since included, rows created since not; read-only.",
+            )
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """List the objects; with `?as_of=`, as they were at that moment.
+
+        The past list goes through the same queryset, filters, ordering and pagination,
+        evaluated on the past values (relations read the present: see
+        `revy.contrib.django.history.as_of`). It needs the policy's view of the model's
+        history (`can_view_model`, 403 otherwise).
+        """
+        value = request.query_params.get("as_of")
+        if value is not None:
+            self.as_of_at = operations.parse_datetime_value(value, "as_of")
+            model = self.get_queryset().model
+            if not self.get_visibility_policy().can_view_model(request.user, model):
+                raise operations.Forbidden(
+                    f"You may not see the history of {model._meta.verbose_name_plural}."
+                )
+        return super().list(request, *args, **kwargs)  # type: ignore[misc]
+
+    #: The moment `?as_of=` asks for, while a list is read.
+    as_of_at: datetime.datetime | None = None
+
+    def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        if self.as_of_at is not None and self.action == "list":
+            queryset = revy_history.as_of(queryset, self.as_of_at)
+        return super().filter_queryset(queryset)  # type: ignore[misc]
+
     # Actions ---------------------------------------------------------------------------
 
     @extend_schema(
@@ -307,7 +359,9 @@ class HistoryMixin(ProblemDetailsMixin):
         target = self.get_history_target()
         body = RollbackPointSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        point = operations.parse_point(**body.validated_data)
+        options = dict(body.validated_data)
+        cascade = options.pop("cascade", False)
+        point = operations.parse_point(**options)
         # Without RevisionContextMixin no context is open yet: record as the user anyway.
         recording = nullcontext() if Context.is_active() else Context(actor=self._user())
         with recording:
@@ -316,6 +370,7 @@ class HistoryMixin(ProblemDetailsMixin):
                 point,
                 dry_run=_flag(request, "dry_run"),
                 if_match=request.headers.get("If-Match"),
+                cascade=cascade,
             )
         shown = result.target if result.dry_run else result.instance
         response = Response(
@@ -325,6 +380,7 @@ class HistoryMixin(ProblemDetailsMixin):
                 "created": result.created,
                 "dry_run": result.dry_run,
                 "revision": result.revision.pk if result.revision is not None else None,
+                "cascaded": [_cascaded_reference(row) for row in result.cascaded],
             }
         )
         if not (result.dry_run and result.created):  # a row to be re-created has no ETag yet
@@ -343,6 +399,7 @@ class HistoryMixin(ProblemDetailsMixin):
         *,
         dry_run: bool,
         if_match: str | None,
+        cascade: bool = False,
     ) -> operations.RollbackResult:
         """Roll the row back (or describe it, for a dry run); override to add side effects."""
         return operations.rollback(
@@ -353,6 +410,7 @@ class HistoryMixin(ProblemDetailsMixin):
             dry_run=dry_run,
             if_match=if_match,
             policy=self.get_visibility_policy(),
+            cascade=cascade,
         )
 
     def finalize_response(

@@ -20,6 +20,9 @@ context opened. "Tracked" is the same code with the hooks installed inside a
 - `snapshot`: a row's state as of its 500th of 1,000 changes, by `history.snapshot()` and by
   `ObjectSnapshot` (no Django equivalent: the time itself is the goal).
 - `bulk_update`: `Item.objects.all().update(...)` of 10,000 rows.
+- `as_of` (opt-in: `--case as_of`; building its history takes minutes): `history.as_of(Item,
+  at)` over 100,000 rows with 10 versions each (1,000,000 object deltas, written directly as
+  delta rows), a filtered page and a count, at the middle of the history.
 
 Every update writes values no earlier run wrote (`Counter`), so every save changes its row.
 """
@@ -50,7 +53,7 @@ from benchmarks.harness import (
     time_goal,
 )
 from revy import Context
-from revy.contrib.django.history import history_of, snapshot
+from revy.contrib.django.history import as_of, history_of, snapshot
 from revy.contrib.django.models import ObjectDeltaAggregate, ObjectSnapshot
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
@@ -77,6 +80,9 @@ class Sizes:
     snapshot_rounds: int
     bulk_rows: int  # rows changed by one QuerySet.update()
     bulk_rounds: int
+    as_of_rows: int = 100_000  # rows of the as_of case, each with as_of_versions versions
+    as_of_versions: int = 10
+    as_of_rounds: int = 3
 
     def with_rounds(self, rounds: int) -> Sizes:
         """The same sizes with every case run for `rounds` rounds."""
@@ -113,6 +119,7 @@ QUICK = Sizes(
     snapshot_rounds=3,
     bulk_rows=1_000,
     bulk_rounds=3,
+    as_of_rows=2_000,
 )
 
 
@@ -502,6 +509,80 @@ def bulk_update(bench: Bench) -> list[Result]:
     ]
 
 
+# 8. a whole table at a past moment -------------------------------------------------------------
+
+
+def table_as_of(bench: Bench) -> list[Result]:
+    rows, versions = bench.sizes.as_of_rows, bench.sizes.as_of_versions
+    bench.reset()
+    pks = bench.insert_items(rows)
+    delta_model = get_object_delta_model()
+    content_type = ContentType.objects.get_for_model(Item)
+    with Context(actor=bench.actor):
+        # One revision for every delta: as_of() reads the deltas only.
+        revision = get_revision_model().objects.create()
+    start = timezone.now() - datetime.timedelta(days=versions)
+    base = bench.item_values(1)[0]
+    state = {
+        "title": base["title"],
+        "sku": base["sku"],
+        "description": base["description"],
+        "price": "19.99",
+        "active": True,
+        "updated_at": base["updated_at"].isoformat(),
+        "category_id": bench.category.pk,
+    }
+    # Version v of every row at day v: Create, then Updates; quantity is the version.
+    for version in range(versions):
+        created_at = start + datetime.timedelta(days=version)
+        action = "Create" if version == 0 else "Update"
+        for first in range(0, rows, 5_000):
+            delta_model.objects.bulk_create(
+                [
+                    delta_model(
+                        revision=revision,
+                        action=action,
+                        event_type=f"benchapp.item.{action.lower()}d",
+                        content_type=content_type,
+                        content_id=str(pk),
+                        data={"id": pk, **state, "quantity": version},
+                        created_at=created_at,
+                    )
+                    for pk in pks[first : first + 5_000]
+                ]
+            )
+    bench.analyze()
+    middle = versions // 2
+    at = start + datetime.timedelta(days=middle, hours=1)
+
+    def page(clock: Clock) -> None:
+        with clock:
+            found = list(as_of(Item, at).filter(active=True).order_by("-id")[:50])
+        assert found and {item.quantity for item in found} == {middle}
+
+    def count(clock: Clock) -> None:
+        with clock:
+            counted = as_of(Item, at).filter(quantity=middle).count()
+        assert counted == rows
+
+    def one_row(clock: Clock) -> None:
+        with clock:
+            found = as_of(Item, at).get(pk=pks[rows // 2])
+        assert found.quantity == middle
+
+    measured = measure(
+        [Mode("page", True, page), Mode("count", True, count), Mode("row", True, one_row)],
+        n=1,
+        rounds=bench.sizes.as_of_rounds,
+    )
+    where = f"{rows:,} rows x {versions} versions"
+    return [
+        measured.result("as_of(): 50 rows, filtered", "page", None, n=1, note=where),
+        measured.result("as_of(): count(), filtered", "count", None, n=1, note=where),
+        measured.result("as_of(): get(pk=)", "row", None, n=1, note=where),
+    ]
+
+
 CASES: dict[str, Callable[[Bench], list[Result]]] = {
     "create": create,
     "update": update,
@@ -511,4 +592,5 @@ CASES: dict[str, Callable[[Bench], list[Result]]] = {
     "load": load,
     "snapshot": state_as_of,
     "bulk_update": bulk_update,
+    "as_of": table_as_of,
 }

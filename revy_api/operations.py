@@ -29,6 +29,7 @@ from revy.contrib.django import history
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.recorder import state_json
+from revy.contrib.django.recovery import CascadedRow, cascade_of
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import pending_revision
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
@@ -227,6 +228,8 @@ class RollbackResult:
     dry_run: bool = False
     # The row as the rollback makes it (unsaved for a dry run): what a preview shows.
     target: models.Model | None = None
+    # The rows re-created with it (`cascade=True`): what its deletion took along.
+    cascaded: list[CascadedRow] = field(default_factory=list)
 
 
 def _target_state(model, pk, point) -> dict[str, Any]:
@@ -282,14 +285,17 @@ def rollback(
     if_match: str | None = None,
     require_if_match: bool | None = None,
     policy: VisibilityPolicy | None = None,
+    cascade: bool = False,
 ) -> RollbackResult:
     """Roll one row back to `point` (re-creating it if deleted); or describe it (`dry_run`).
 
     `if_match` is compared with the current ETag while the row is locked for the write (see
     `check_if_match`; `require_if_match` defaults to the `REQUIRE_IF_MATCH` setting and
     does not apply to a deleted row, which has no ETag). The policy decides, for a dry run
-    too: `change` on the row, or `add` to re-create it (`Forbidden`). A state the database
-    refuses is a `RestoreConflict`; nothing is written.
+    too: `change` on the row, or `add` to re-create it (`Forbidden`). With `cascade`,
+    re-creating a row also re-creates what its deletion took along (`RollbackResult.cascaded`),
+    each needing `add` too. A state the database refuses is a `RestoreConflict`; nothing is
+    written.
     """
     model = model._meta.concrete_model
     using = router.db_for_write(model)
@@ -305,11 +311,19 @@ def rollback(
                 require_if_match = if_match_required()
             check_if_match(current, if_match, required=require_if_match and current is not None)
             target = _target_state(model, pk, point)
+            taken_along = cascade_of(model, pk, using=using) if cascade and current is None else []
             if current is None:
                 _check(policy, user, "add", target)
+                for row in taken_along:
+                    _check(policy, user, "add", row.instance())
             changes = changes_between(current, target)
             result = RollbackResult(
-                current or target, changes, created=current is None, dry_run=dry_run, target=target
+                current or target,
+                changes,
+                created=current is None,
+                dry_run=dry_run,
+                target=target,
+                cascaded=taken_along,
             )
             if dry_run or (current is not None and not changes):
                 return result
@@ -317,10 +331,10 @@ def rollback(
             check = _restore_check(user, policy)
             with Context() if not Context.is_active() else _Nothing():
                 result.instance = result.target = history.rollback(
-                    model, pk, using=using, check=check, **_point_kwargs(point)
+                    model, pk, using=using, check=check, cascade=cascade, **_point_kwargs(point)
                 )
                 result.revision = pending_revision(using)
-                check_constraints(using, [model])
+                check_constraints(using, [model, *(row.model for row in taken_along)])
     except PermissionDenied as error:
         raise Forbidden(str(error)) from None
     return result

@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.behaviourapp",
     "tests.renameapp",
+    "tests.recoveryapp",
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
     "example.ledger",

@@ -27,7 +27,13 @@ from revy_api import operations
 from revy_api.graphql import arguments
 from revy_api.graphql.errors import translating_errors
 from revy_api.graphql.pages import attach_page
-from revy_api.graphql.payloads import RevertResult, RollbackResult, field_changes, recorded_state
+from revy_api.graphql.payloads import (
+    RevertResult,
+    RollbackResult,
+    Snapshot,
+    field_changes,
+    recorded_state,
+)
 from revy_api.graphql.state import state_of
 
 __all__ = ["RevisionMutation"]
@@ -75,6 +81,13 @@ class RevisionMutation:
                 "PRECONDITION_FAILED when the row changed since."
             ),
         ] = None,
+        cascade: Annotated[
+            bool | None,
+            strawberry.argument(
+                description="Re-creating a deleted row, re-create too the rows its deletion "
+                "took along (each needs the add permission)."
+            ),
+        ] = False,
     ) -> RollbackResult:
         state = state_of(info)
         state.require_login()
@@ -91,6 +104,7 @@ class RevisionMutation:
                 dry_run=bool(dry_run),
                 if_match=expected_etag,
                 policy=state.policy,
+                cascade=bool(cascade),
             )
         if result.revision is not None:
             attach_page([result.revision])
@@ -104,6 +118,15 @@ class RevisionMutation:
             created=result.created,
             dry_run=result.dry_run,
             revision=result.revision,
+            cascaded=[
+                Snapshot(
+                    type=row.model._meta.label_lower,
+                    id=strawberry.ID(row.delta.content_id),
+                    state=cast(JSON, recorded_state(row.instance())),
+                    etag=operations.etag(row.instance()),
+                )
+                for row in result.cascaded
+            ],
         )
 
     @strawberry.mutation(

@@ -88,6 +88,10 @@ class RollbackResult:
     revision: Revision | None = strawberry.field(
         description="The revision the rollback was recorded in; null when nothing changed."
     )
+    cascaded: list[Snapshot] = strawberry.field(
+        default_factory=list,
+        description="The rows re-created with it (`cascade`), in the order they are created.",
+    )
 
 
 @strawberry.type(description="What `revertRevision` did.")

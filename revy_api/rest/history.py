@@ -1,6 +1,8 @@
 """`HistoryMixin`: an object's history, past states, diffs and rollback on a ModelViewSet.
 
-Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
+Adds to a ModelViewSet `GET {prefix}/?as_of=<datetime>`: the list as it was at that moment
+(read-only; same queryset, filters, ordering and pagination, on the past values), and, for
+each object (`{prefix}/{pk}/...`):
 
 - `GET history/` its object deltas, newest first (`?aggregates=true`: with the changes of
   the rows that name it as an aggregate, as far as you may see their models);
@@ -9,7 +11,8 @@ Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
 - `GET diff/?since=&until=` the fields that differ between two points (each a revision id or
   an ISO datetime);
 - `POST rollback/` with `{"revision": id}`, `{"delta": id}` or `{"at": iso}`: restore that
-  state as a new revision, re-creating a deleted row. `If-Match` is compared with the
+  state as a new revision, re-creating a deleted row (with `"cascade": true`, also the rows
+  its deletion took along, listed in `cascaded`). `If-Match` is compared with the
   object's ETag (412 when stale), `?dry_run=true` answers what would change and writes
   nothing, and rolling back to the state the row already has records nothing.
 
@@ -31,6 +34,7 @@ Access needs both the viewset and the visibility policy (`revy_api.visibility`):
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -38,6 +42,7 @@ from typing import Any
 
 from django.db import connections, models, router, transaction
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
@@ -47,6 +52,7 @@ from rest_framework.response import Response
 from revy.context import Context
 from revy.contrib.django import history as revy_history
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
+from revy.contrib.django.recovery import CascadedRow
 from revy_api import inputs, operations
 from revy_api.rest import openapi
 from revy_api.rest.mixins import ProblemDetailsMixin
@@ -95,6 +101,15 @@ def _flag(request: Request, name: str) -> bool:
 
 def _query_parameter(name: str, kind: Any, description: str) -> OpenApiParameter:
     return OpenApiParameter(name, kind, OpenApiParameter.QUERY, description=description)
+
+
+def _cascaded_reference(row: CascadedRow) -> dict[str, Any]:
+    """`{type, id, display}` of a row re-created by a cascading rollback."""
+    return {
+        "type": row.model._meta.label_lower,
+        "id": row.delta.content_id,
+        "display": str(row.instance()),
+    }
 
 
 class HistoryMixin(ProblemDetailsMixin):
@@ -154,6 +169,9 @@ class HistoryMixin(ProblemDetailsMixin):
     # Conditional writes (If-Match) ----------------------------------------------------------
 
     def filter_queryset(self, queryset: models.QuerySet) -> models.QuerySet:
+        if self.as_of_at is not None and self.action == "list":
+            # The past values, filtered, ordered and paginated as the present ones are.
+            queryset = revy_history.as_of(queryset, self.as_of_at)
         queryset = super().filter_queryset(queryset)  # type: ignore[misc]
         if getattr(self, "_locked_write", False):
             of = ("self",) if connections[queryset.db].features.has_select_for_update_of else ()
@@ -237,6 +255,39 @@ class HistoryMixin(ProblemDetailsMixin):
             return None
         self.check_object_permissions(self.request, state)
         return HistoryTarget(model, pk, None, state)
+
+    # The table at a past moment ---------------------------------------------------------
+
+    @extend_schema(
+        parameters=[
+            _query_parameter(
+                "as_of",
+                OpenApiTypes.DATETIME,
+                "List the objects as they were at this moment (ISO 8601; naive is UTC): "
+                "rows deleted since included, rows created since not; read-only.",
+            )
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """List the objects; with `?as_of=`, as they were at that moment.
+
+        The past list goes through the same queryset, filters, ordering and pagination,
+        evaluated on the past values (relations read the present: see
+        `revy.contrib.django.history.as_of`). It needs the policy's view of the model's
+        history (`can_view_model`, 403 otherwise).
+        """
+        value = request.query_params.get("as_of")
+        if value is not None:
+            self.as_of_at = operations.parse_datetime_value(value, "as_of")
+            model = self.get_queryset().model
+            if not self.get_visibility_policy().can_view_model(request.user, model):
+                raise operations.Forbidden(
+                    f"You may not see the history of {model._meta.verbose_name_plural}."
+                )
+        return super().list(request, *args, **kwargs)  # type: ignore[misc]
+
+    #: The moment `?as_of=` asks for, while a list is read.
+    as_of_at: datetime.datetime | None = None
 
     # Actions ---------------------------------------------------------------------------
 
@@ -338,7 +389,9 @@ class HistoryMixin(ProblemDetailsMixin):
         target = self.get_history_target()
         body = RollbackPointSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        point = operations.parse_point(**body.validated_data)
+        options = dict(body.validated_data)
+        cascade = options.pop("cascade", False)
+        point = operations.parse_point(**options)
         # Without RevisionContextMixin no context is open yet: record as the user anyway.
         recording = nullcontext() if Context.is_active() else Context(actor=self._user())
         with recording:
@@ -347,6 +400,7 @@ class HistoryMixin(ProblemDetailsMixin):
                 point,
                 dry_run=_flag(request, "dry_run"),
                 if_match=request.headers.get("If-Match"),
+                cascade=cascade,
             )
         shown = result.target if result.dry_run else result.instance
         response = Response(
@@ -356,6 +410,7 @@ class HistoryMixin(ProblemDetailsMixin):
                 "created": result.created,
                 "dry_run": result.dry_run,
                 "revision": result.revision.pk if result.revision is not None else None,
+                "cascaded": [_cascaded_reference(row) for row in result.cascaded],
             }
         )
         if not (result.dry_run and result.created):  # a row to be re-created has no ETag yet
@@ -374,6 +429,7 @@ class HistoryMixin(ProblemDetailsMixin):
         *,
         dry_run: bool,
         if_match: str | None,
+        cascade: bool = False,
     ) -> operations.RollbackResult:
         """Roll the row back (or describe it, for a dry run); override to add side effects."""
         return operations.rollback(
@@ -384,6 +440,7 @@ class HistoryMixin(ProblemDetailsMixin):
             dry_run=dry_run,
             if_match=if_match,
             policy=self.get_visibility_policy(),
+            cascade=cascade,
         )
 
     def finalize_response(

@@ -29,6 +29,7 @@ from revy_api.visibility import VisibilityPolicy, get_policy
 __all__ = [
     "ConflictProblemSerializer",
     "ConflictSerializer",
+    "DeletedObjectSerializer",
     "DiffSerializer",
     "MomentField",
     "ObjectDeltaPageSerializer",
@@ -313,6 +314,11 @@ class RollbackPointSerializer(serializers.Serializer):
         help_text="An object delta id; a deletion means the state just before it.",
     )
     at = MomentField(required=False, help_text="A moment (ISO 8601).")
+    cascade = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Re-creating a deleted row, re-create too the rows its deletion took along.",
+    )
 
 
 class RollbackResultSerializer(serializers.Serializer):
@@ -326,6 +332,10 @@ class RollbackResultSerializer(serializers.Serializer):
     dry_run = serializers.BooleanField()
     revision = serializers.IntegerField(
         allow_null=True, help_text="The revision that recorded it; null when nothing was."
+    )
+    cascaded = ReferenceSerializer(
+        many=True,
+        help_text="The rows re-created with it (`cascade`), in the order they are created.",
     )
 
 
@@ -426,3 +436,53 @@ def conflicts_json(conflicts: Sequence[models.Model]) -> list[dict[str, Any]]:
         }
         for delta in conflicts
     ]
+
+
+# Deleted objects ----------------------------------------------------------------------------
+
+
+class _DeletedObjectListSerializer(serializers.ListSerializer):
+    def to_representation(self, data: Any) -> list[dict[str, Any]]:
+        deletions = list(data.all() if isinstance(data, models.Manager) else data)
+        references = References()
+        for deletion in deletions:
+            references.want(deletion.actor_type_id, deletion.actor_id)
+        references.load()
+        return [self.child.render(deletion, references) for deletion in deletions]
+
+
+class DeletedObjectSerializer(serializers.Serializer):
+    """A row deleted now: its last state, when, by whom and why (its `Delete` delta).
+
+    Serializes the deltas of `revy.contrib.django.history.deleted()` (annotated with
+    `snapshot`); lists load the actors in one batch.
+    """
+
+    delta = serializers.IntegerField(help_text="The id of the Delete object delta.")
+    revision = serializers.IntegerField(help_text="The id of the deleting revision.")
+    deleted_at = serializers.DateTimeField()
+    actor = ReferenceSerializer(allow_null=True, help_text="null is the system (a cascade).")
+    description = serializers.CharField(allow_blank=True)
+    content = ReferenceSerializer(help_text="The deleted row; `display` is its last state's.")
+    state = serializers.DictField(help_text="Its last recorded state, by attname.")
+
+    class Meta:
+        list_serializer_class = _DeletedObjectListSerializer
+
+    def to_representation(self, deletion: models.Model) -> dict[str, Any]:
+        references = References()
+        references.want(deletion.actor_type_id, deletion.actor_id)
+        return self.render(deletion, references.load())
+
+    def render(self, deletion: models.Model, references: References) -> dict[str, Any]:
+        """Return the JSON of one deletion, its actor taken from `references`."""
+        content = references.ref(deletion.content_type_id, deletion.content_id) or {}
+        return {
+            "delta": deletion.pk,
+            "revision": deletion.revision_id,
+            "deleted_at": self.fields["deleted_at"].to_representation(deletion.created_at),
+            "actor": references.ref(deletion.actor_type_id, deletion.actor_id),
+            "description": deletion.description,
+            "content": {**content, "display": str(deletion.snapshot)},
+            "state": deletion.data,
+        }

@@ -2,16 +2,18 @@
 
 - `revisions/`, `revisions/{id}/`, `revisions/{id}/revert/`
 - `deltas/`, `deltas/{id}/`
+- `deleted/?content_type=app_label.model`
 """
 
 from rest_framework.routers import SimpleRouter
 
-from revy_api.rest.views import DeltaViewSet, RevisionViewSet
+from revy_api.rest.views import DeletedViewSet, DeltaViewSet, RevisionViewSet
 
 app_name = "revy_api"
 
 router = SimpleRouter()
 router.register("revisions", RevisionViewSet, basename="revision")
 router.register("deltas", DeltaViewSet, basename="delta")
+router.register("deleted", DeletedViewSet, basename="deleted")
 
 urlpatterns = router.urls

@@ -9,21 +9,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import viewsets
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from revy.contrib.django.recovery import deleted
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api import operations
+from revy_api.references import content_type_for_label
 from revy_api.rest import openapi
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.serializers import (
+    DeletedObjectSerializer,
     ObjectDeltaSerializer,
     RevertOptionsSerializer,
     RevertResultSerializer,
@@ -32,7 +36,7 @@ from revy_api.rest.serializers import (
 )
 from revy_api.visibility import VisibilityPolicy, get_policy
 
-__all__ = ["DeltaViewSet", "RevisionViewSet"]
+__all__ = ["DeletedViewSet", "DeltaViewSet", "RevisionViewSet"]
 
 
 class _ReadOnlyHistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
@@ -112,3 +116,53 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
             return deltas.none()
         visible = self.get_visibility_policy().filter_deltas(self.request.user, deltas)
         return visible.prefetch_related("children")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="Rows of a model deleted now, with their last state, newest first",
+        parameters=[
+            OpenApiParameter(
+                "content_type",
+                OpenApiTypes.STR,
+                OpenApiParameter.QUERY,
+                required=True,
+                description="`app_label.model` of the rows.",
+            )
+        ],
+        filters=False,
+    )
+)
+class DeletedViewSet(ProblemDetailsMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """`GET deleted/?content_type=app_label.model`: the rows of a model that are deleted now
+    (their latest recorded change is a deletion), newest deletion first.
+
+    Each with its last state and the deletion's time, actor, description and revision
+    (`revy.contrib.django.history.deleted`). Only deletions the visibility policy lets the
+    user see (`filter_deltas`); restore one with the model's `rollback/`.
+    """
+
+    permission_classes = [IsAuthenticated]
+    pagination_class = HistoryCursorPagination
+    serializer_class = DeletedObjectSerializer
+
+    def renders_problem_details(self) -> bool:
+        return True
+
+    def get_visibility_policy(self) -> VisibilityPolicy:
+        """Return the policy deciding which deletions the user sees."""
+        return get_policy()
+
+    def get_queryset(self) -> Any:
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
+            return get_object_delta_model()._base_manager.none()
+        label = self.request.query_params.get("content_type", "")
+        content_type = content_type_for_label(label) if label else None
+        model = content_type.model_class() if content_type is not None else None
+        if model is None:
+            raise operations.BadRequest(
+                "content_type must name a model as app_label.model"
+                + (f", not {label!r}." if label else "."),
+                field="content_type",
+            )
+        return self.get_visibility_policy().filter_deltas(self.request.user, deleted(model))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from rest_framework import serializers, viewsets
+from rest_framework import filters, pagination, serializers, viewsets
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -65,6 +65,16 @@ class AuthorViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
 class BookViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
     queryset = Book.objects.order_by("id")
     serializer_class = BookSerializer
+
+
+class PagedBookViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+    """Books in pages of two, orderable by title or pages (`?as_of=` keeps both)."""
+
+    queryset = Book.objects.order_by("id")
+    serializer_class = BookSerializer
+    pagination_class = type("TwoPerPage", (pagination.PageNumberPagination,), {"page_size": 2})
+    filter_backends = [filters.OrderingFilter]
+    ordering_fields = ["title", "pages"]
 
 
 class CarViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):

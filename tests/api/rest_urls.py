@@ -8,6 +8,7 @@ from tests.api import rest
 router = SimpleRouter()
 router.register("authors", rest.AuthorViewSet)
 router.register("books", rest.BookViewSet)
+router.register("paged-books", rest.PagedBookViewSet, basename="paged-book")
 router.register("cars", rest.CarViewSet)
 router.register("engines", rest.EngineViewSet)
 router.register("cylinders", rest.CylinderViewSet)

@@ -10,7 +10,7 @@ from revy import Context
 from revy_api.operations import etag
 from tests.factories import history_counts, make_book, object_deltas, revisions
 from tests.graphql.conftest import delta_id, grant, revision_id
-from tests.testapp.models import Book
+from tests.testapp.models import Book, Car, Cylinder, Engine
 
 ROLLBACK = """
 mutation($id: ID!, $revision: ID, $delta: ID, $at: DateTime, $dryRun: Boolean,
@@ -358,3 +358,39 @@ def test_conflicts_list_only_what_you_may_see_and_count_the_rest(gql, user):
     assert [conflict["type"] for conflict in extensions["conflicts"]] == ["testapp.book"]
     assert extensions["hiddenConflicts"] == 1
     assert "author" not in response.errors[0]["message"].lower()
+
+
+CASCADE = """
+mutation($id: ID!, $delta: ID, $dryRun: Boolean, $cascade: Boolean) {
+  rollbackObject(type: "testapp.car", id: $id, delta: $delta, dryRun: $dryRun,
+                 cascade: $cascade) {
+    created dryRun
+    cascaded { type id state }
+  }
+}
+"""
+
+
+def test_a_cascading_rollback_re_creates_what_the_deletion_took_along(gql, django_user_model):
+    gql.login(django_user_model.objects.create_superuser("root", "root@example.com", "pw"))
+    with Context():
+        car = Car.objects.create(manufacturer="Saab")
+        engine = Engine.objects.create(car=car)
+        Cylinder.objects.create(engine=engine, volume=400)
+    car_pk = car.pk
+    with Context():
+        car.delete()
+    deletion = delta_id(object_deltas(Car, car_pk)[-1])
+    before = history_counts()
+
+    preview = gql(CASCADE, {"id": str(car_pk), "delta": deletion, "dryRun": True, "cascade": True})
+    assert [row["type"] for row in preview.ok()["rollbackObject"]["cascaded"]] == [
+        "testapp.engine",
+        "testapp.cylinder",
+    ]
+    assert history_counts() == before
+
+    done = gql(CASCADE, {"id": str(car_pk), "delta": deletion, "cascade": True}).ok()
+    assert done["rollbackObject"]["created"] is True
+    assert done["rollbackObject"]["cascaded"][1]["state"]["volume"] == 400
+    assert Cylinder.objects.get().engine.car_id == car_pk

@@ -296,6 +296,7 @@ def test_rollback_restores_a_state_as_a_new_revision(editor, editor_api, ann):
         "created": False,
         "dry_run": False,
         "revision": latest.revision_id,
+        "cascaded": [],
     }
     assert response["X-Revision-Id"] == str(latest.revision_id)
     assert response["ETag"] == etag(ann)

@@ -24,6 +24,7 @@ from revy.contrib.django.history import (
     _Row,
     _state_at,
 )
+from revy.contrib.django.recovery import cascade_of
 from revy.contrib.django.registry import pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
@@ -63,6 +64,7 @@ def rollback(
     at: datetime.datetime | None = None,
     using: str | None = None,
     check: RestoreCheck | None = None,
+    cascade: bool = False,
 ) -> models.Model:
     """Restore the row to its state at one point and return the saved instance.
 
@@ -76,6 +78,11 @@ def rollback(
     saved like a fixture row, so `pre_save`/`post_save` receivers see `raw=True`.
 
     `check(action, instance)` is called before the row is written (see `RestoreCheck`).
+
+    With `cascade=True`, re-creating a deleted row also re-creates, in the same revision and
+    each after the rows it refers to, the rows its latest deletion took along (see
+    `revy.contrib.django.recovery.cascade_of`), with their last state; `check` is called
+    for each of them too. It changes nothing for a row that exists.
 
     Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
     its state there is unknown. `using` names the row's database (default: the one the
@@ -96,7 +103,12 @@ def rollback(
         # Loaded inside the context, so that the save records only the fields that change.
         current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
         if current is None:
-            return _recreate(model, state, using, check)
+            # Found before the re-creation: the row's latest delta is still its deletion.
+            taken_along = cascade_of(model, row.pk, using=using) if cascade else []
+            instance = _recreate(model, state, using, check)
+            for cascaded in taken_along:
+                _recreate(cascaded.model, cascaded.state, using, check)
+            return instance
         if check is not None:
             check("change", current)
         _assign_state(current, state)

@@ -6,7 +6,7 @@ When one of these starts passing, the core was fixed: remove the xfail.
 from __future__ import annotations
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.utils import IntegrityError
 
 from revy import Context
@@ -38,17 +38,6 @@ def test_assignment_to_an_instance_loaded_outside_the_context_keeps_its_actor(us
     assert actors == {"email": actor_ref(user), "name": (None, None)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=Engine.DoesNotExist,
-    reason=(
-        "Core (events.aggregates_of): recording a re-created row follows its aggregate "
-        "foreign keys (REVY_AGGREGATES) with getattr(), which raises the related model's "
-        "DoesNotExist when that row is gone, before the database can refuse the foreign "
-        "key. revy_api answers it as a 409 restore-conflict; the core should let the "
-        "database's IntegrityError (or a HistoryError) surface instead."
-    ),
-)
 def test_reverting_the_deletion_of_a_row_whose_aggregate_is_gone_fails_as_the_database_does():
     with Context():
         engine = Engine.objects.create(car=Car.objects.create(manufacturer="Saab"))
@@ -59,6 +48,6 @@ def test_reverting_the_deletion_of_a_row_whose_aggregate_is_gone_fails_as_the_da
     with Context():
         engine.delete()
 
-    with pytest.raises(IntegrityError):
+    with pytest.raises(IntegrityError), transaction.atomic():
         revert(deletion)
         connection.check_constraints()  # the foreign key to the deleted engine

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models, router, transaction
 
 from revy.context import Context
@@ -193,7 +194,12 @@ def _direct_aggregates(instance: models.Model) -> list[models.Model]:
     config = registry.config_for(type(instance))
     if config is not None:
         for name in config.aggregate_fields:
-            result.append(getattr(instance, name, None))
+            try:
+                result.append(getattr(instance, name, None))
+            except ObjectDoesNotExist:
+                # The related row is gone (a row re-created by a restore): the database's
+                # foreign key check answers for it, as it would without revy.
+                continue
     return result
 
 

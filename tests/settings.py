@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "strawberry_django",
     "revy.contrib.django",
     "tests.testapp",
+    "tests.trustapp",  # the model-based history test
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
     "example.ledger",

@@ -38,6 +38,7 @@ import itertools
 import os
 import pickle
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from decimal import Decimal
@@ -48,13 +49,16 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DatabaseError, IntegrityError, models, transaction
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Lower
 from django.utils import timezone
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     rule,
     run_state_machine_as_test,
@@ -67,6 +71,7 @@ from revy.contrib.django.history import (
     ObjectAbsent,
     RevisionConflict,
     diff,
+    history_of,
     revert,
     rollback,
     snapshot,
@@ -112,6 +117,7 @@ settings.register_profile(
     print_blob=True,
 )
 PROFILE = os.environ.get("REVY_PROPERTY_PROFILE", "ci")
+STATS: Counter[str] = Counter()
 # e.g. REVY_PROPERTY_EXAMPLES=5 for a quick look while working on the machine
 EXAMPLES = os.environ.get("REVY_PROPERTY_EXAMPLES")
 
@@ -128,6 +134,19 @@ KNOWN_BUGS = {
     "mti": "test_creating_a_child_records_its_parent_row",
     "ignore_conflicts": "test_ignore_conflicts_records_nothing_for_a_row_not_inserted",
     "update_conflicts": "test_update_conflicts_records_an_update_of_the_existing_row",
+    "refresh_relations": "test_refresh_from_db_of_a_relation_works",
+    "bulk_expressions": (
+        "test_bulk_update_records_the_value_an_expression_stored, "
+        "test_bulk_create_records_the_value_an_expression_stored"
+    ),
+    "custom_through_add": "test_an_add_through_a_custom_through_model_records_one_creation",
+    "symmetrical_add": "test_a_symmetrical_add_records_both_through_rows",
+    "refused_in_atomic": (
+        "test_a_sliced_update_leaves_the_atomic_block_usable, "
+        "test_bulk_create_of_a_child_model_leaves_the_atomic_block_usable"
+    ),
+    "joined_update": "test_an_update_of_a_joined_field_raises_django_s_field_error",
+    "auto_now_only_save": "test_a_save_that_only_moves_auto_now_is_recorded",
 }
 _avoid = os.environ.get("REVY_PROPERTY_AVOID")
 if _avoid is None:
@@ -136,7 +155,7 @@ else:
     AVOID = frozenset(name for name in _avoid.split(",") if name and name != "none")
 
 
-def avoided(name: str) -> bool:
+def avoided(name: str | None) -> bool:
     return name in AVOID
 
 
@@ -191,6 +210,9 @@ def state_of(instance: models.Model | None) -> State | None:
 
 
 def differences(expected: State | None, actual: State | str | None) -> str | None:
+    if avoided("auto_now_only_save"):
+        # A save that changes nothing but an auto_now field records nothing (yet).
+        expected, actual = _without_auto_now(expected), _without_auto_now(actual)
     if expected == actual:
         return None
     if expected is None or not isinstance(actual, dict):
@@ -200,6 +222,12 @@ def differences(expected: State | None, actual: State | str | None) -> str | Non
         for name in expected
         if expected.get(name) != actual.get(name)
     )
+
+
+def _without_auto_now(state: Any) -> Any:
+    if isinstance(state, dict) and "touched" in state:
+        return {name: value for name, value in state.items() if name != "touched"}
+    return state
 
 
 def content_pk(model: type[models.Model], content_id: str) -> Any:
@@ -239,6 +267,14 @@ POOL_CODES = [f"c{i}" for i in range(6)]
 NEGATIVE_IDS = itertools.count(1)
 
 
+# What Django answers a save of an instance whose row is gone, when it cannot insert it again.
+STALE_SAVE_REFUSALS = (
+    "did not affect any rows",
+    "F() expressions can only be used to update",
+    "Cannot force an update in save() with no primary key",
+)
+
+
 class _Rollback(Exception):
     """Raised to roll a savepoint back."""
 
@@ -275,6 +311,10 @@ class HistoryMachine(RuleBasedStateMachine):
 
     # Blocks ------------------------------------------------------------------------------
 
+    def count(self, what: str) -> None:
+        """Count what the examples did (REVY_PROPERTY_STATS=1 prints it)."""
+        STATS[what] += 1
+
     def fresh(self, prefix: str) -> str:
         return f"{prefix}{next(self.sequence)}"
 
@@ -287,6 +327,7 @@ class HistoryMachine(RuleBasedStateMachine):
         actor = self.actor(data, "block actor")
         shape = data.draw(st.sampled_from(["context", "atomic around", "atomic inside"]))
         note(f"block: {shape}, actor {actor!r}")
+        self.count(f"block: {shape}")
         self.expectations = []
         self.fragile = False
         try:
@@ -305,6 +346,7 @@ class HistoryMachine(RuleBasedStateMachine):
             if not (may_fail and self.fragile):
                 raise
             note(f"block failed: {error}")
+            self.count("block failed at commit (legitimately)")
             self.expectations = []
         self.capture()
 
@@ -332,6 +374,7 @@ class HistoryMachine(RuleBasedStateMachine):
             assert any(named.values()), f"revision {revision.pk} is empty"
             touched = {model: changed[model] | named[model] for model in self.checked}
             self.points.append(Point(revision, moment, self.reality, touched))
+            self.count("revisions")
             self.unchecked_points += 1
             for expectation in self.expectations:
                 expectation(revision)
@@ -358,6 +401,7 @@ class HistoryMachine(RuleBasedStateMachine):
     def run_ops(self, data, count: int) -> None:
         for _ in range(count):
             op = data.draw(st.sampled_from(self.operations()), label="operation")
+            self.count(op.__name__)
             if data.draw(st.booleans(), label="switch actor"):
                 actor = self.actor(data)
                 note(f"set_actor({actor!r})")
@@ -399,16 +443,18 @@ class HistoryMachine(RuleBasedStateMachine):
         pks = self.pks(model)
         if not pks:
             return []
-        return data.draw(st.lists(st.sampled_from(pks), max_size=3, unique=True))
+        return data.draw(st.lists(st.sampled_from(pks), min_size=1, max_size=3, unique=True))
 
     def load(self, data, model: type[models.Model]) -> models.Model | None:
         """An instance of a row: held since an earlier step, or loaded now (maybe deferred)."""
         held = [obj for obj in self.held if obj._meta.concrete_model is model._meta.concrete_model]
         if held and data.draw(st.booleans(), label="use a held instance"):
             instance = data.draw(st.sampled_from(held), label="held instance")
+            self.count("held instance used")
             self.fragile = True
             if data.draw(st.integers(0, 3)) == 0 and not avoided("pickle"):
                 note("pickle round trip")
+                self.count("pickle round trip")
                 instance = pickle.loads(pickle.dumps(instance))
             return instance
         pk = self.pick(data, model)
@@ -420,7 +466,12 @@ class HistoryMachine(RuleBasedStateMachine):
             field = _field(model, attname).name
             note(f"load {model.__name__} {pk!r} with only({field!r})")
             queryset = queryset.only(field)
-        return queryset.first()
+        instance = queryset.first()
+        if instance is not None:
+            # Later operations (of this block, too) may reuse it: after a savepoint rolled
+            # back, say.
+            self.held = [*self.held[-3:], instance]
+        return instance
 
     # Operations ---------------------------------------------------------------------------
 
@@ -436,6 +487,7 @@ class HistoryMachine(RuleBasedStateMachine):
             self.op_bulk_update,
             self.op_m2m,
             self.op_restore,
+            self.op_django_refuses,
         ]
         if not avoided("json_in_place"):
             ops.append(self.op_json_in_place)
@@ -521,13 +573,11 @@ class HistoryMachine(RuleBasedStateMachine):
         if instance is None:
             return
         if data.draw(st.integers(0, 3), label="refresh first") == 0:
+            names = sorted(EDITABLE[model._meta.concrete_model])
+            if not avoided("refresh_relations"):
+                names += RELATIONS.get(model._meta.concrete_model, [])
             fields = data.draw(
-                st.lists(
-                    st.sampled_from(sorted(EDITABLE[model._meta.concrete_model])),
-                    min_size=1,
-                    max_size=2,
-                    unique=True,
-                )
+                st.lists(st.sampled_from(names), min_size=1, max_size=2, unique=True)
             )
             note(f"refresh_from_db(fields={fields!r})")
             try:
@@ -548,6 +598,7 @@ class HistoryMachine(RuleBasedStateMachine):
                 st.lists(st.sampled_from(names), min_size=1, unique=True)
             )
         note(f"{'asave' if how == 'asave' else 'save'}({kwargs})")
+        self.count(f"save: {how}")
 
         def write() -> None:
             if how == "asave":
@@ -566,9 +617,10 @@ class HistoryMachine(RuleBasedStateMachine):
             # taken since.
             note(f"save failed: {error}")
         except (DatabaseError, ValueError) as error:
-            # ... and with update_fields Django refuses instead; an F() left on the instance
-            # by an earlier save cannot be inserted.
-            if "did not affect any rows" not in str(error) and "F() exp" not in str(error):
+            # ... and with update_fields (given, or the loaded fields of a deferred instance)
+            # Django refuses instead; an F() left on the instance by an earlier save cannot be
+            # inserted.
+            if not any(refusal in str(error) for refusal in STALE_SAVE_REFUSALS):
                 raise
             note(f"save failed: {error}")
 
@@ -651,6 +703,8 @@ class HistoryMachine(RuleBasedStateMachine):
                 return
             if concrete is Item and mode != "plain" and not avoided(mode):
                 values["code"] = data.draw(st.sampled_from(POOL_CODES))
+            elif concrete is Item and not avoided("bulk_expressions") and data.draw(st.booleans()):
+                values["code"] = Lower(Value(values["code"].upper()))  # stored: the code
             if concrete is Item and mode == "ignore_conflicts":
                 # Without a returned pk revy cannot tell inserted rows from conflicts (a
                 # documented limitation): give one, an existing one to conflict or a new
@@ -664,7 +718,7 @@ class HistoryMachine(RuleBasedStateMachine):
                 if existing and data.draw(st.booleans()):
                     values["slug"] = data.draw(st.sampled_from(existing))
             objs.append(model(**values))
-        if concrete is Item and len({o.code for o in objs}) < len(objs):
+        if concrete is Item and len({str(o.code) for o in objs}) < len(objs):
             return  # one statement cannot upsert one row twice
         kwargs: dict[str, Any] = {}
         if mode == "ignore_conflicts":
@@ -678,6 +732,7 @@ class HistoryMachine(RuleBasedStateMachine):
                 ),
             )
         note(f"{model.__name__}.objects.bulk_create({[state_of(o) for o in objs]!r}, {kwargs})")
+        self.count(f"bulk_create: {mode}")
         model.objects.bulk_create(objs, **kwargs)
 
     def op_bulk_update(self, data) -> None:
@@ -696,6 +751,8 @@ class HistoryMachine(RuleBasedStateMachine):
                 values[name] = (
                     self.fresh("n") if name == "code" else EDITABLE[concrete][name](self, data)
                 )
+                if name == "count" and not avoided("bulk_expressions") and data.draw(st.booleans()):
+                    values[name] = F("count") + 1
             self.assign(data, obj, values)
         note(f"{model.__name__}.objects.bulk_update({[o.pk for o in objs]!r}, {names!r})")
         model.objects.bulk_update(objs, names)
@@ -729,12 +786,22 @@ class HistoryMachine(RuleBasedStateMachine):
         note(
             f"{relation}: {source.__name__} {obj.pk!r}.{attr}.{action}({[o.pk for o in others]!r})"
         )
+        self.count(f"m2m: {relation}.{action}")
         if action == "clear":
             manager.clear()
         elif action == "set":
             manager.set(others, **kwargs)
         else:
             getattr(manager, action)(*others, **kwargs)
+
+    def op_django_refuses(self, data) -> None:
+        """Wrong usage Django refuses before any SQL: its own exception, the block goes on."""
+        cases = sorted(case for case, (_, _, bug) in REFUSED.items() if not avoided(bug))
+        case = data.draw(st.sampled_from(cases), label="refused")
+        note(f"Django refuses: {case}")
+        error, attempt, _ = REFUSED[case]
+        with pytest.raises(error):
+            attempt()
 
     def op_restore(self, data) -> None:
         if not self.points:
@@ -749,6 +816,9 @@ class HistoryMachine(RuleBasedStateMachine):
                     revert(revision, force=force)
             except (RevisionConflict, IntegrityError) as error:
                 note(f"revert refused: {type(error).__name__}: {error}")
+                self.count(f"revert: {type(error).__name__}")
+            else:
+                self.count("revert: done")
             return
         model = self.models_for(data, self.checked)
         candidates = self.rows(model)
@@ -761,8 +831,39 @@ class HistoryMachine(RuleBasedStateMachine):
                 rollback(model, pk, revision=revision)
         except (ObjectAbsent, IntegrityError) as error:
             note(f"rollback refused: {type(error).__name__}: {error}")
+            self.count(f"rollback: {type(error).__name__}")
+        else:
+            self.count("rollback: done")
 
     # Rules ------------------------------------------------------------------------------
+
+    @initialize(data=st.data())
+    def populate(self, data) -> None:
+        """A few rows of every model, so that the first operations find something to change."""
+        with self.block(data):
+            items = [
+                Item.objects.create(code=self.fresh("n"), amount=Decimal("1.0000"))
+                for _ in range(3)
+            ]
+            tags = [Tag.objects.create(slug=self.fresh("t")) for _ in range(3)]
+            for index, item in enumerate(items[:2]):
+                Doc.objects.create(
+                    owner=item,
+                    reviewer=items[2],
+                    source=items[2],
+                    editor=items[index],
+                    serial=next(self.sequence),
+                )
+            groups = [Group.objects.create(name=name) for name in ("a", "b")]
+            if not avoided("custom_through_add"):
+                groups[0].members.add(*items[:2], through_defaults={"role": "lead"})
+            items[0].tags.add(*tags[:2])
+            if not avoided("symmetrical_add"):
+                tags[0].related.add(tags[1])
+            Place.objects.create(name="p")
+            Shop.objects.create(name="s")
+            if not avoided("composite_pk"):
+                Stock.objects.create(shop_code="s1", sku=next(self.sequence))
 
     @rule(data=st.data())
     def write(self, data) -> None:
@@ -781,6 +882,7 @@ class HistoryMachine(RuleBasedStateMachine):
                     raise _Rollback
             except _Rollback:
                 note("savepoint rolled back")
+                self.count("savepoint rolled back")
             self.run_ops(data, data.draw(st.integers(0, 2), label="after"))
 
     @rule(data=st.data())
@@ -821,6 +923,7 @@ class HistoryMachine(RuleBasedStateMachine):
             base = {name: getattr(model.objects.get(pk=pk), name) for name in scalar}
             instance.save()
             self.expectations.append(_attribution_check(concrete, pk, base, assignments))
+            self.count("attribution checked")
 
     # Invariants ---------------------------------------------------------------------------
 
@@ -828,7 +931,9 @@ class HistoryMachine(RuleBasedStateMachine):
     def history_equals_reality(self) -> None:
         """The rows changed since the last step: latest state and state at the new points."""
         for model in self.checked:
-            self.check_latest(model, self.rows(model, self.dirty[model]))
+            rows = self.rows(model, self.dirty[model])
+            self.check_latest(model, rows)
+            self.check_lifecycle(model, rows)
             self.dirty[model] = set()
         for point in self.points[len(self.points) - self.unchecked_points :]:
             self.check_point(point)
@@ -844,6 +949,26 @@ class HistoryMachine(RuleBasedStateMachine):
                 recorded = f"HistoryNotFound: {error}"
             problem = differences(expected, recorded)
             assert problem is None, f"latest {model.__name__} {pk!r}: {problem}"
+
+    def check_lifecycle(self, model: type[models.Model], pks: list) -> None:
+        """A row's deltas tell a possible story: created once, changed while it exists."""
+        if isinstance(model._meta.pk, models.CompositePrimaryKey):
+            return
+        for pk in pks:
+            actions = list(history_of(model, pk).order_by("pk").values_list("action", flat=True))
+            exists = False
+            for action in actions:
+                assert action != "Create" or not exists, (
+                    f"{model.__name__} {pk!r} created while it existed: {actions}"
+                )
+                assert action not in ("Update", "Delete") or exists, (
+                    f"{model.__name__} {pk!r}: {action} of a row that did not exist: {actions}"
+                )
+                exists = {"Create": True, "Delete": False}.get(action, exists)
+            assert exists == (pk in self.reality[model]), (
+                f"{model.__name__} {pk!r}: its history {actions} says it "
+                f"{'exists' if exists else 'does not exist'}"
+            )
 
     def check_point(self, point: Point) -> None:
         """`snapshot(revision=R)` of every row that changed in R, or that R names."""
@@ -924,8 +1049,12 @@ class HistoryMachine(RuleBasedStateMachine):
         changed = {
             name for name in attnames(model) if (old or {}).get(name) != (new or {}).get(name)
         }
+        if avoided("auto_now_only_save"):
+            changed.discard("touched")
         try:
             recorded = set(diff(model, pk, since=since.revision, until=until.revision))
+            if avoided("auto_now_only_save"):
+                recorded.discard("touched")
         except HistoryNotFound:
             return  # created after `since`: covered by the snapshots
         assert recorded == changed, (
@@ -1015,6 +1144,36 @@ def _wipe() -> None:
         model._base_manager.all().delete()
 
 
+def _save_unknown_field() -> None:
+    Item(code="never saved").save(update_fields=["no_such_field"])
+
+
+def _sliced_update() -> None:
+    Item.objects.all()[:1].update(count=1)
+
+
+def _joined_update() -> None:
+    Doc.objects.update(owner__code="x")
+
+
+def _inherited_bulk_create() -> None:
+    Shop.objects.bulk_create([Shop(name="never saved")])
+
+
+def _unknown_refresh() -> None:
+    Item(pk=1, code="x").refresh_from_db(fields=["no_such_field"])
+
+
+# Wrong usage, the exception Django answers it with before running any SQL, and the known
+# bug (if any) that breaks it.
+REFUSED: dict[str, tuple[type[Exception], Callable[[], None], str | None]] = {
+    "save(update_fields=[unknown])": (ValueError, _save_unknown_field, None),
+    "sliced update()": (TypeError, _sliced_update, "refused_in_atomic"),
+    "update() of a joined field": (FieldError, _joined_update, "joined_update"),
+    "bulk_create() of a child model": (ValueError, _inherited_bulk_create, "refused_in_atomic"),
+    "refresh_from_db(fields=[unknown])": (FieldDoesNotExist, _unknown_refresh, None),
+}
+
 # What an edit may assign, per model: attname -> (machine, data) -> value.
 EDITABLE: dict[type[models.Model], dict[str, Callable[[HistoryMachine, Any], Any]]] = {
     Item: {
@@ -1045,6 +1204,12 @@ EDITABLE: dict[type[models.Model], dict[str, Callable[[HistoryMachine, Any], Any
     Stock: {"quantity": lambda m, data: data.draw(st.integers(0, 3))},
 }
 EDITABLE[ProxyItem] = EDITABLE[Item]
+# Names refresh_from_db(fields=...) also takes: relations, whose caches it clears.
+RELATIONS: dict[type[models.Model], list[str]] = {
+    Item: ["tags", "docs", "groups"],
+    Doc: ["owner", "reviewer"],
+    Tag: ["related", "items"],
+}
 
 
 def test_history_equals_reality():
@@ -1055,4 +1220,7 @@ def test_history_equals_reality():
     chosen = settings.get_profile(f"revy-{PROFILE}")
     if EXAMPLES:
         chosen = settings(chosen, max_examples=int(EXAMPLES))
+    STATS.clear()
     run_state_machine_as_test(HistoryMachine, settings=chosen)
+    if os.environ.get("REVY_PROPERTY_STATS"):
+        print("\n".join(f"{count:7} {what}" for what, count in sorted(STATS.items())))

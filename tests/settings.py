@@ -84,5 +84,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
 REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
-REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
+# trustapp.Stock: a composite primary key breaks tracking (and revy_baseline) until the core
+# supports it; the tests that cover it track it with override_settings (COMPOSITE_PK_TRACKED).
+REVY_EXCLUDED_MODELS = ("testapp.Untracked", "trustapp.Stock")
+COMPOSITE_PK_TRACKED = {"REVY_EXCLUDED_MODELS": ("testapp.Untracked",)}
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)

@@ -15,11 +15,13 @@ from django.core.exceptions import FieldError
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
+from django.test import override_settings
 
 from revy import Context
 from revy.contrib.django import registry
 from revy.contrib.django.history import diff, history_of, snapshot
 from tests.contrib.django.helpers import change, created
+from tests.settings import COMPOSITE_PK_TRACKED
 from tests.trustapp.models import Doc, Group, Item, Membership, Place, Shop, Stock, Tag
 
 pytestmark = pytest.mark.django_db
@@ -32,6 +34,7 @@ def fields_of(instance) -> dict:
 
 
 @pytest.mark.xfail(strict=True, reason="Core: ModelConfig needs the pk among concrete fields")
+@override_settings(**COMPOSITE_PK_TRACKED)
 def test_a_composite_primary_key_model_is_tracked():
     with Context():
         stock = Stock.objects.create(shop_code="s1", sku=1, quantity=2)
@@ -238,3 +241,16 @@ def test_a_content_type_rolled_back_with_the_user_s_transaction_is_not_kept():
 
     link = Item.tags.through.objects.get()
     assert [delta.action for delta in history_of(link)] == ["Create"]
+
+
+@pytest.mark.xfail(strict=True, reason="Core: an unsaved expression is taken as saved")
+def test_an_expression_left_out_by_update_fields_is_recorded_when_saved():
+    item, _ = created(Item, code="a", count=0)
+    with Context():
+        item = Item.objects.get(pk=item.pk)
+        item.count = F("count") + 2
+        item.save(update_fields=["data"])  # count is not written
+        item.save()  # now it is
+
+    assert Item.objects.get(pk=item.pk).count == 2
+    assert snapshot(Item, item.pk).count == 2

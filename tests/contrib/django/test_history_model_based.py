@@ -53,6 +53,7 @@ from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
@@ -82,6 +83,7 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
+from tests.settings import COMPOSITE_PK_TRACKED
 from tests.trustapp.models import (
     Doc,
     Group,
@@ -100,7 +102,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 settings.register_profile(
     "revy-ci",
-    max_examples=60,
+    max_examples=50,
     stateful_step_count=20,
     derandomize=True,  # the same examples on every run: CI stays reproducible
     database=None,
@@ -148,6 +150,9 @@ KNOWN_BUGS = {
     ),
     "joined_update": "test_an_update_of_a_joined_field_raises_django_s_field_error",
     "auto_now_only_save": "test_a_save_that_only_moves_auto_now_is_recorded",
+    "expression_left_unsaved": (
+        "test_an_expression_left_out_by_update_fields_is_recorded_when_saved"
+    ),
     "savepoint_stale_base": "test_an_update_rolled_back_by_a_savepoint_leaves_no_stale_base",
     "lazy_content_types": (
         "test_a_content_type_rolled_back_with_the_user_s_transaction_is_not_kept"
@@ -174,7 +179,7 @@ State = dict[str, Any]
 Reality = dict[type, dict[Any, State]]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(repr=False)
 class Point:
     """A revision, a moment just after it, and the database's state at its end."""
 
@@ -182,6 +187,9 @@ class Point:
     moment: datetime.datetime
     reality: Reality
     touched: dict[type, set]  # the rows it changed or names: the ones whose state moved
+
+    def __repr__(self) -> str:
+        return f"<the end of revision {self.revision.pk}>"
 
 
 def attnames(model: type[models.Model]) -> list[str]:
@@ -598,9 +606,10 @@ class HistoryMachine(RuleBasedStateMachine):
         values = self.new_values(data, model, creating=False)
         note(f"edit {model.__name__} {instance.pk!r}: {values!r}")
         self.assign(data, instance, values)
-        self.save(data, instance, list(values))
+        self.save(data, instance)
 
-    def save(self, data, instance: models.Model, changed: list[str]) -> None:
+    def save(self, data, instance: models.Model, always: list[str] | None = None) -> None:
+        """save(), asave() or save(update_fields=...) (with the names in `always`)."""
         how = data.draw(st.sampled_from(["save", "asave", "update_fields"]), label="save how")
         kwargs: dict[str, Any] = {}
         if how == "update_fields":
@@ -608,6 +617,9 @@ class HistoryMachine(RuleBasedStateMachine):
             kwargs["update_fields"] = data.draw(
                 st.lists(st.sampled_from(names), min_size=1, unique=True)
             )
+            kwargs["update_fields"] += [
+                name for name in always or () if name not in kwargs["update_fields"]
+            ]
         note(f"{'asave' if how == 'asave' else 'save'}({kwargs})")
         self.count(f"save: {how}")
 
@@ -650,7 +662,7 @@ class HistoryMachine(RuleBasedStateMachine):
             document.append(value)
         else:
             return
-        self.save(data, instance, ["data"])
+        self.save(data, instance)
 
     def op_f_expression(self, data) -> None:
         instance = self.load(data, Item)
@@ -659,7 +671,7 @@ class HistoryMachine(RuleBasedStateMachine):
         step = data.draw(st.integers(-2, 2), label="step")
         note(f"item {instance.pk}: count = F('count') + {step}")
         instance.count = F("count") + step
-        self.save(data, instance, ["count"])
+        self.save(data, instance, always=["count"] if avoided("expression_left_unsaved") else [])
 
     def op_queryset_update(self, data) -> None:
         model = self.models_for(
@@ -1259,6 +1271,9 @@ def test_history_equals_reality():
     if EXAMPLES:
         chosen = settings(chosen, max_examples=int(EXAMPLES))
     STATS.clear()
-    run_state_machine_as_test(HistoryMachine, settings=chosen)
+    # The composite primary key model is excluded from tracking until the core supports it.
+    tracked = override_settings(**({} if avoided("composite_pk") else COMPOSITE_PK_TRACKED))
+    with tracked:
+        run_state_machine_as_test(HistoryMachine, settings=chosen)
     if os.environ.get("REVY_PROPERTY_STATS"):
         print("\n".join(f"{count:7} {what}" for what, count in sorted(STATS.items())))

@@ -4,7 +4,8 @@
     python3 dev.py demo [ARGS...]           run the example project (nox session `demo`)
     python3 dev.py test [NOXOPTS] [-- PYTEST_ARGS]
                                             lint + tests on SQLite and PostgreSQL
-                                            (nox sessions lint, tests, tests_postgres)
+                                            (nox sessions lint, tests, tests_postgres,
+                                            tests_custom_history)
     python3 dev.py lint                     ruff check + format check
     python3 dev.py schema                   regenerate openapi/openapi.yaml and
                                             schema/schema.graphql
@@ -30,7 +31,7 @@ VENV = ROOT / ".venv"
 NOX_REQUIREMENT = "nox>=2024.4.15"
 STAMP = VENV / ".dev-py-requirements"
 
-DEFAULT_TEST_SESSIONS = ["lint", "tests", "tests_postgres"]
+DEFAULT_TEST_SESSIONS = ["lint", "tests", "tests_postgres", "tests_custom_history"]
 
 
 def say(message: str) -> None:

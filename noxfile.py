@@ -61,7 +61,7 @@ def _truthy(value: str | None) -> bool:
 
 IN_CI = _truthy(os.environ.get("CI"))
 
-nox.options.sessions = ["lint", "tests", "tests_postgres"]
+nox.options.sessions = ["lint", "tests", "tests_postgres", "tests_custom_history"]
 # Locally: reuse virtualenvs, and skip (rather than fail) sessions whose Python is not
 # installed. In CI: fresh virtualenvs, and a missing interpreter is an error.
 nox.options.reuse_existing_virtualenvs = not IN_CI
@@ -127,7 +127,13 @@ def _install_for_tests(session: nox.Session, django: str) -> None:
 
 
 def _pytest(session: nox.Session, env: dict[str, str | None]) -> None:
-    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+    _pytest_with(session, env)
+
+
+def _pytest_with(session: nox.Session, env: dict[str, str | None], *args: str) -> None:
+    session.run(
+        "python", "-m", "pytest", "-p", "no:cacheprovider", *args, *session.posargs, env=env
+    )
 
 
 @nox.session
@@ -146,6 +152,13 @@ def tests_postgres(session: nox.Session, django: str) -> None:
     _install_for_tests(session, django)
     # (with --install-only, session.run skips both the server start and pytest)
     _pytest(session, _postgres_env(session))
+
+
+@nox.session(python="3.11")
+def tests_custom_history(session: nox.Session) -> None:
+    """Run the test suite on SQLite with custom history models (REVY_*_MODEL) swapped in."""
+    _install_for_tests(session, "django>=5.2,<5.3")
+    _pytest_with(session, {"REVY_DB": None}, "--ds=tests.settings_custom_history")
 
 
 @nox.session

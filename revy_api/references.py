@@ -13,6 +13,8 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from revy.contrib.django.registry import content_id, pk_from_content_id
+
 
 def type_label(content_type_id: int) -> str:
     """Return `app_label.model` for a content type id (cached by Django)."""
@@ -74,7 +76,7 @@ class References:
                 continue
             pk_field = model._meta.pk
             try:
-                keys = [pk_field.to_python(value) for value in ids]
+                keys = [pk_field.to_python(pk_from_content_id(model, value)) for value in ids]
             except Exception:
                 continue
             # str() often names related rows ("Engine of Saab"): bring the non-null foreign
@@ -83,7 +85,7 @@ class References:
             if relations := _required_relations(model):
                 rows = rows.select_related(*relations)
             for instance in rows.filter(pk__in=keys):
-                self._found[(content_type_id, str(instance.pk))] = instance
+                self._found[(content_type_id, content_id(model, instance.pk))] = instance
         self._wanted = {}
         return self
 

@@ -23,6 +23,7 @@ INSTALLED_APPS = [
     "strawberry_django",
     "revy.contrib.django",
     "tests.testapp",
+    "tests.renameapp",
     "tests.trustapp",  # the model-based history test
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
@@ -64,28 +65,31 @@ TEMPLATES = [
     }
 ]
 
+# A second database ("other") for the tests of history in several databases; only the tests
+# that ask for it (`django_db(databases=...)`) set it up.
 if os.environ.get("REVY_DB") == "postgres":
+    POSTGRES = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+        "PORT": os.environ.get("PGPORT", "54329"),
+        "USER": os.environ.get("PGUSER", "revy"),
+        "PASSWORD": os.environ.get("PGPASSWORD", ""),
+        "NAME": os.environ.get("PGDATABASE", "revy"),
+    }
     DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": os.environ.get("PGHOST", "127.0.0.1"),
-            "PORT": os.environ.get("PGPORT", "54329"),
-            "USER": os.environ.get("PGUSER", "revy"),
-            "PASSWORD": os.environ.get("PGPASSWORD", ""),
-            "NAME": os.environ.get("PGDATABASE", "revy"),
-            # One test database per run, so that several runs can share one server.
-            "TEST": {"NAME": f"test_revy_{os.getpid()}"},
-        }
+        # One test database per run, so that several runs can share one server.
+        "default": {**POSTGRES, "TEST": {"NAME": f"test_revy_{os.getpid()}"}},
+        "other": {**POSTGRES, "TEST": {"NAME": f"test_revy_other_{os.getpid()}"}},
     }
 else:
-    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+        "other": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+    }
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
 REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
-# trustapp.Stock: a composite primary key breaks tracking (and revy_baseline) until the core
-# supports it; the tests that cover it track it with override_settings (COMPOSITE_PK_TRACKED).
-REVY_EXCLUDED_MODELS = ("testapp.Untracked", "trustapp.Stock")
-COMPOSITE_PK_TRACKED = {"REVY_EXCLUDED_MODELS": ("testapp.Untracked",)}
+REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)

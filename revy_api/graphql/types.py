@@ -211,9 +211,13 @@ def _actor_pairs(revisions: list[Any], info: Info) -> dict[int, list[tuple]]:
     state = state_of(info)
     ids = [revision.pk for revision in revisions]
     pairs: dict[int, set[tuple]] = defaultdict(set)
-    for model in (get_object_delta_model(), get_attribute_delta_model()):
+    # Values Django assigned by itself (auto keys) make nobody an actor.
+    for deltas in (
+        get_object_delta_model()._base_manager.filter(revision_id__in=ids),
+        get_attribute_delta_model()._base_manager.filter(revision_id__in=ids, automatic=False),
+    ):
         rows = (
-            state.visible_deltas(model._base_manager.filter(revision_id__in=ids))
+            state.visible_deltas(deltas)
             .order_by()
             .values_list("revision_id", "actor_type_id", "actor_id")
             .distinct()

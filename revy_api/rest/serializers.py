@@ -192,8 +192,10 @@ def _summaries(
     )
     rows = deltas.order_by().values_list("revision_id", "actor_type_id", "actor_id")
     counted = rows.annotate(count=Count("id"))
+    # Values Django assigned by itself (auto keys) make nobody an actor.
     attributes = policy.filter_deltas(
-        user, get_attribute_delta_model()._base_manager.filter(revision_id__in=ids)
+        user,
+        get_attribute_delta_model()._base_manager.filter(revision_id__in=ids, automatic=False),
     )
     attribute_rows = (
         attributes.order_by().values_list("revision_id", "actor_type_id", "actor_id").distinct()

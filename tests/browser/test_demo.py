@@ -53,7 +53,7 @@ def test_admin_history_shows_the_diff_and_restores_a_version(
 
 def test_admin_restores_a_deleted_object(page: Any, console: Console, demo: dict[str, Any]) -> None:
     from example.garage.models import Car
-    from revy.contrib.django.models import ObjectDelta
+    from tests.history_models import ObjectDelta
 
     deletion = ObjectDelta.objects.get(event_type="garage.car.deleted")
     log_in(page)

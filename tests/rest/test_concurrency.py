@@ -18,8 +18,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from revy.contrib.django.models import ObjectDelta, Revision
 from tests.factories import actor_ref
+from tests.history_models import ObjectDelta, Revision
 from tests.testapp.models import Note, Organization
 
 pytestmark = pytest.mark.django_db(transaction=True)

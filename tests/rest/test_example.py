@@ -64,7 +64,7 @@ def test_the_system_corrects_local_amount_on_create(admin_api, superuser, accoun
     assert response.json()["local_amount"] == "15.00"
     changes = _local_amount_changes(response.json()["id"])
     # The default came with the user's request; the correction is the system's.
-    assert changes[-1] == (None, "0", "15.00", "Corrected by the system.")
+    assert changes[-1] == (None, "0.00", "15.00", "Corrected by the system.")
     delta = only(object_deltas(Transaction))
     assert delta.actor_id == str(superuser.pk)
     assert delta.revision.description == "Book lunch"

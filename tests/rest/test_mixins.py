@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _revision(response):
-    from revy.contrib.django.models import Revision
+    from tests.history_models import Revision
 
     return Revision.objects.get(pk=int(response["X-Revision-Id"]))
 

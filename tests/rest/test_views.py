@@ -43,9 +43,9 @@ def test_revision_list_items(admin_api, mixed, user, other_user):
     assert set(both) == REVISION_KEYS
     assert both["description"] == "author and book"
     assert both["delta_count"] == 2
-    # Primary keys are assigned by the database: the system (null) acted too.
-    assert both["actors"] == [None, _ref(user)]
-    assert book_only["actors"] == [None, _ref(other_user)]
+    # Primary keys the database assigned are the system's values, but nobody's action.
+    assert both["actors"] == [_ref(user)]
+    assert book_only["actors"] == [_ref(other_user)]
 
 
 def test_revision_detail_has_metadata_and_deltas_oldest_first(editor_api, editor):
@@ -174,7 +174,10 @@ def test_system_corrections_appear_as_a_null_actor_among_the_changes(admin_api, 
 
     local = [change for change in delta["changes"] if change["field"] == "local_amount"]
     # The default came with alice's construction; the correction is the system's.
-    assert [(change["actor"], change["new"]) for change in local] == [(_ref(user), 0), (None, 20)]
+    assert [(change["actor"], change["new"]) for change in local] == [
+        (_ref(user), "0.00"),
+        (None, "20.00"),
+    ]
     assert local[-1]["description"] == "corrected"
     assert delta["actor"] == _ref(user)
 

@@ -127,3 +127,72 @@ class Organization(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class Club(models.Model):
+    """A many-to-many relation through a model of its own."""
+
+    name = models.CharField(max_length=50)
+    members = models.ManyToManyField(Author, through="Membership", related_name="clubs")
+
+
+class Membership(models.Model):
+    club = models.ForeignKey(Club, on_delete=models.CASCADE)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+    role = models.CharField(max_length=20, default="member")
+
+
+class Person(models.Model):
+    """A symmetrical many-to-many relation to the same model."""
+
+    name = models.CharField(max_length=50)
+    friends = models.ManyToManyField("self", symmetrical=True, blank=True)
+
+
+class Size:
+    """A value of a custom field type that JSON cannot encode."""
+
+    def __init__(self, width: int, height: int):
+        self.width, self.height = width, height
+
+    def __eq__(self, other):
+        return isinstance(other, Size) and (self.width, self.height) == (other.width, other.height)
+
+    def __hash__(self):
+        return hash((self.width, self.height))
+
+    def __str__(self):
+        return f"{self.width}x{self.height}"
+
+
+class SizeField(models.CharField):
+    """Stores a `Size` as "WxH" text."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 20)
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        return self.to_python(value)
+
+    def to_python(self, value):
+        if value is None or isinstance(value, Size):
+            return value
+        width, height = str(value).split("x")
+        return Size(int(width), int(height))
+
+    def get_prep_value(self, value):
+        return None if value is None else str(value)
+
+
+class Measured(models.Model):
+    size = SizeField()
+
+
+class Enrollment(models.Model):
+    """A composite primary key (Django 5.2+)."""
+
+    pk = models.CompositePrimaryKey("club", "seat")
+    club = models.ForeignKey(Club, on_delete=CASCADE)
+    seat = models.CharField(max_length=10)
+    note = models.CharField(max_length=50, blank=True, default="")

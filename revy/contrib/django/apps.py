@@ -17,9 +17,12 @@ class RevyConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from revy.contrib.django import checks, tracking
+        from django.db.models.signals import post_migrate
+
+        from revy.contrib.django import checks, renames, tracking
         from revy.contrib.django import settings as revy_settings
 
         checks.register()
         revy_settings.validate()
         tracking.install()
+        post_migrate.connect(renames.on_post_migrate, sender=self, dispatch_uid="revy.renames")

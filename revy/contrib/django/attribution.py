@@ -23,10 +23,11 @@ from django.db import models
 from revy.context import Context, Scope, current_scope, enabled_scope
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.registry import ModelConfig, config_for
-from revy.contrib.django.revisions import marker_alive
+from revy.contrib.django.revisions import marker_alive, transaction_marker
 
 DEFERRED = models.DEFERRED
 STATE_KEY = "_revy_state"
+
 WRITES_KEY = "revy.writes"
 TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
@@ -58,6 +59,16 @@ class InstanceState:
         self.scope = scope
         self.seen = 0 if scope is None else scope.serial
         self.pending: tuple | None = None
+
+    def __reduce__(self):
+        # A pickled or deep-copied instance (`cache.set(obj)`, `copy.deepcopy(obj)`) starts
+        # afresh: what revy knew of the original (its context, its base) belongs to the
+        # original. Its next save compares with the database, like any instance revy never saw.
+        return (_forgotten, ())
+
+
+def _forgotten() -> None:
+    return None
 
 
 def state_of(instance: models.Model) -> InstanceState | None:
@@ -126,7 +137,7 @@ def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -
     values and states are the database's, not a stale copy's.
     """
     base = state.base
-    if base is None or DEFERRED in base or base[config.pk_index] != pk:
+    if base is None or DEFERRED in base or config.pk_of(base) != pk:
         return None
     scope = current_scope()
     if state.scope is not scope:
@@ -150,6 +161,8 @@ def note_write(config: ModelConfig, pk: Any) -> None:
     if writes is None:
         writes = scope.extras[WRITES_KEY] = {}
     writes[(config.model, pk)] = scope.serial
+    for relative in config.relatives:  # the same row seen through inheritance
+        writes[(relative, pk)] = scope.serial
 
 
 def merge(base: tuple, current: tuple, indexes) -> tuple:
@@ -170,6 +183,9 @@ def attribute(
     checkpoint = state.checkpoint
     if checkpoint is not None and current == checkpoint:
         return current
+    # What is kept (spans, checkpoint) must not change when the instance's values are
+    # changed in place afterwards.
+    current = config.frozen(current)
     spans = state.spans
     if spans is None:
         spans = state.spans = {}
@@ -194,25 +210,35 @@ def attribute(
     return current
 
 
-def refresh_bases(model: type[models.Model], rows: dict[Any, tuple]) -> None:
+def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str) -> None:
     """Tell the instances watched in this context that these rows changed in the database.
 
     Bulk writes change rows behind their instances' backs; a later save of such an instance
-    must compare with what the database holds now.
+    must compare with what the database holds now. Like a save's, the new base is trusted
+    only while the transaction (and savepoints) that wrote it are alive.
     """
     scope = enabled_scope()
     if scope is None or not rows:
         return
+    marker = transaction_marker(using)
     concrete = model._meta.concrete_model
+    relatives = config_for(concrete).relatives
     for ref in scope.tracked:
         instance = ref()
-        if instance is None or instance._meta.concrete_model is not concrete:
+        if instance is None:
+            continue
+        other = instance._meta.concrete_model
+        if other is not concrete and other not in relatives:
             continue
         row = rows.get(instance.pk)
         state = state_of(instance) if row is not None else None
         if state is not None and state.base is not None:
-            state.base = row
-            seen_now(state)
+            if other is concrete:
+                state.base = row
+                seen_now(state)
+                state.pending = marker
+            else:
+                state.base = None  # the same row through inheritance: read it again
 
 
 def on_boundary(scope) -> None:

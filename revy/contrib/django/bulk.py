@@ -1,29 +1,34 @@
-"""Tracking of the bulk paths: `QuerySet.update()`, `bulk_create()`, `bulk_update()` and
-many-to-many `add()`.
+"""Tracking of the bulk paths: `QuerySet.update()`, `bulk_create()` and `bulk_update()`.
 
 They record the same deltas a save of each row would, written in batches: the extra SQL
 statements are one SELECT of the affected rows (when their state is not already known) and
 one INSERT per `REVY_BATCH_SIZE` deltas per table, whatever the number of rows.
-`QuerySet.delete()` and many-to-many `remove()`, `clear()` and `set()` go through Django's
-deletion collector, which `tracking` already records.
+`QuerySet.delete()` goes through Django's deletion collector, which `deletion` records.
 
-A row inserted by `bulk_create(ignore_conflicts=True)` without a primary key coming back is
-not recorded (there is no way to tell it from a conflict); many-to-many `add()` is recorded
-from the `m2m_changed` signal instead.
+Many-to-many `add()` inserts the through rows with `bulk_create()` (with `ignore_conflicts`
+for automatic through models), and `remove()`, `clear()` and `set()` delete them through the
+collector: they are recorded by the same two paths, for every kind of through model.
+
+`bulk_create()` with `ignore_conflicts` or `update_conflicts` reads the rows matching the
+objects' unique keys before and after the insert (two SELECTs per call): rows that existed
+record an `Update` (upserts) or nothing (ignored conflicts), new rows a `Create`.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, router
 from django.db.models.query import QuerySet
-from django.db.models.signals import m2m_changed
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
+from revy.contrib.django.inheritance import with_relatives
+from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.transactions import atomic_unit, guard
 
 logger = logging.getLogger("revy.bulk")
 
@@ -38,14 +43,14 @@ def _recording_config(model: type[models.Model]) -> ModelConfig | None:
     return config_for(model) if attribution.recording() else None
 
 
+def _write_db(queryset: QuerySet) -> str:
+    # `QuerySet.db` names the read database until Django marks the query as a write, which
+    # happens inside the methods wrapped here: ask the router the way Django then does.
+    return queryset._db or router.db_for_write(queryset.model, **queryset._hints)
+
+
 def _has_expressions(values: dict[str, Any]) -> bool:
     return any(hasattr(value, "resolve_expression") for value in values.values())
-
-
-def _python_value(field: models.Field, value: Any) -> Any:
-    if isinstance(value, models.Model):
-        value = value.pk
-    return field.to_python(value)
 
 
 # QuerySet.update ---------------------------------------------------------------------------
@@ -59,35 +64,40 @@ def _set_by_deletion(config: ModelConfig, kwargs: dict[str, Any]) -> bool:
 
 def _update(self: QuerySet, **kwargs: Any) -> int:
     config = _recording_config(self.model)
-    if config is None or not kwargs or _set_by_deletion(config, kwargs):
+    if (
+        config is None
+        or not kwargs
+        or not config.knows(kwargs)  # Django raises its own error for these
+        or _set_by_deletion(config, kwargs)
+    ):
         return _django_update(self, **kwargs)
-    using = self.db
+    using = _write_db(self)
     indexes = frozenset(config.index_of(name) for name in kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         before = [tuple(row) for row in self.values_list(*config.attnames)]
         count = _django_update(self, **kwargs)
         if not before:
             return count
         if _has_expressions(kwargs):
-            after_rows = config.read_rows(using, [row[config.pk_index] for row in before])
+            after_rows = config.read_rows(using, [config.pk_of(row) for row in before])
         else:
             new_values = {
-                config.index_of(name): _python_value(config.fields[config.index_of(name)], value)
+                config.index_of(name): config.normal(config.index_of(name), value)
                 for name, value in kwargs.items()
             }
             after_rows = None
         if after_rows is None:
             after_rows = {
-                row[config.pk_index]: tuple(
+                config.pk_of(row): tuple(
                     new_values.get(index, value) for index, value in enumerate(row)
                 )
                 for row in before
             }
         changes = []
         for row in before:
-            after = after_rows.get(row[config.pk_index])
+            after = after_rows.get(config.pk_of(row))
             if after is None:
                 continue
             # Aggregates are found through an instance; build one only when needed.
@@ -101,51 +111,182 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             )
             if change is not None:
                 changes.append(change)
-        recorder.write(using, changes)
-    attribution.refresh_bases(self.model, after_rows)
+        with guard(using):
+            recorder.write(using, with_relatives(using, changes))
+    attribution.refresh_bases(self.model, after_rows, using)
     return count
 
 
 # bulk_create ------------------------------------------------------------------------------
 
+_BULK_CREATE_SIGNATURE = inspect.signature(_django_bulk_create)
+
 
 def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None or config.model._meta.auto_created:
+    if config is None or self.model._meta.parents:
+        # Django refuses multi-table inherited models before writing anything.
         return _django_bulk_create(self, objs, *args, **kwargs)
     objs = list(objs)
+    options = _BULK_CREATE_SIGNATURE.bind(self, objs, *args, **kwargs).arguments
+    ignore = options.get("ignore_conflicts", False)
+    upsert = options.get("update_conflicts", False)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    using = self.db
-    with transaction.atomic(using=using, savepoint=False):
-        before = []
+    using = _write_db(self)
+    with atomic_unit(using):
+        assigned = []
         for obj in objs:
             state = attribution.state_of(obj) or attribution.watch_new(obj)
-            before.append(attribution.attribute(obj, state, config, actor, description))
+            assigned.append(attribution.attribute(obj, state, config, actor, description))
+        keys = _conflict_keys(config, options.get("unique_fields")) if ignore or upsert else ()
+        existing = _rows_matching(config, using, objs, keys) if keys else {}
         created = _django_bulk_create(self, objs, *args, **kwargs)
+        stored = _stored_rows(config, using, objs, keys, existing, upsert or ignore)
         changes = []
-        skipped = 0
-        for obj, current in zip(objs, before, strict=True):
+        recorded: set = set()
+        for obj, values in zip(objs, assigned, strict=True):
             state = attribution.state_of(obj)
             after = config.values_of(obj)
-            if after[config.pk_index] is None:
-                skipped += 1
-                continue
-            if after != current:
-                attribution.attribute(obj, state, config, None, "", after)
-            changes.append(
-                tracking.creation_change(config, obj, after, state.spans or {}, actor, description)
-            )
-            state.base, state.checkpoint, state.spans = after, after, None
-        recorder.write(using, changes)
-    if skipped:
-        logger.warning(
-            "revy: %d %s rows from bulk_create() came back without a primary key "
-            "(ignore_conflicts?) and were not recorded.",
-            skipped,
-            config.label,
-        )
+            if after != values:  # values Django or the database set are the system's
+                attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
+            row = stored.get(id(obj))
+            if row is None:
+                continue  # a conflict ignored: nothing was written
+            pk = config.pk_of(row)
+            if pk in recorded:
+                continue  # several objects conflicting on the same row: written once
+            recorded.add(pk)
+            before = existing.get(pk)
+            spans = state.spans or {}
+            if before is None:
+                change = tracking.creation_change(config, obj, row, spans, actor, description)
+            else:
+                change = tracking.update_change(
+                    config, obj, before, row, config.all_indexes, spans, actor, description
+                )
+            if change is not None:
+                changes.append(change)
+            if upsert or not ignore or before is None:
+                kept = config.frozen(row)
+                state.base, state.checkpoint, state.spans = kept, config.frozen(after), None
+                attribution.seen_now(state)
+        with guard(using):
+            recorder.write(using, with_relatives(using, changes))
     return created
+
+
+def _stored_rows(config, using, objs, keys, existing, conflicts: bool) -> dict[int, tuple]:
+    """Return, per object (by id()), the row the database holds for it after bulk_create.
+
+    Plain inserts: the object's own values, read back only where the database computed some
+    (expressions, database defaults). With conflicts, the rows matching the objects' unique
+    keys; with `ignore_conflicts`, only the rows that were not there before.
+    """
+    if conflicts:
+        found = _rows_matching(config, using, objs, keys)
+        by_key = _index_by_keys(config, found.values(), keys)
+        rows = {}
+        for obj in objs:
+            row = _lookup(config, obj, keys, by_key)
+            if row is not None:
+                rows[id(obj)] = row
+        return rows
+    rows = {}
+    unknown = []
+    for obj in objs:
+        values = config.values_of(obj)
+        if values[config.pk_index] is None:  # (a composite key's parts are always given)
+            continue  # a database that does not return keys: nothing to attach history to
+        if any(hasattr(value, "resolve_expression") for value in values):
+            unknown.append(obj)
+        else:
+            rows[id(obj)] = config.normalize(values)
+    if unknown:
+        read = config.read_rows(using, [obj.pk for obj in unknown])
+        for obj in unknown:
+            if obj.pk in read:
+                rows[id(obj)] = read[obj.pk]
+    return rows
+
+
+def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
+    """The column sets a conflict can happen on: `unique_fields` for an upsert, otherwise the
+    primary key and every unconditional unique constraint."""
+    opts = config.model._meta
+    if unique_fields:
+        return [
+            tuple(
+                config.pk_index if name == "pk" else config.index_of(opts.get_field(name).attname)
+                for name in unique_fields
+            )
+        ]
+    keys = [config.pk_indexes]
+    for field in opts.concrete_fields:
+        if field.unique and not field.primary_key:
+            keys.append((config.index_of(field.attname),))
+    for names in opts.unique_together:
+        keys.append(tuple(config.index_of(opts.get_field(name).attname) for name in names))
+    for constraint in opts.total_unique_constraints:
+        keys.append(
+            tuple(config.index_of(opts.get_field(name).attname) for name in constraint.fields)
+        )
+    return list(dict.fromkeys(keys))
+
+
+def _key_values(config, values: tuple, key: tuple[int, ...]) -> tuple | None:
+    picked = tuple(values[index] for index in key)
+    if any(value is None or hasattr(value, "resolve_expression") for value in picked):
+        return None  # NULL never conflicts
+    return picked
+
+
+def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
+    """Read the rows whose unique keys equal those of `objs`, keyed by primary key.
+
+    Keys are grouped by all their columns but the last, which is matched with IN: a
+    many-to-many `add()` (one source, many targets) is one query however many rows it adds.
+    """
+    groups: dict[tuple, set] = {}
+    for obj in objs:
+        values = config.normalize(config.values_of(obj))
+        for key in keys:
+            picked = _key_values(config, values, key)
+            if picked is not None:
+                prefix = tuple(
+                    (config.attnames[index], value)
+                    for index, value in zip(key[:-1], picked[:-1], strict=True)
+                )
+                groups.setdefault((prefix, config.attnames[key[-1]]), set()).add(picked[-1])
+    rows: dict[Any, tuple] = {}
+    manager = config.model._base_manager.using(using)
+    size = max_parameters(connections[using]) - 100
+    for (prefix, last), values in groups.items():
+        values = list(values)
+        for start in range(0, len(values), size):
+            lookup = {**dict(prefix), f"{last}__in": values[start : start + size]}
+            for row in manager.filter(**lookup).values_list(*config.attnames):
+                rows[config.pk_of(row)] = tuple(row)
+    return rows
+
+
+def _index_by_keys(config, rows, keys) -> dict[tuple, tuple]:
+    index: dict[tuple, tuple] = {}
+    for row in rows:
+        for number, key in enumerate(keys):
+            picked = _key_values(config, row, key)
+            if picked is not None:
+                index[(number, picked)] = row
+    return index
+
+
+def _lookup(config, obj, keys, by_key) -> tuple | None:
+    values = config.normalize(config.values_of(obj))
+    for number, key in enumerate(keys):
+        picked = _key_values(config, values, key)
+        if picked is not None and (number, picked) in by_key:
+            return by_key[(number, picked)]
+    return None
 
 
 # bulk_update ------------------------------------------------------------------------------
@@ -153,14 +294,15 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
 
 def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None:
+    if config is None or not fields or not config.knows(fields) or config.pk_names & set(fields):
+        # Wrong usage: Django raises its own error before writing anything.
         return _django_bulk_update(self, objs, fields, *args, **kwargs)
     objs = list(objs)
-    using = self.db
+    using = _write_db(self)
     indexes = frozenset(config.index_of(name) for name in fields)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
-    with transaction.atomic(using=using, savepoint=False):
+    with atomic_unit(using):
         known: dict[Any, tuple] = {}
         missing = []
         for obj in objs:
@@ -175,83 +317,46 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         # Django's bulk_update runs QuerySet.update() per batch: record once, here.
         with Context.as_disabled():
             count = _django_bulk_update(self, objs, fields, *args, **kwargs)
+        # Expressions (F("pages") + 1, Lower("title")): only the database knows the values.
+        computed = [
+            obj.pk
+            for obj in objs
+            if any(hasattr(getattr(obj, config.attnames[i]), "resolve_expression") for i in indexes)
+        ]
+        computed_rows = config.read_rows(using, computed) if computed else {}
         changes = []
         written = {}
         for obj in objs:
             before = known.get(obj.pk)
             if before is None:
                 continue
-            current = config.values_of(obj)
+            values = config.values_of(obj)
+            current = computed_rows.get(obj.pk) or config.normalize(values)
             after = written[obj.pk] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
             state = attribution.state_of(obj)
             spans = {}
             if state is not None:
-                attribution.attribute(obj, state, config, actor, description, current)
-                spans = state.spans or {}
+                attribution.attribute(obj, state, config, actor, description, values)
+                spans = {
+                    index: chain
+                    for index, chain in (state.spans or {}).items()
+                    if not hasattr(values[index], "resolve_expression")
+                }
             change = tracking.update_change(
                 config, obj, before, after, indexes, spans, actor, description
             )
             if change is not None:
                 changes.append(change)
             if state is not None:
-                state.base = after
+                state.base = config.frozen(after)
                 for index in indexes:
                     (state.spans or {}).pop(index, None)
-        recorder.write(using, changes)
-    attribution.refresh_bases(self.model, written)
+        with guard(using):
+            recorder.write(using, with_relatives(using, changes))
+    attribution.refresh_bases(self.model, written, using)
     return count
-
-
-# Many-to-many add ---------------------------------------------------------------------------
-
-
-def _m2m_changed(sender, instance, action, reverse, model, pk_set, using, **kwargs) -> None:
-    """Record the through rows that `add()` inserted (removals go through the collector)."""
-    if action != "post_add" or not pk_set:
-        return
-    config = _recording_config(sender)
-    if config is None:
-        return
-    source, target = _through_fields(sender, type(instance), model, reverse)
-    rows = (
-        sender._base_manager.using(using)
-        .filter(**{source.attname: instance.pk, f"{target.attname}__in": list(pk_set)})
-        .values_list(*config.attnames)
-    )
-    actor = Context.get_actor()
-    description = Context.get_attribute_delta_description()
-    changes = [
-        # The database chose the key: the system's, as in a save.
-        tracking.creation_change(
-            config,
-            None,
-            row,
-            {config.pk_index: [[None, "", None, row[config.pk_index]]]},
-            actor,
-            description,
-        )
-        for row in map(tuple, rows)
-    ]
-    recorder.write(using, changes)
-
-
-def _through_fields(through, instance_model, target_model, reverse):
-    """Return (field pointing at the instance, field pointing at the added objects)."""
-    source = target = None
-    for field in through._meta.concrete_fields:
-        remote = getattr(field.remote_field, "model", None)
-        if remote is None:
-            continue
-        if issubclass(instance_model, remote) and source is None:
-            source = field
-        elif issubclass(target_model, remote):
-            target = field
-    if target is None:  # self-referential: the second foreign key to the same model
-        fks = [f for f in through._meta.concrete_fields if f.remote_field is not None]
-        source, target = (fks[1], fks[0]) if reverse else (fks[0], fks[1])
-    return source, target
 
 
 _installed = False
@@ -265,7 +370,6 @@ def install() -> None:
     QuerySet.update = _update
     QuerySet.bulk_create = _bulk_create
     QuerySet.bulk_update = _bulk_update
-    m2m_changed.connect(_m2m_changed, dispatch_uid="revy.bulk.m2m_changed")
     _installed = True
 
 
@@ -274,5 +378,4 @@ def uninstall() -> None:
     QuerySet.update = _django_update
     QuerySet.bulk_create = _django_bulk_create
     QuerySet.bulk_update = _django_bulk_update
-    m2m_changed.disconnect(dispatch_uid="revy.bulk.m2m_changed")
     _installed = False

@@ -21,15 +21,17 @@ import functools
 import operator
 from typing import Any
 
-from django.db import models, transaction
+from django.db import models
 from django.db.models import deletion as django_deletion
 from django.db.models.deletion import Collector
 
 from revy.context import Context
 from revy.contrib.django import recorder
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.transactions import atomic_unit, guard
 
 __all__ = ["CASCADE", "SET", "SET_DEFAULT", "SET_NULL"]
 
@@ -95,9 +97,10 @@ def record_delete(self):
     """`Collector.delete`, recording every row it deletes or changes (installed by tracking)."""
     if not recording():
         return _django_collector_delete(self)
-    with transaction.atomic(using=self.using, savepoint=False):
+    with atomic_unit(self.using):
         changes = _deletion_changes(self)
-        recorder.write(self.using, changes)
+        with guard(self.using):
+            recorder.write(self.using, with_relatives(self.using, changes))
         # Django applies SET_NULL & co. with QuerySet.update(): already recorded above.
         handled = frozenset(
             (field.model._meta.concrete_model, field.name) for field, _ in self.field_updates
@@ -136,7 +139,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     deletion_description = Context.get_deletion_description()
 
     def deleted(config, row, instance=None) -> Change:
-        pk = row[config.pk_index]
+        pk = config.pk_of(row)
         if instance is None and config.has_aggregates:
             # Fast-deleted rows come without instances; aggregates are found through one.
             instance = config.model.from_db(using, config.attnames, row)
@@ -149,6 +152,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             description=object_description if is_origin else deletion_description,
             data=state_json(config, row),
             instance=instance,
+            values=row,
         )
 
     changes: list[Change] = []
@@ -161,9 +165,9 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         index = config.index_of(field.attname)
         for batch in batches:
             for row, _ in _rows(config, batch, using):
-                key = (config.model, row[config.pk_index])
+                key = (config.model, config.pk_of(row))
                 entry = updated.setdefault(key, [config, row, list(row)])
-                entry[2][index] = value
+                entry[2][index] = config.normal(index, value)
     for config, row, after in updated.values():
         attributes = [
             (index, attribute_action(new), old, new, None, deletion_description)
@@ -174,12 +178,13 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             changes.append(
                 Change(
                     config,
-                    row[config.pk_index],
+                    config.pk_of(row),
                     "Update",
                     actor=None,
                     description=deletion_description,
                     data=state_json(config, after),
                     attributes=attributes,
+                    values=tuple(after),
                 )
             )
     for model, instances in collector.data.items():

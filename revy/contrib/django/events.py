@@ -17,7 +17,6 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
 
 from revy.context import Context
@@ -117,9 +116,23 @@ def _check_event_type(event_type: str) -> None:
 def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[int]) -> None:
     rows = []
     for change, delta_id in zip(changes, ids, strict=True):
-        if change.instance is None or not change.config.has_aggregates:
+        config = change.config
+        if config.links and change.values is not None:
+            # A many-to-many link belongs to the history of both rows it links; the keys are
+            # in the row itself, so no instance is loaded.
+            for index, model in config.links:
+                value = change.values[index]
+                if value is not None:
+                    rows.append(
+                        (
+                            delta_id,
+                            registry.content_type_id(model, using),
+                            registry.content_id(model, value),
+                        )
+                    )
+        if change.instance is None or not config.has_aggregates:
             continue
-        for content_type_id, content_id in aggregates_of(change.instance):
+        for content_type_id, content_id in aggregates_of(change.instance, using):
             rows.append((delta_id, content_type_id, content_id))
     if rows:
         recorder.insert_aggregates(using, rows)
@@ -133,10 +146,14 @@ def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[in
             transaction.on_commit(lambda: _dispatch(using, wanted), using=using)
 
 
-def aggregates_of(instance: models.Model) -> list[tuple[int, str]]:
-    """Return (content type id, pk) of every aggregate of `instance`, itself excluded."""
+def aggregates_of(instance: models.Model, using: str = "default") -> list[tuple[int, str]]:
+    """Return (content type id, pk) of every aggregate of `instance`, itself excluded, with
+    content type ids of the database `using`."""
     seen: set[tuple[int, str]] = set()
-    start = (ContentType.objects.get_for_model(instance).pk, str(instance.pk))
+    start = (
+        registry.content_type_id(type(instance), using),
+        registry.content_id(type(instance), instance.pk),
+    )
     seen.add(start)
     found: list[tuple[int, str]] = []
     stack = list(_direct_aggregates(instance))
@@ -144,7 +161,10 @@ def aggregates_of(instance: models.Model) -> list[tuple[int, str]]:
         aggregate = stack.pop()
         if aggregate is None or aggregate.pk is None:
             continue
-        key = (ContentType.objects.get_for_model(aggregate).pk, str(aggregate.pk))
+        key = (
+            registry.content_type_id(type(aggregate), using),
+            registry.content_id(type(aggregate), aggregate.pk),
+        )
         if key in seen:
             continue
         seen.add(key)

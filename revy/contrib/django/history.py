@@ -37,6 +37,7 @@ from django.utils import timezone
 
 from revy.contrib.django import registry
 from revy.contrib.django.encoding import encode
+from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.snapshots import STATE_ACTIONS, build_instance
 from revy.contrib.django.utils import (
     get_object_delta_model,
@@ -91,7 +92,7 @@ class RevisionConflict(HistoryError):
 
 def _describe_conflict(delta: models.Model) -> str:
     field = getattr(delta, "field_name", None)
-    content_type = ContentType.objects.get_for_id(delta.content_type_id)
+    content_type = ContentType.objects.db_manager(delta._state.db).get_for_id(delta.content_type_id)
     target = f"{content_type.app_label}.{content_type.model}#{delta.content_id}"
     if field:
         return f"{target}.{field} in revision {delta.revision_id} (attribute delta {delta.pk})"
@@ -102,47 +103,56 @@ def _describe_conflict(delta: models.Model) -> str:
 
 
 class _Row:
-    """One row's identity in the history tables: its model, pk and content id."""
+    """One row's identity in the history tables: its model, pk, content id and database.
 
-    __slots__ = ("content_id", "content_type", "model", "pk")
+    A row's history lives in the row's database: `using`, or the database the router
+    writes the model to.
+    """
 
-    def __init__(self, model: type[models.Model], pk: Any) -> None:
+    __slots__ = ("content_id", "content_type", "model", "pk", "using")
+
+    def __init__(self, model: type[models.Model], pk: Any, using: str | None = None) -> None:
         if pk is None:
             raise ValueError(
                 f"A {model._meta.label} without a primary key (unsaved) has no history."
             )
         concrete = model._meta.concrete_model
         try:
+            if registry.is_composite(concrete) and isinstance(pk, str):
+                pk = registry.pk_from_content_id(concrete, pk)
             pk = concrete._meta.pk.to_python(pk)
-        except ValidationError:
+        except (ValidationError, ValueError, TypeError):
             raise HistoryNotFound(
                 f"{pk!r} is not a valid primary key for {concrete._meta.label}."
             ) from None
         self.model = model
         self.pk = pk
-        self.content_type = ContentType.objects.get_for_model(concrete)
-        self.content_id = str(pk)
+        self.using = using or router.db_for_write(concrete)
+        self.content_type = ContentType.objects.db_manager(self.using).get_for_model(concrete)
+        self.content_id = registry.content_id(concrete, pk)
 
     @property
     def label(self) -> str:
         return f"{self.model._meta.label} with pk={self.pk!r}"
 
     def deltas(self) -> models.QuerySet:
-        return get_object_delta_model()._base_manager.filter(
-            content_type=self.content_type, content_id=self.content_id
+        return (
+            get_object_delta_model()
+            ._base_manager.using(self.using)
+            .filter(content_type=self.content_type, content_id=self.content_id)
         )
 
 
-def _target(obj_or_model: models.Model | type[models.Model], pk: Any) -> _Row:
+def _target(obj_or_model: models.Model | type[models.Model], pk: Any, using: str | None) -> _Row:
     if isinstance(obj_or_model, models.Model):
         if pk is not None:
             raise TypeError("Give either an instance or a model and a pk, not both.")
-        return _Row(type(obj_or_model), obj_or_model.pk)
+        return _Row(type(obj_or_model), obj_or_model.pk, using or obj_or_model._state.db)
     if not (isinstance(obj_or_model, type) and issubclass(obj_or_model, models.Model)):
         raise TypeError(f"Expected a model instance or a model class, not {obj_or_model!r}.")
     if pk is None:
         raise TypeError("A model class needs the primary key too: history_of(Model, pk).")
-    return _Row(obj_or_model, pk)
+    return _Row(obj_or_model, pk, using)
 
 
 def _point(
@@ -181,7 +191,11 @@ def _bound(row: _Row, point: Point) -> Q:
             )
         return Q(id__lte=point.pk)
     # A revision: after the last of its deltas (of any row: they were written together).
-    last = delta_model._base_manager.filter(revision=point).aggregate(last=Max("id"))["last"]
+    last = (
+        delta_model._base_manager.using(row.using)
+        .filter(revision=point)
+        .aggregate(last=Max("id"))["last"]
+    )
     if last is None:
         return Q(created_at__lte=point.created_at)
     return Q(id__lte=last)
@@ -208,7 +222,7 @@ def _latest_state(row: _Row, point: Point | None) -> tuple | object | None:
     model = get_object_delta_model()
     if point is not None and not isinstance(point, datetime.datetime | model):
         return _UNKNOWN
-    connection = connections[router.db_for_read(model)]
+    connection = connections[row.using]
     opts = model._meta
 
     def column(attname: str) -> str:
@@ -281,22 +295,36 @@ def history_of(
     pk: Any = None,
     *,
     aggregates: bool = False,
+    using: str | None = None,
 ) -> models.QuerySet:
     """Return the object deltas of one row, newest first.
 
-    `history_of(obj)` or `history_of(Model, pk)`. With `aggregates=True`, also the deltas of
-    the rows that name this one as an aggregate (`get_event_aggregates()`, `REVY_AGGREGATES`),
-    in the same single query. The row need not exist any more.
+    `history_of(obj)` or `history_of(Model, pk)`: the row's own deltas and those of its
+    many-to-many links (the through rows that link it, added and removed). With
+    `aggregates=True`, also the deltas of the rows that name this one as an aggregate
+    (`get_event_aggregates()`, `REVY_AGGREGATES`). One query either way; the row need not
+    exist any more.
     """
-    row = _target(obj_or_model, pk)
+    row = _target(obj_or_model, pk, using)
+    manager = get_object_delta_model().objects.db_manager(row.using)
     if aggregates:
-        manager = get_object_delta_model().objects
         return manager.for_aggregate(_reference(row)).order_by("-id")
-    return (
-        get_object_delta_model()
-        .objects.filter(content_type=row.content_type, content_id=row.content_id)
-        .order_by("-id")
-    )
+    own = Q(content_type=row.content_type, content_id=row.content_id)
+    links = [
+        registry.content_type_id(through, row.using)
+        for through in registry.through_models(row.model)
+        if registry.is_tracked(through)
+    ]
+    if links:
+        # Its many-to-many links are part of a row's history: they are stored as aggregates
+        # of the link's delta (see `ModelConfig.links`).
+        own |= Q(
+            content_type_id__in=links,
+            pk__in=ObjectDeltaAggregate.objects.using(row.using)
+            .filter(content_type=row.content_type, content_id=row.content_id)
+            .values("delta_id"),
+        )
+    return manager.filter(own).order_by("-id")
 
 
 def _reference(row: _Row) -> models.Model:
@@ -314,6 +342,7 @@ def snapshot(
     revision: models.Model | None = None,
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
+    using: str | None = None,
 ) -> models.Model | None:
     """Return an unsaved instance of `model` as the row was at that point.
 
@@ -322,8 +351,9 @@ def snapshot(
     just before it when D is a deletion. Saving the instance re-creates the row with its pk.
 
     Raises `HistoryNotFound` when the row has no history, or no known state at that point.
+    `using` names the row's database (default: the one the router writes the model to).
     """
-    row = _Row(model, pk)
+    row = _Row(model, pk, using)
     return build_instance(model, _state_at(row, _point(revision, delta, at)))
 
 
@@ -333,6 +363,7 @@ def diff(
     *,
     since: Point | None,
     until: Point | None,
+    using: str | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Return `{attname: {"old": ..., "new": ...}}` for the fields that differ between two points.
 
@@ -341,7 +372,7 @@ def diff(
     are the stored JSON values (as in attribute deltas); a point where the row did not exist
     counts as every field being None. Masked and excluded fields are never compared.
     """
-    row = _Row(model, pk)
+    row = _Row(model, pk, using)
     before = _state_at(row, _as_point(since)) if since is not None else None
     after = _state_at(row, _as_point(until))
     changes = {}

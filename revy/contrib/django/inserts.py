@@ -91,7 +91,7 @@ class Table:
                 cursor.executemany(self._sql(connection, 1, False), rows)
                 return []
             ids: list[Any] = []
-            size = max(1, _max_parameters(connection) // len(rows[0]))
+            size = max(1, max_parameters(connection) // len(rows[0]))
             for start in range(0, len(rows), size):
                 batch = rows[start : start + size]
                 cursor.execute(
@@ -107,7 +107,7 @@ class Table:
         )
 
 
-def _max_parameters(connection) -> int:
+def max_parameters(connection) -> int:
     """The number of parameters one statement may carry on this connection."""
     if connection.vendor == "sqlite":
         # Django assumes 999, the limit of old SQLite builds; ask the library itself.

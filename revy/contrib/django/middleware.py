@@ -84,7 +84,9 @@ class RevisionMiddleware:
             except HeaderError as error:
                 return problem_response(error)
             response = await self.get_response(request)
-            return self._finish(response)
+            # Whether the revision still exists may take a query, on the connection (and in
+            # the thread) that wrote it.
+            return await sync_to_async(self._finish)(response)
 
     def _apply(self, request: HttpRequest, headers) -> None:
         organization = apply_headers(request, headers)

@@ -15,17 +15,19 @@ from typing import Any
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import IntegrityError, models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
 from revy.contrib.django.encoding import JSONEncoder
+from revy.contrib.django.registry import content_id
 from revy.contrib.django.snapshots import ObjectSnapshot
 
 __all__ = [
     "CASCADE",
+    "KEEP_HISTORY",
     "SET",
     "SET_DEFAULT",
     "SET_NULL",
@@ -33,6 +35,7 @@ __all__ = [
     "AbstractObjectDelta",
     "AbstractRevision",
     "AttributeDelta",
+    "HistoryProtectedError",
     "ObjectDelta",
     "ObjectDeltaAggregate",
     "ObjectSnapshot",
@@ -40,7 +43,7 @@ __all__ = [
 ]
 
 
-def _actors_of(rows) -> list[Any]:
+def _actors_of(rows, using: str) -> list[Any]:
     """Resolve (actor_type_id, actor_id) pairs to instances, one query per actor model."""
     by_type: dict[int, list[str]] = {}
     system = False
@@ -51,11 +54,45 @@ def _actors_of(rows) -> list[Any]:
             by_type.setdefault(type_id, []).append(object_id)
     actors: list[Any] = [None] if system else []
     for type_id, ids in by_type.items():
-        model = ContentType.objects.get_for_id(type_id).model_class()
+        model = ContentType.objects.db_manager(using).get_for_id(type_id).model_class()
         if model is None:
             continue
-        actors.extend(model._base_manager.filter(pk__in=ids))
+        actors.extend(model._base_manager.using(using).filter(pk__in=ids))
     return actors
+
+
+class HistoryProtectedError(IntegrityError):
+    """A content type cannot be deleted while revy's history refers to it.
+
+    History outlives the models it records: a model dropped from the code keeps its history
+    (its snapshots and deletions stay readable). `manage.py revy_prune --model app.model`
+    deletes that history first, when it really is to go.
+    """
+
+
+def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
+    """`on_delete` of the history tables' content type keys: refuse, saying why and what to do.
+
+    An IntegrityError rather than Django's ProtectedError, whose collector would replace this
+    message by a generic one (and load every referring delta to list them).
+    """
+    count = sub_objs.count() if hasattr(sub_objs, "count") else len(sub_objs)
+    if not count:
+        return
+    content_types = {obj.pk: obj for obj in collector.data.get(ContentType, ())}
+    names = ", ".join(f"{ct.app_label}.{ct.model}" for ct in content_types.values()) or "it"
+    role = "as their actor" if field.name == "actor_type" else "as what they changed"
+    raise HistoryProtectedError(
+        f"Cannot delete the content type {names}: {count} {field.model._meta.verbose_name_plural} "
+        f"of revy's history refer to it {role}. revy keeps the history of deleted models. "
+        f"To delete that history first, run `manage.py revy_prune --model {names}`; then "
+        "delete the content type (or run `manage.py remove_stale_contenttypes`) again."
+    )
+
+
+# Django loads the referring rows before calling an on_delete handler unless it is lazy: a
+# query set is enough to count them.
+KEEP_HISTORY.lazy_sub_objs = True
 
 
 class AbstractRevision(models.Model):
@@ -86,10 +123,19 @@ class AbstractRevision(models.Model):
         return self.attribute_deltas.order_by("id")
 
     def get_actors(self) -> list[Any]:
-        """Return every actor of this revision; None stands for the system."""
+        """Return every actor of this revision; None stands for the system.
+
+        Values Django assigned by itself (auto primary keys, `auto_now`) do not make the
+        system an actor: nobody assigned them.
+        """
         pairs = set(self.object_deltas.values_list("actor_type_id", "actor_id"))
-        pairs.update(self.attribute_deltas.values_list("actor_type_id", "actor_id"))
-        return _actors_of(sorted(pairs, key=lambda pair: (pair[0] or 0, pair[1] or "")))
+        pairs.update(
+            self.attribute_deltas.filter(automatic=False).values_list("actor_type_id", "actor_id")
+        )
+        return _actors_of(
+            sorted(pairs, key=lambda pair: (pair[0] or 0, pair[1] or "")),
+            self._state.db or "default",
+        )
 
 
 class Actions(models.TextChoices):
@@ -102,20 +148,20 @@ class Actions(models.TextChoices):
 
 class ObjectDeltaQuerySet(models.QuerySet):
     def for_object(self, obj: models.Model) -> ObjectDeltaQuerySet:
-        """Deltas whose content is `obj`."""
-        return self.filter(
-            content_type=ContentType.objects.get_for_model(obj), content_id=str(obj.pk)
-        )
+        """Deltas whose content is `obj` (in this queryset's database)."""
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        return self.filter(content_type=content_type, content_id=content_id(type(obj), obj.pk))
 
     def for_aggregate(self, obj: models.Model) -> ObjectDeltaQuerySet:
         """Deltas that affected `obj` directly or through its aggregates, in one query."""
-        content_type = ContentType.objects.get_for_model(obj)
+        content_type = ContentType.objects.db_manager(self.db).get_for_model(obj)
+        row = content_id(type(obj), obj.pk)
         return self.filter(
-            models.Q(content_type=content_type, content_id=str(obj.pk))
+            models.Q(content_type=content_type, content_id=row)
             | models.Q(
-                pk__in=ObjectDeltaAggregate.objects.filter(
-                    content_type=content_type, content_id=str(obj.pk)
-                ).values("delta_id")
+                pk__in=ObjectDeltaAggregate.objects.using(self.db)
+                .filter(content_type=content_type, content_id=row)
+                .values("delta_id")
             )
         )
 
@@ -146,7 +192,7 @@ class AbstractObjectDelta(models.Model):
     # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
         ContentType,
-        on_delete=models.PROTECT,
+        on_delete=KEEP_HISTORY,
         null=True,
         blank=True,
         related_name="+",
@@ -159,7 +205,7 @@ class AbstractObjectDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -201,7 +247,7 @@ class AbstractAttributeDelta(models.Model):
     # Not indexed alone: the (actor_type, actor_id) index serves lookups by type.
     actor_type = models.ForeignKey(
         ContentType,
-        on_delete=models.PROTECT,
+        on_delete=KEEP_HISTORY,
         null=True,
         blank=True,
         related_name="+",
@@ -213,7 +259,7 @@ class AbstractAttributeDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -221,6 +267,9 @@ class AbstractAttributeDelta(models.Model):
     old_value = models.JSONField(_("old value"), null=True, blank=True, encoder=JSONEncoder)
     new_value = models.JSONField(_("new value"), null=True, blank=True, encoder=JSONEncoder)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # A value Django assigned by itself during the save (an auto primary key, `auto_now`, a
+    # database default): the system's, but not an action of anyone's (see `get_actors`).
+    automatic = models.BooleanField(_("automatic"), default=False)
 
     class Meta:
         abstract = True
@@ -275,7 +324,7 @@ class ObjectDeltaAggregate(models.Model):
     )
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=models.PROTECT, related_name="+", db_index=False
+        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")

@@ -10,6 +10,7 @@ the change itself, inside its transaction, in the context's revision (`revisions
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connections, models
@@ -28,6 +29,20 @@ from revy.contrib.django.utils import (
 
 ACTION_SET = "Set"
 ACTION_UNSET = "Unset"
+
+
+class _Automatic:
+    """The "actor" of values Django assigns by itself during a save (auto primary keys,
+    `auto_now`, database defaults): recorded as the system, flagged `automatic`, and never
+    one of a revision's actors, since nobody assigned them."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "AUTOMATIC"
+
+
+AUTOMATIC = _Automatic()
 
 _OBJECT_DELTA_COLUMNS = (
     "revision_id",
@@ -54,6 +69,7 @@ _ATTRIBUTE_DELTA_COLUMNS = (
     "old_value",
     "new_value",
     "created_at",
+    "automatic",
 )
 _AGGREGATE_COLUMNS = ("delta_id", "content_type_id", "content_id")
 
@@ -63,7 +79,8 @@ class Change:
 
     `attributes` holds `(field index, action, old, new, actor, description)` tuples of Python
     values, the index being into `config.attnames`; `data` is the JSON text of the row's state
-    (see `state_json`) or of a custom event's data.
+    (see `state_json`) or of a custom event's data; `values` the row's state as a tuple (in
+    `config.attnames` order), when the change has one.
     """
 
     __slots__ = (
@@ -76,6 +93,7 @@ class Change:
         "event_type",
         "instance",
         "pk",
+        "values",
     )
 
     def __init__(
@@ -90,6 +108,7 @@ class Change:
         attributes: Sequence[tuple] = (),
         event_type: str | None = None,
         instance: models.Model | None = None,
+        values: tuple | None = None,
     ) -> None:
         self.config = config
         self.pk = pk
@@ -100,6 +119,7 @@ class Change:
         self.attributes = attributes
         self.event_type = event_type or f"{config.event_prefix}.{_EVENT_SUFFIX[action]}"
         self.instance = instance
+        self.values = values
 
 
 _EVENT_SUFFIX = {
@@ -115,13 +135,17 @@ def state_json(config: ModelConfig, values: Sequence) -> str:
     """Encode a row's state as a JSON object of its recorded, unmasked, loaded fields."""
     masked = config.masked
     attnames = config.attnames
-    return encode(
-        {
-            attnames[index]: values[index]
-            for index in config.recorded
-            if index not in masked and values[index] is not models.DEFERRED
-        }
-    )
+    indexes = [
+        index
+        for index in config.recorded
+        if index not in masked and values[index] is not models.DEFERRED
+    ]
+    try:
+        return encode({attnames[index]: values[index] for index in indexes})
+    except TypeError:
+        return encode(
+            {attnames[index]: _serializable(config, index, values[index]) for index in indexes}
+        )
 
 
 def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
@@ -131,7 +155,21 @@ def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
     if index in config.masked:
         # An empty value hides nothing (the action already says Unset); anything else is masked.
         return encode(revy_settings.MASK)
-    return encode(value)
+    try:
+        return encode(value)
+    except TypeError:
+        return encode(_serializable(config, index, value))
+
+
+def _serializable(config: ModelConfig, index: int, value: Any) -> Any:
+    """A value JSON cannot encode (a custom field's own type): its field's serialization,
+    `value_to_string`, as Django's serializers write it; `to_python` reads it back."""
+    try:
+        encode(value)
+    except TypeError:
+        field = config.fields[index]
+        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+    return value
 
 
 def attribute_action(value: Any) -> str:
@@ -141,7 +179,7 @@ def attribute_action(value: Any) -> str:
 # Actors -----------------------------------------------------------------------------------
 
 
-def actor_key(actor: Any) -> tuple[int | None, str | None]:
+def actor_key(actor: Any, using: str = "default") -> tuple[int | None, str | None]:
     """Return (content type id, pk as text) for an actor; (None, None) for the system."""
     if actor is None:
         return None, None
@@ -152,7 +190,7 @@ def actor_key(actor: Any) -> tuple[int | None, str | None]:
     if actor.pk is None:
         raise ValueError(f"The actor {actor!r} must be saved before it can act.")
     # __class__, not type(): request.user is a lazy proxy of the user.
-    return registry.content_type_id(actor.__class__), str(actor.pk)
+    return registry.content_type_id(actor.__class__, using), str(actor.pk)
 
 
 # Writing deltas ---------------------------------------------------------------------------
@@ -185,15 +223,15 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
         # Django's get_for_model() consults the router on every call: once per batch is enough.
         content_type_id = content_types.get(config)
         if content_type_id is None:
-            content_type_id = content_types[config] = config.content_type_id
+            content_type_id = content_types[config] = config.content_type_id(using)
         return content_type_id
 
     def key_of(actor: Any) -> tuple:
-        if actor is None:
+        if actor is None or actor is AUTOMATIC:
             return (None, None)
         cached = actors.get(id(actor))
         if cached is None:
-            cached = actors[id(actor)] = actor_key(actor)
+            cached = actors[id(actor)] = actor_key(actor, using)
         return cached
 
     rows = [
@@ -204,7 +242,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             change.event_type,
             change.description or "",
             type_of(change.config),
-            str(change.pk),
+            change.config.content_id(change.pk),
             change.data,
             now,
         )
@@ -217,7 +255,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
             continue
         config = change.config
         content_type_id = type_of(config)
-        content_id = str(change.pk)
+        content_id = config.content_id(change.pk)
         attnames = config.attnames
         for index, action, old, new, actor, description in change.attributes:
             attribute_rows.append(
@@ -233,6 +271,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
                     value_json(config, index, old),
                     value_json(config, index, new),
                     now,
+                    actor is AUTOMATIC,
                 )
             )
     table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(

@@ -6,14 +6,18 @@ first call for a model. The cache is cleared when a `REVY_*` setting changes.
 
 from __future__ import annotations
 
+import decimal
+import json
 from operator import itemgetter
 from typing import Any
 
+from django.apps import apps as global_apps
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
+from django.db import connections, models, router
 from django.db.models.signals import post_migrate
 
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.encoding import encode
 
 _configs: dict[type, ModelConfig | None] = {}
 
@@ -35,14 +39,19 @@ class ModelConfig:
         "has_aggregates",
         "indexes",
         "label",
+        "links",
         "masked",
         "model",
+        "mutable",
+        "normalizers",
         "pk_attname",
         "pk_default",
         "pk_index",
+        "pk_indexes",
         "pk_names",
         "read",
         "recorded",
+        "relatives",
     )
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -51,7 +60,11 @@ class ModelConfig:
         self.fields = tuple(opts.concrete_fields)
         self.attnames = tuple(field.attname for field in self.fields)
         self.pk_attname = opts.pk.attname
-        self.pk_index = self.attnames.index(self.pk_attname)
+        # A composite primary key (Django 5.2's CompositePrimaryKey) is several columns; its
+        # value is the tuple of theirs, and its content id their JSON list.
+        components = getattr(opts.pk, "fields", None) or (opts.pk,)
+        self.pk_indexes = tuple(self.attnames.index(field.attname) for field in components)
+        self.pk_index = self.pk_indexes[0]
         # A primary key Django generates from a Python default (UUIDs) unless one is given.
         self.pk_default = opts.pk.has_default()
         self.pk_names = frozenset({"pk", opts.pk.name, opts.pk.attname})
@@ -68,11 +81,32 @@ class ModelConfig:
         self.recorded = tuple(
             index
             for index, attname in enumerate(self.attnames)
-            if attname not in excluded or index == self.pk_index
+            if attname not in excluded or index in self.pk_indexes
         )
         self.masked = frozenset(
             index for index, attname in enumerate(self.attnames) if attname in masked
         )
+        # Fields whose values can be changed in place (`obj.data["key"] = 1`): what revy keeps
+        # of them must be a copy, or the change would go unnoticed.
+        self.mutable = tuple(
+            index
+            for index, field in enumerate(self.fields)
+            if field.get_internal_type() in _MUTABLE_TYPES
+        )
+        self.normalizers = tuple(
+            (index, normalizer)
+            for index in self.recorded
+            if (normalizer := _normalizer(self.fields[index])) is not None
+        )
+        # A many-to-many through model: the foreign keys to the relation's two ends, so that
+        # a link's changes show in the history of both rows it links.
+        self.links = tuple(
+            (self.index_of(field.attname), field.related_model._meta.concrete_model)
+            for field in _link_fields(model)
+        )
+        # Multi-table inheritance: the models whose rows share this model's primary keys
+        # (every ancestor, every descendant). A change of one is a change of the others.
+        self.relatives = frozenset({*opts.get_parent_list(), *_descendants(model)} - {model})
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
         getter = itemgetter(*self.attnames)
@@ -81,19 +115,35 @@ class ModelConfig:
         else:
             self.read = getter
 
-    @property
-    def content_type_id(self) -> int:
-        return content_type_id(self.model)
+    def content_type_id(self, using: str = "default") -> int:
+        return content_type_id(self.model, using)
 
     def index_of(self, name: str) -> int:
         """Return the position of a field, given its name or attname."""
         return self.indexes[name]
 
+    def pk_of(self, values: tuple) -> Any:
+        """Return the primary key held in a row's values (a tuple for a composite key)."""
+        if len(self.pk_indexes) == 1:
+            return values[self.pk_index]
+        return tuple(values[index] for index in self.pk_indexes)
+
+    def content_id(self, pk: Any) -> str:
+        """Return how history stores the row's primary key: its text, or for a composite key
+        the JSON list of its parts."""
+        return content_id(self.model, pk)
+
+    def knows(self, names) -> bool:
+        """True when every name is a concrete field's name or attname (Django validates the
+        rest, so unknown names are left to it and to its own error)."""
+        indexes = self.indexes
+        return all(name in indexes for name in names)
+
     def indexes_of(self, names) -> frozenset[int]:
         """Return the positions a save with `update_fields=names` writes (None: all)."""
         if names is None:
             return self.all_indexes
-        return frozenset(self.indexes[name] for name in names) | {self.pk_index}
+        return frozenset(self.indexes[name] for name in names) | frozenset(self.pk_indexes)
 
     def read_rows(self, using: str, pks) -> dict[Any, tuple]:
         """SELECT the full rows of `pks` as tuples keyed by pk, without building instances.
@@ -106,8 +156,56 @@ class ModelConfig:
         for start in range(0, len(pks), 1000):
             chunk = manager.filter(pk__in=pks[start : start + 1000])
             for row in chunk.values_list(*self.attnames):
-                rows[row[self.pk_index]] = tuple(row)
+                rows[self.pk_of(row)] = tuple(row)
         return rows
+
+    def frozen(self, values: tuple) -> tuple:
+        """Return `values` with the mutable values (dicts, lists) copied, to keep as a base or
+        checkpoint. Hot path: returns `values` itself for models without such fields."""
+        if not self.mutable:
+            return values
+        copied = list(values)
+        for index in self.mutable:
+            value = copied[index]
+            if type(value) in _CONTAINERS:
+                copied[index] = _copy(value)
+        return tuple(copied)
+
+    def normalize(self, values: tuple) -> tuple:
+        """Return `values` in the form the database stores and returns them.
+
+        `1` for a `DecimalField(decimal_places=4)` is stored as `Decimal("1.0000")`, `123` for
+        a CharField as `"123"`, a model instance assigned to a foreign key's attname as its
+        key. Recording the stored form means history and diffs never report a change that
+        the database never saw. Values that cannot be converted are left as they are:
+        Django decides what to do with them when it writes.
+        """
+        normalized = None
+        for index, normalizer in self.normalizers:
+            value = values[index]
+            if value is None or value is DEFERRED or hasattr(value, "resolve_expression"):
+                continue
+            try:
+                converted = normalizer(value)
+            except Exception:  # Django reports bad values itself
+                continue
+            if converted is not value:
+                if normalized is None:
+                    normalized = list(values)
+                normalized[index] = converted
+        return values if normalized is None else tuple(normalized)
+
+    def normal(self, index: int, value: Any) -> Any:
+        """Return one field's value in its stored form (see `normalize`)."""
+        for position, normalizer in self.normalizers:
+            if position == index:
+                if value is None or value is DEFERRED or hasattr(value, "resolve_expression"):
+                    return value
+                try:
+                    return normalizer(value)
+                except Exception:  # Django reports bad values itself
+                    return value
+        return value
 
     def values_of(self, instance: models.Model) -> tuple:
         """Return the instance's current field values, `DEFERRED` for fields not loaded."""
@@ -117,6 +215,110 @@ class ModelConfig:
         except KeyError:
             data = instance.__dict__
             return tuple(data.get(attname, models.DEFERRED) for attname in self.attnames)
+
+
+_MUTABLE_TYPES = frozenset({"JSONField", "ArrayField", "HStoreField"})
+_CONTAINERS = (dict, list)
+
+
+def _copy(value: Any) -> Any:
+    # A deep copy of JSON-like data, several times faster than copy.deepcopy().
+    kind = type(value)
+    if kind is dict:
+        return {key: _copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_copy(item) for item in value]
+    return value
+
+
+DEFERRED = models.DEFERRED
+# Values of these types come back from the database as they were given.
+_AS_GIVEN = frozenset({"JSONField", "FileField", "ImageField", "BinaryField"})
+
+
+def _normalizer(field: models.Field):
+    """Return a function giving a value of `field` in its stored form, or None if none is
+    needed."""
+    if field.get_internal_type() in _AS_GIVEN:
+        return None
+    to_python = field.to_python
+    if field.is_relation:
+
+        def related(value: Any) -> Any:
+            if isinstance(value, models.Model):  # an instance assigned to `author_id`
+                value = value.pk
+            return to_python(value)
+
+        return related
+    if isinstance(field, models.DecimalField) and field.decimal_places is not None:
+        exponent = decimal.Decimal(1).scaleb(-field.decimal_places)
+
+        def fixed_point(value: Any) -> Any:
+            value = to_python(value)
+            return value.quantize(exponent) if value.is_finite() else value
+
+        return fixed_point
+    return to_python
+
+
+def _history_model_labels() -> frozenset[str]:
+    return frozenset(
+        revy_settings.get(name)
+        for name in ("REVY_REVISION_MODEL", "REVY_OBJECT_DELTA_MODEL", "REVY_ATTRIBUTE_DELTA_MODEL")
+    )
+
+
+def _descendants(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models inheriting from `model` through multi-table inheritance."""
+    return [
+        other
+        for other in global_apps.get_models()
+        if not other._meta.proxy and model in other._meta.get_parent_list()
+    ]
+
+
+def children_of(model: type[models.Model]) -> list[type[models.Model]]:
+    """Concrete models that inherit directly from `model` (multi-table inheritance)."""
+    return [other for other in _descendants(model) if model in other._meta.parents]
+
+
+def _link_fields(model: type[models.Model]) -> list[models.Field]:
+    """The foreign keys of a many-to-many through model that point at the relation's ends."""
+    fields: dict[str, models.Field] = {}
+    for other in global_apps.get_models():
+        for m2m in other._meta.local_many_to_many:
+            if m2m.remote_field.through is model:
+                for name in (m2m.m2m_field_name(), m2m.m2m_reverse_field_name()):
+                    field = model._meta.get_field(name)
+                    fields[field.attname] = field
+    return list(fields.values())
+
+
+def through_models(model: type[models.Model]) -> list[type[models.Model]]:
+    """The through models of every many-to-many relation of `model`, in either direction."""
+    opts = model._meta.concrete_model._meta
+    found = [field.remote_field.through for field in opts.many_to_many]
+    found += [relation.through for relation in opts.related_objects if relation.many_to_many]
+    return list(dict.fromkeys(found))
+
+
+def is_composite(model: type[models.Model]) -> bool:
+    """True for a model whose primary key is a `CompositePrimaryKey`."""
+    return len(getattr(model._meta.pk, "fields", None) or ()) > 1
+
+
+def content_id(model: type[models.Model], pk: Any) -> str:
+    """Return the `content_id` history stores for the row of `model` with this primary key."""
+    if is_composite(model):
+        return encode([value for value in pk])
+    return str(pk)
+
+
+def pk_from_content_id(model: type[models.Model], content_id: str) -> Any:
+    """Return the primary key a stored `content_id` stands for (see `content_id`)."""
+    if is_composite(model):
+        return tuple(json.loads(content_id))
+    return content_id
 
 
 def _is_user_model(model: type) -> bool:
@@ -155,6 +357,8 @@ def _included(model: type[models.Model]) -> bool:
         return False
     if model in revy_settings.excluded_models():
         return False
+    if opts.label in _history_model_labels():
+        return False  # custom history models (REVY_*_MODEL) never record themselves
     everything, app_labels, listed = revy_settings.included()
     if everything or opts.app_label in app_labels or model in listed:
         return True
@@ -165,21 +369,36 @@ def _included(model: type[models.Model]) -> bool:
     return False
 
 
-_content_type_ids: dict[type, int] = {}
+_content_type_ids: dict[tuple[str, type], int] = {}
 
 
-def content_type_id(model: type[models.Model]) -> int:
-    """Return the id of the (concrete) model's content type.
+def content_type_id(model: type[models.Model], using: str = "default") -> int:
+    """Return the id of the (concrete) model's content type in the database `using`.
 
     Hot path: Django's `get_for_model()` consults the database router on every call. The ids
-    are kept as long as Django keeps its own content type cache: until the next migration or
-    flush (post_migrate), or a change to a REVY_* setting.
+    are kept per database as long as Django keeps its own content type cache: until the next
+    migration or flush (post_migrate), or a change to a REVY_* setting.
+
+    The content types of every tracked model exist before any tracked write (see
+    `create_content_types`); one that is missing anyway is created, but an id created inside
+    a transaction is not kept, since that transaction may still roll back.
     """
+    key = (using, model)
     try:
-        return _content_type_ids[model]
+        return _content_type_ids[key]
     except KeyError:
-        pk = _content_type_ids[model] = ContentType.objects.get_for_model(model).pk
-        return pk
+        pass
+    opts = model._meta.concrete_model._meta
+    manager = ContentType.objects.db_manager(using)
+    try:
+        content_type = manager.get_by_natural_key(opts.app_label, opts.model_name)
+    except ContentType.DoesNotExist:
+        content_type, _ = manager.get_or_create(app_label=opts.app_label, model=opts.model_name)
+        if connections[using].in_atomic_block:
+            manager.clear_cache()
+            return content_type.pk
+    _content_type_ids[key] = content_type.pk
+    return content_type.pk
 
 
 def clear() -> None:
@@ -187,17 +406,36 @@ def clear() -> None:
     _content_type_ids.clear()
 
 
-def _on_post_migrate(**kwargs) -> None:
+def create_content_types(app_config, using: str = "default", apps=global_apps, **kwargs) -> None:
+    """Create the content types of an app's tracked models, automatic M2M through models
+    included (Django creates those only when first asked for), after `migrate` and `flush`.
+
+    So that recording never saves a ContentType inside a user's transaction.
+    """
     # `flush` (run between transactional tests) and migrations may re-create content types
-    # with new ids: forget the ids cached in the configs, as ContentType's own cache does.
+    # with new ids: forget the ids kept so far, as ContentType's own cache does.
     clear()
+    if not router.allow_migrate_model(using, ContentType):
+        return
+    try:
+        installed = global_apps.get_app_config(app_config.label)
+    except LookupError:
+        return
+    tracked = [
+        model
+        for model in installed.get_models(include_auto_created=True)
+        if is_tracked(model) and router.allow_migrate_model(using, model)
+    ]
+    if tracked:
+        ContentType.objects.clear_cache()
+        ContentType.objects.db_manager(using).get_for_models(*tracked)
 
 
-post_migrate.connect(_on_post_migrate, dispatch_uid="revy.registry")
+post_migrate.connect(create_content_types, dispatch_uid="revy.registry")
 
 
 def tracked_models() -> list[type[models.Model]]:
     """Return every installed concrete model that is tracked."""
-    from django.apps import apps
-
-    return [model for model in apps.get_models(include_auto_created=True) if is_tracked(model)]
+    return [
+        model for model in global_apps.get_models(include_auto_created=True) if is_tracked(model)
+    ]

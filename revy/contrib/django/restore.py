@@ -24,6 +24,7 @@ from revy.contrib.django.history import (
     _Row,
     _state_at,
 )
+from revy.contrib.django.registry import pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
@@ -55,6 +56,7 @@ def rollback(
     revision: models.Model | None = None,
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
+    using: str | None = None,
 ) -> models.Model:
     """Restore the row to its state at one point and return the saved instance.
 
@@ -68,19 +70,20 @@ def rollback(
     saved like a fixture row, so `pre_save`/`post_save` receivers see `raw=True`.
 
     Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
-    its state there is unknown.
+    its state there is unknown. `using` names the row's database (default: the one the
+    router writes the model to); its history is read and written there.
     """
     point = _point(revision, delta, at)
     if point is None:
         raise TypeError("rollback() needs a point: revision=, delta= or at=.")
-    row = _Row(model, pk)
+    row = _Row(model, pk, using)
     state = _state_at(row, point)
     if state is None:
         raise ObjectAbsent(
             f"{row.label} did not exist at {_describe_point(point)}; there is no state to "
             "roll back to."
         )
-    using = router.db_for_write(model)
+    using = row.using
     with _recording_context(), transaction.atomic(using=using):
         # Loaded inside the context, so that the save records only the fields that change.
         current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
@@ -132,11 +135,13 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
     touched the same fields of the same rows (or re-created, updated or deleted rows this
     revision created or deleted); changes to other fields are not conflicts. Returns the
     revision the undo was recorded in, or None when there was nothing to undo.
+
+    Everything happens in the revision's own database: its deltas are read, its rows changed
+    and the undo recorded there, never in another one.
     """
     from revy.contrib.django.revisions import pending_revision
 
-    delta_model = get_object_delta_model()
-    using = router.db_for_write(delta_model)
+    using = revision._state.db or router.db_for_write(type(revision))
     with _recording_context(), transaction.atomic(using=using):
         deltas = _changes_of(revision)
         if not deltas:
@@ -169,16 +174,18 @@ def _chunked(items: list, size: int = _CHUNK) -> Iterable[list]:
 def _changes_of(revision: models.Model) -> list[models.Model]:
     """The revision's create, update and delete deltas, newest first, with `undo_children`
     (their attribute deltas, oldest first)."""
+    using = revision._state.db
     deltas = list(
         get_object_delta_model()
-        ._base_manager.filter(revision=revision, action__in=_CHANGE_ACTIONS)
+        ._base_manager.using(using)
+        .filter(revision=revision, action__in=_CHANGE_ACTIONS)
         .select_related("content_type")
         .order_by("-id")
     )
     children: dict[int, list[models.Model]] = {}
     updates = [delta.pk for delta in deltas if delta.action == "Update"]
     for chunk in _chunked(updates):
-        rows = get_attribute_delta_model()._base_manager.filter(parent_id__in=chunk)
+        rows = get_attribute_delta_model()._base_manager.using(using).filter(parent_id__in=chunk)
         for child in rows.order_by("id"):
             children.setdefault(child.parent_id, []).append(child)
     for delta in deltas:
@@ -196,6 +203,7 @@ def find_conflicts(
     first. Baselines and custom events change nothing and are never conflicts.
     """
     deltas = _changes_of(revision) if deltas is None else list(deltas)
+    using = revision._state.db
     # Per row: after which object delta any change conflicts (creations, deletions), after
     # which a deletion conflicts (updates), and after which attribute delta a field does.
     any_change_after: dict[tuple[int, str], int] = {}
@@ -220,11 +228,15 @@ def find_conflicts(
         rows_by_type.setdefault(content_type_id, []).append(content_id)
     for content_type_id, content_ids in rows_by_type.items():
         for chunk in _chunked(sorted(content_ids)):
-            later = get_object_delta_model()._base_manager.filter(
-                content_type_id=content_type_id,
-                content_id__in=chunk,
-                action__in=_CHANGE_ACTIONS,
-                id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
+            later = (
+                get_object_delta_model()
+                ._base_manager.db_manager(using)
+                .filter(
+                    content_type_id=content_type_id,
+                    content_id__in=chunk,
+                    action__in=_CHANGE_ACTIONS,
+                    id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
+                )
             )
             for delta in later.exclude(revision=revision):
                 row = (delta.content_type_id, delta.content_id)
@@ -242,7 +254,8 @@ def find_conflicts(
         for chunk in _chunked(sorted(content_ids)):
             later = (
                 get_attribute_delta_model()
-                ._base_manager.filter(
+                ._base_manager.db_manager(using)
+                .filter(
                     content_type_id=content_type_id,
                     content_id__in=chunk,
                     field_name__in=fields_by_type[content_type_id],
@@ -277,7 +290,8 @@ def _undo(delta: models.Model, using: str) -> None:
     if model is None:  # the model is gone: nothing left to put back
         return
     manager = model._base_manager.using(using)
-    current = manager.filter(pk=delta.content_id).first()
+    pk = pk_from_content_id(model, delta.content_id)
+    current = manager.filter(pk=pk).first()
     if delta.action == "Create":
         if current is not None:
             current.delete(using=using)

@@ -95,8 +95,13 @@ class _RevisionHolder:
         if self.durable or marker_alive(self.marker, using):
             return True
         # A savepoint was released or the transaction ended without the commit hook running:
-        # whether the revision was rolled back is unknown. Ask the database.
-        if self.model._base_manager.using(using).filter(pk=self.pk).exists():
+        # whether the revision was rolled back is unknown. Ask the database, by creation time
+        # too: SQLite gives a rolled-back row's id to the next row, maybe another request's.
+        created_at = self.revision.created_at
+        rows = self.model._base_manager.using(using).filter(pk=self.pk)
+        if created_at is not None:
+            rows = rows.filter(created_at=created_at)
+        if rows.exists():
             self.marker = transaction_marker(using)
             self.durable = self.marker is None
             return True
@@ -169,13 +174,22 @@ def _given_holder(revision: models.Model, using: str) -> _RevisionHolder:
 
 
 def pending_revision(using: str = "default") -> models.Model | None:
-    """Return the revision the current context has written to on `using`, if any."""
+    """Return the revision the current context has written to on `using`, if any.
+
+    A revision whose row was rolled back (with the transaction or savepoint that created it)
+    is not returned: what names it (`X-Revision-Id`, say) must name a revision that exists.
+    """
     revision = Context.get_revision()
-    if revision is not None:
-        return revision
     scope = current_scope()
+    if revision is not None:
+        if scope is None or revision.pk is None:
+            return revision
+        holder = scope.extras.get(("given revision", using, id(revision)))
+        return revision if holder is None or holder.is_valid(using) else None
     holder = scope.extras.get(("revision", using)) if scope is not None else None
-    return holder.revision if holder is not None else None
+    if holder is None or not holder.is_valid(using):
+        return None
+    return holder.revision
 
 
 def update_revision_metadata(values: dict[str, Any]) -> None:

@@ -99,7 +99,9 @@ class ObjectSnapshot(Expression):
         pk = quote(opts.pk.column)
         table = quote(opts.db_table)
         # Deltas are recorded under the concrete model's content type (proxies included).
-        content_type_id = ContentType.objects.get_for_model(self.snapshot_model).pk
+        content_type_id = (
+            ContentType.objects.db_manager(compiler.using).get_for_model(self.snapshot_model).pk
+        )
         states = ", ".join(["%s"] * len(STATE_ACTIONS))
         sql = (
             f"CASE WHEN {outer}.{column['content_type_id']} = %s THEN ("

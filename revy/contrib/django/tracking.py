@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router, transaction
+from django.db import DatabaseError, connections, models, router
 from django.db.models.deletion import Collector
 
 from revy.context import Context, add_boundary_listener, current_scope
@@ -36,9 +36,17 @@ from revy.contrib.django.attribution import (
     state_of,
     watch,
 )
-from revy.contrib.django.recorder import ACTION_SET, Change, attribute_action, state_json
+from revy.contrib.django.inheritance import with_relatives
+from revy.contrib.django.recorder import (
+    ACTION_SET,
+    AUTOMATIC,
+    Change,
+    attribute_action,
+    state_json,
+)
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
+from revy.contrib.django.transactions import guard, run_atomically
 
 DEFERRED = models.DEFERRED
 
@@ -76,7 +84,7 @@ def _generated_pk(instance: models.Model, config: ModelConfig) -> None:
     checkpoint = [None] * len(config.attnames)
     checkpoint[pk_index] = pk
     state.checkpoint = tuple(checkpoint)
-    state.spans = {pk_index: [[None, "", None, pk]]}
+    state.spans = {pk_index: [[AUTOMATIC, "", None, pk]]}
 
 
 def _from_db(cls, db, field_names, values, **kwargs):
@@ -106,6 +114,7 @@ def _from_db(cls, db, field_names, values, **kwargs):
         config = config_for(cls)
         if config is not None:
             loaded = tuple(loaded) if loaded is not None else config.values_of(new)
+            loaded = config.frozen(loaded)
             watch(new, loaded, loaded)
     return new
 
@@ -115,14 +124,15 @@ def _refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
     state = state_of(self)
     if state is not None:
         config = config_for(self.__class__)
-        current = config.values_of(self)
+        current = config.frozen(config.values_of(self))
         fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
         if fields is None or state.base is None:
             state.base = state.checkpoint = current
             state.spans = None
             seen_now(state)
         else:
-            refreshed = {config.index_of(name) for name in fields}
+            # Reverse relations, prefetched names and generic keys refresh no column.
+            refreshed = {config.index_of(name) for name in fields if name in config.indexes}
             state.base = merge(state.base, current, refreshed)
             if state.checkpoint is not None:
                 state.checkpoint = merge(state.checkpoint, current, refreshed)
@@ -156,8 +166,15 @@ def _save_base(
                 state.pending = transaction_marker(self._state.db or "default")
         return result
     using = using or router.db_for_write(self.__class__, instance=self)
-    with transaction.atomic(using=using, savepoint=False):
-        return _record_save(self, config, using, raw, force_insert, force_update, update_fields)
+    # In autocommit mode the save and its deltas get a transaction of their own, which
+    # commits as soon as the save returns.
+    own_block = not connections[using].in_atomic_block
+    return run_atomically(
+        using,
+        lambda: _record_save(
+            self, config, using, raw, force_insert, force_update, update_fields, own_block
+        ),
+    )
 
 
 def _certain_insert(instance, config, raw, force_insert, force_update, pk) -> bool:
@@ -173,17 +190,18 @@ def select_row(config: ModelConfig, using: str, pk: Any) -> tuple | None:
     return next(iter(config.read_rows(using, [pk]).values()), None)
 
 
-def _record_save(self, config, using, raw, force_insert, force_update, update_fields):
+def _record_save(self, config, using, raw, force_insert, force_update, update_fields, own_block):
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     current = config.values_of(self)
-    pk = current[config.pk_index]
+    pk = config.pk_of(current)
     state = state_of(self)
+    adding = self._state.adding
     if _certain_insert(self, config, raw, force_insert, force_update, pk):
         base = None
     else:
         base = None
-        if state is not None and not self._state.adding:
+        if state is not None and not adding:
             base = known_base(state, config, pk, using)
         if base is None:
             base = select_row(config, using, pk)
@@ -192,38 +210,106 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         state = InstanceState(id(self), base, base, current_scope())
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
+    saving = _Saving(config, using, update_fields, actor, description, current, base, own_block)
+    try:
+        result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
+    except Exception:
+        # Django raised before writing (pre_save, validation, a failed statement) or after
+        # (post_save): in the second case the row changed, and its history must say so.
+        if _written(self, saving, adding):
+            _record_saved(self, state, saving)
+        raise
+    _record_saved(self, state, saving)
+    return result
 
-    result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
 
+class _Saving:
+    """What a save knew before Django wrote the row."""
+
+    __slots__ = (
+        "actor",
+        "base",
+        "config",
+        "current",
+        "description",
+        "own_block",
+        "update_fields",
+        "using",
+    )
+
+    def __init__(self, config, using, update_fields, actor, description, current, base, own):
+        self.config, self.using, self.update_fields = config, using, update_fields
+        self.actor, self.description = actor, description
+        self.current, self.base, self.own_block = current, base, own
+
+
+def _written(instance, saving: _Saving, adding: bool) -> bool:
+    """After an exception from Django's save, tell whether the row was written."""
+    config, using = saving.config, saving.using
+    connection = connections[using]
+    if connection.needs_rollback:
+        return False  # a statement failed: the caller's transaction cannot keep the row
+    if adding and not instance._state.adding:
+        return True  # Django marks the instance saved right after writing it
+    base = saving.base
+    if base is None:
+        return False
+    try:
+        row = select_row(config, using, config.pk_of(saving.current))
+    except DatabaseError:
+        return False
+    if row is None:
+        return False
+    current = config.normalize(saving.current)
+    changed = [
+        index
+        for index in config.indexes_of(saving.update_fields)
+        if current[index] is not DEFERRED
+        and not hasattr(current[index], "resolve_expression")
+        and current[index] != base[index]
+    ]
+    return bool(changed) and all(row[index] == current[index] for index in changed)
+
+
+def _record_saved(self, state, saving: _Saving) -> None:
+    """Record what the save wrote, in the save's transaction."""
+    config, using, update_fields = saving.config, saving.using, saving.update_fields
+    actor, description, current, base = (
+        saving.actor,
+        saving.description,
+        saving.current,
+        saving.base,
+    )
     after = config.values_of(self)
-    written = after
+    written = config.normalize(after)
     expressions = [
         index for index in config.recorded if hasattr(current[index], "resolve_expression")
     ]
     if expressions:
         # F() expressions and database defaults: the values are only known to the database.
-        written = _resolve_expressions(state, config, using, current, after, expressions)
+        written = _resolve_expressions(state, config, using, current, written, expressions)
     if after != state.checkpoint:  # values Django set during the save are the system's
-        attribute(self, state, config, None, "", after)
+        attribute(self, state, config, AUTOMATIC, "", after)
     spans = state.spans or {}
     after = written
     if base is None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
         saved = config.indexes_of(update_fields)
+        stored = config.normalize(current)
         if not any(
-            current[index] != base[index] and current[index] is not DEFERRED for index in saved
+            stored[index] != base[index] and stored[index] is not DEFERRED for index in saved
         ):
             _after_save(self, state, config, update_fields)
-            state.pending = transaction_marker(using, own_block=True)
-            return result
+            state.pending = transaction_marker(using, own_block=saving.own_block)
+            return
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
-        recorder.write(using, [change])
-        note_write(config, after[config.pk_index])
+        with guard(using):
+            recorder.write(using, with_relatives(using, [change]))
+        note_write(config, config.pk_of(after))
     _after_save(self, state, config, update_fields, base, written)
-    state.pending = transaction_marker(using, own_block=True)
-    return result
+    state.pending = transaction_marker(using, own_block=saving.own_block)
 
 
 def _resolve_expressions(state, config, using, current, after, indexes) -> tuple:
@@ -241,7 +327,7 @@ def _resolve_expressions(state, config, using, current, after, indexes) -> tuple
         expression, value = current[index], after[index]
         if hasattr(value, "resolve_expression"):
             if row is None:
-                row = select_row(config, using, after[config.pk_index])
+                row = select_row(config, using, config.pk_of(after))
                 if row is None:
                     return after
             value = row[index]
@@ -258,7 +344,11 @@ def _resolve_expressions(state, config, using, current, after, indexes) -> tuple
 
 
 def creation_change(config, instance, after, spans, actor, description) -> Change:
-    """Build the Create delta of a new row from its spans (fields never assigned: `actor`)."""
+    """Build the Create delta of a new row from its spans (fields never assigned: `actor`).
+
+    `after` is the row as stored (`ModelConfig.normalize`); the spans' values are brought to
+    that form too, and consecutive assignments that store the same value are one.
+    """
     attributes = []
     for index in config.recorded:
         chain = spans.get(index)
@@ -266,23 +356,31 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
             attributes.append((index, ACTION_SET, None, after[index], actor, description))
             continue
         old = None
-        for span_actor, span_description, _, new in chain:
+        for position, (span_actor, span_description, _, new) in enumerate(chain):
+            new = config.normal(index, new)
+            if position and new == old:
+                continue
             attributes.append((index, ACTION_SET, old, new, span_actor, span_description))
             old = new
     return Change(
         config,
-        after[config.pk_index],
+        config.pk_of(after),
         "Create",
         actor=actor,
         description=Context.get_object_delta_description(),
         data=state_json(config, after),
         attributes=attributes,
         instance=instance,
+        values=after,
     )
 
 
 def update_change(config, instance, base, after, saved, spans, actor, description) -> Change | None:
-    """Build the Update delta of the fields in `saved` that differ from `base`, if any."""
+    """Build the Update delta of the fields in `saved` that differ from `base`, if any.
+
+    `base` and `after` are rows as stored (`ModelConfig.normalize`); so are the values of
+    the attribute deltas built from the spans.
+    """
     attributes = []
     for index in config.recorded:
         if index not in saved:
@@ -293,6 +391,7 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
         chain = spans.get(index) or [[actor, description, start, final]]
         old = start
         for span_actor, span_description, _, new in chain:
+            new = config.normal(index, new)
             if new != old:
                 attributes.append(
                     (index, attribute_action(new), old, new, span_actor, span_description)
@@ -306,13 +405,14 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
     )
     return Change(
         config,
-        after[config.pk_index],
+        config.pk_of(after),
         "Update",
         actor=actor,
         description=Context.get_object_delta_description(),
         data=state_json(config, state),
         attributes=attributes,
         instance=instance,
+        values=state,
     )
 
 
@@ -321,8 +421,8 @@ def _after_save(instance, state, config, update_fields, base=None, written=None)
     the instance's new base and forget their spans."""
     if config is None:
         return
-    current = config.values_of(instance)
-    after = current if written is None else written
+    current = config.frozen(config.values_of(instance))
+    after = current if written is None else config.frozen(written)
     base = base if base is not None else state.base
     if update_fields is None or base is None:
         state.base = after

@@ -11,7 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from revy import Context
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 
 
 def change(instance: models.Model, **fields: Any) -> models.Model:

@@ -11,11 +11,16 @@ from django.urls import reverse
 
 from revy import Context
 from revy.contrib.django.admin import HistoryAdminMixin
-from revy.contrib.django.models import ObjectDelta, Revision
 from tests.factories import make_author, object_deltas
+from tests.history_models import ObjectDelta, Revision
 from tests.testapp.models import Book, Car, Cylinder, Engine
 
 pytestmark = pytest.mark.django_db
+
+
+def admin_url(model, view: str) -> str:
+    opts = model._meta
+    return f"admin:{opts.app_label}_{opts.model_name}_{view}"
 
 
 class BookAdmin(HistoryAdminMixin, admin.ModelAdmin):
@@ -182,13 +187,13 @@ def test_revision_and_delta_admins_are_read_only_lists_with_filters(superuser_cl
     revision = Revision.objects.order_by("id").first()
     delta = ObjectDelta.objects.order_by("id").first()
 
-    changelist = client.get(reverse("admin:revy_objectdelta_changelist") + "?action__exact=Update")
+    changelist = client.get(reverse(admin_url(ObjectDelta, "changelist")) + "?action__exact=Update")
     assert changelist.status_code == 200
     assert "testapp.book.updated" in changelist.content.decode()
-    assert client.get(reverse("admin:revy_revision_changelist") + "?q=Retitled").status_code == 200
-    assert client.get(reverse("admin:revy_revision_change", args=[revision.pk])).status_code == 200
-    detail = client.get(reverse("admin:revy_objectdelta_change", args=[delta.pk]))
+    assert client.get(reverse(admin_url(Revision, "changelist")) + "?q=Retitled").status_code == 200
+    assert client.get(reverse(admin_url(Revision, "change"), args=[revision.pk])).status_code == 200
+    detail = client.get(reverse(admin_url(ObjectDelta, "change"), args=[delta.pk]))
     assert detail.status_code == 200
     assert "Save" not in detail.content.decode().split("submit-row")[-1][:200]
-    assert client.get(reverse("admin:revy_objectdelta_add")).status_code == 403
-    assert client.get(reverse("admin:revy_revision_delete", args=[revision.pk])).status_code == 403
+    assert client.get(reverse(admin_url(ObjectDelta, "add"))).status_code == 403
+    assert client.get(reverse(admin_url(Revision, "delete"), args=[revision.pk])).status_code == 403

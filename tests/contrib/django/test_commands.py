@@ -17,7 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from revy import Context
 from revy.contrib.django.history import history_of, rollback, snapshot
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, ObjectSnapshot, Revision
+from revy.contrib.django.models import ObjectSnapshot
 from revy.contrib.django.settings import MASK
 from tests.contrib.django.helpers import (
     change,
@@ -27,6 +27,7 @@ from tests.contrib.django.helpers import (
     revision_count,
 )
 from tests.factories import make_author, make_book
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import Author, Book, Secret, Stamped, Untracked
 
 pytestmark = pytest.mark.django_db
@@ -123,11 +124,11 @@ def test_baseline_writes_one_insert_per_batch_and_table_and_never_builds_instanc
         pre_init.disconnect(count_instances, sender=Book)
 
     assert built == []
-    object_inserts = insert_statements(queries, "revy_objectdelta")
+    object_inserts = insert_statements(queries, ObjectDelta._meta.db_table)
     assert len(object_inserts) == 3  # batches of 2, 2 and 1 rows
     fields = len(Book._meta.concrete_fields)
     # Attribute deltas: a few statements per batch (never one per row or per field value).
-    attribute_inserts = insert_statements(queries, "revy_attributedelta")
+    attribute_inserts = insert_statements(queries, AttributeDelta._meta.db_table)
     assert 3 <= len(attribute_inserts) <= 3 * fields
     assert ObjectDelta.objects.filter(action="Baseline").count() == 5
     assert AttributeDelta.objects.count() == 5 * fields
@@ -144,9 +145,9 @@ def test_baseline_reports_progress_in_batches_of_the_default_size():
     with CaptureQueriesContext(connection) as queries:
         output = baseline("testapp.Book")
 
-    assert len(insert_statements(queries, "revy_objectdelta")) == 3
+    assert len(insert_statements(queries, ObjectDelta._meta.db_table)) == 3
     fields = len(Book._meta.concrete_fields)
-    assert 3 <= len(insert_statements(queries, "revy_attributedelta")) <= 3 * fields
+    assert 3 <= len(insert_statements(queries, AttributeDelta._meta.db_table)) <= 3 * fields
     lines = output.splitlines()
     assert lines[:3] == [
         "testapp.Book: 1000/2500 rows",

@@ -16,9 +16,9 @@ from revy.contrib.django.events import (
     remove_listener,
 )
 from revy.contrib.django.history import history_of
-from revy.contrib.django.models import ObjectDelta
 from tests.conftest import count_queries
 from tests.factories import make_author, make_book, object_deltas
+from tests.history_models import ObjectDelta
 from tests.testapp.models import Book, Car, Cylinder, Engine
 
 

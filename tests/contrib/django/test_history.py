@@ -22,7 +22,6 @@ from revy.contrib.django.history import (
     rollback,
     snapshot,
 )
-from revy.contrib.django.models import AttributeDelta, ObjectDelta
 from tests.contrib.django.helpers import (
     change,
     changed_fields,
@@ -35,6 +34,7 @@ from tests.contrib.django.helpers import (
     revision_count,
 )
 from tests.factories import make_author, make_book
+from tests.history_models import AttributeDelta, ObjectDelta
 from tests.testapp.models import Author, Book, Car, Cylinder, Engine, Secret, Stamped, Tag
 
 pytestmark = pytest.mark.django_db
@@ -1274,7 +1274,7 @@ def test_recreating_a_row_keeps_its_auto_now_add_value_and_sets_auto_now():
 
 
 def last_revision_before(revision):
-    from revy.contrib.django.models import Revision
+    from tests.history_models import Revision
 
     return Revision.objects.filter(pk__lt=revision.pk).order_by("-pk").first()
 

@@ -15,13 +15,11 @@ from django.core.exceptions import FieldError
 from django.db import transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
-from django.test import override_settings
 
 from revy import Context
 from revy.contrib.django import registry
 from revy.contrib.django.history import diff, history_of, snapshot
 from tests.contrib.django.helpers import change, created, last_revision
-from tests.settings import COMPOSITE_PK_TRACKED
 from tests.trustapp.models import Doc, Group, Item, Membership, Place, Shop, Stock, Tag
 
 pytestmark = pytest.mark.django_db
@@ -34,7 +32,6 @@ def fields_of(instance) -> dict:
 
 
 @pytest.mark.xfail(strict=True, reason="Core: ModelConfig needs the pk among concrete fields")
-@override_settings(**COMPOSITE_PK_TRACKED)
 def test_a_composite_primary_key_model_is_tracked():
     with Context():
         stock = Stock.objects.create(shop_code="s1", sku=1, quantity=2)

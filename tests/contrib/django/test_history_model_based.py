@@ -53,7 +53,6 @@ from django.core.exceptions import FieldDoesNotExist, FieldError
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
-from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, note, settings
 from hypothesis import strategies as st
@@ -83,7 +82,6 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
-from tests.settings import COMPOSITE_PK_TRACKED
 from tests.trustapp.models import (
     Doc,
     Group,
@@ -1283,9 +1281,6 @@ def test_history_equals_reality():
     if EXAMPLES:
         chosen = settings(chosen, max_examples=int(EXAMPLES))
     STATS.clear()
-    # The composite primary key model is excluded from tracking until the core supports it.
-    tracked = override_settings(**({} if avoided("composite_pk") else COMPOSITE_PK_TRACKED))
-    with tracked:
-        run_state_machine_as_test(HistoryMachine, settings=chosen)
+    run_state_machine_as_test(HistoryMachine, settings=chosen)
     if os.environ.get("REVY_PROPERTY_STATS"):
         print("\n".join(f"{count:7} {what}" for what, count in sorted(STATS.items())))

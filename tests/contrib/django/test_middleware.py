@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.db import transaction
 from django.http import HttpResponse, JsonResponse
 from django.test import AsyncClient, Client, override_settings
 from django.urls import path
@@ -17,8 +18,8 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from revy.contrib.django.models import Revision
 from tests.factories import actor_of, actor_ref, history_counts, object_deltas, only
+from tests.history_models import Revision
 from tests.testapp.models import Author, Organization
 
 pytestmark = pytest.mark.django_db
@@ -48,6 +49,17 @@ def read_only(request):
     return HttpResponse(str(Author.objects.count()))
 
 
+def write_then_roll_back(request):
+    """Writes inside a savepoint that rolls back, then answers 200."""
+    try:
+        with transaction.atomic():
+            Author.objects.create(name="gone")
+            raise RuntimeError
+    except RuntimeError:
+        pass
+    return HttpResponse("ok")
+
+
 class TokenAuthorView(APIView):
     """DRF authenticates in the view, after the middleware has opened the context."""
 
@@ -63,6 +75,7 @@ urlpatterns = [
     path("acreate/", acreate_author),
     path("aauthenticate/", aauthenticate_then_create),
     path("read/", read_only),
+    path("rolled-back/", write_then_roll_back),
     path("token/", TokenAuthorView.as_view()),
 ]
 
@@ -200,6 +213,15 @@ def test_a_request_that_writes_nothing_names_no_revision():
 
     assert response.status_code == 200
     assert "X-Revision-Id" not in response
+
+
+@override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
+def test_a_request_whose_write_was_rolled_back_names_no_revision():
+    response = Client().get("/rolled-back/")
+
+    assert response.status_code == 200
+    assert "X-Revision-Id" not in response
+    assert Revision.objects.count() == 0
 
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)

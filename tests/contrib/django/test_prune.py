@@ -11,9 +11,9 @@ from django.utils import timezone
 
 from revy import Context
 from revy.contrib.django.history import snapshot
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.factories import make_author, object_deltas
-from tests.testapp.models import Book
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
+from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db
 
@@ -77,3 +77,36 @@ def test_bad_arguments_are_clear_errors():
         prune("--before", "last tuesday")
     with pytest.raises(CommandError, match="keep-last"):
         prune("--before", "2020-01-01", "--keep-last", "-1")
+
+
+def test_deleting_a_content_type_with_history_says_why_and_what_to_do():
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+
+    from revy.contrib.django.models import HistoryProtectedError
+
+    with Context():
+        make_author()
+    content_type = ContentType.objects.get_for_model(Author)
+    with pytest.raises(HistoryProtectedError, match=r"revy_prune --model testapp\.author"):
+        content_type.delete()
+    call_command("revy_prune", "--model", "testapp.author", stdout=StringIO())
+    assert not ObjectDelta.objects.filter(content_type=content_type).exists()
+    content_type.delete()  # nothing refers to it any more
+
+
+def test_stale_content_types_lose_their_history_with_prune_stale():
+    from django.contrib.contenttypes.models import ContentType
+    from django.core.management import call_command
+
+    with Context():
+        author = make_author()
+    gone = ContentType.objects.create(app_label="dropped", model="thing")
+    ObjectDelta.objects.filter(content_type=ContentType.objects.get_for_model(author)).update(
+        content_type=gone
+    )
+    out = StringIO()
+    call_command("revy_prune", "--stale", stdout=out)
+    assert "Deleted 1 object deltas" in out.getvalue()
+    call_command("remove_stale_contenttypes", "--include-stale-apps", interactive=False)
+    assert not ContentType.objects.filter(app_label="dropped").exists()

@@ -15,7 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from revy import Context
 from revy.contrib.django.events import record_event
 from revy.contrib.django.history import history_of
-from revy.contrib.django.models import ObjectDelta, ObjectSnapshot
+from revy.contrib.django.models import ObjectSnapshot
 from tests.contrib.django.helpers import (
     change,
     created,
@@ -25,6 +25,7 @@ from tests.contrib.django.helpers import (
     row_values,
 )
 from tests.factories import make_author, make_book
+from tests.history_models import ObjectDelta
 from tests.testapp.models import Book, Secret, Stamped
 
 pytestmark = pytest.mark.django_db

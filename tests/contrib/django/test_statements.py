@@ -252,6 +252,6 @@ def test_a_cascading_delete_costs_the_same_for_1_or_5_books(user):
     assert tracked_few == tracked_many
     # One INSERT for every Delete delta of the cascade, the revision, and one SELECT per
     # table whose rows Django changes or deletes without reading them (notes set to NULL,
-    # reviews and the books' tag links fast-deleted).
-    assert tracked_few - untracked_few == 1 + REVISION + 3
+    # reviews, the books' tag links and the author's club memberships fast-deleted).
+    assert tracked_few - untracked_few == 1 + REVISION + 4
     assert len(object_deltas(Review)) == 12

@@ -26,7 +26,6 @@ from revy import Context
 from revy import Context as C
 from revy.context import current_scope
 from revy.contrib.django import settings as revy_settings
-from revy.contrib.django.models import AttributeDelta, ObjectDelta, Revision
 from tests.conftest import count_queries
 from tests.factories import (
     actor_of,
@@ -42,6 +41,7 @@ from tests.factories import (
     revisions,
     values,
 )
+from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import (
     Author,
     Book,
@@ -328,19 +328,19 @@ def test_collaborative_revision_of_a_new_instance_attributes_each_field_to_its_a
     assert delta.description == ""
     recorded = changes(delta)
     assert recorded["amount"] == [("Set", None, "100.00", actor_ref(user), "")]
-    assert recorded["exchange_rate"] == [("Set", None, "1.5", actor_ref(user), "")]
+    assert recorded["exchange_rate"] == [("Set", None, "1.5000", actor_ref(user), "")]
     assert recorded["memo"] == [("Set", None, "Rent", actor_ref(user), "")]
     # The auto primary key is Django's doing, during save().
     assert recorded["id"] == [("Set", None, ledger.pk, SYSTEM, "")]
     assert recorded["local_amount"][-1] == (
         "Set",
         recorded["local_amount"][-1][1],
-        "150.000",
+        "150.00",
         SYSTEM,
         "Corrected by the system.",
     )
     assert {entry[3] for entry in recorded["local_amount"]} <= {SYSTEM, actor_ref(user)}
-    assert delta.data["local_amount"] == "150.000"
+    assert delta.data["local_amount"] == "150.00"
     assert Revision.objects.get().get_actors() == [None, user]
 
 
@@ -356,11 +356,11 @@ def test_collaborative_revision_of_a_loaded_instance_attributes_each_field_to_it
     assert changes(delta) == {
         "amount": [("Set", "10.00", "20.00", actor_ref(user), "")],
         "exchange_rate": [("Set", "1.0000", "2.0000", actor_ref(user), "")],
-        "local_amount": [("Set", "10.00", "40.000000", SYSTEM, "Corrected by the system.")],
+        "local_amount": [("Set", "10.00", "40.00", SYSTEM, "Corrected by the system.")],
     }
     ledger.refresh_from_db()
     assert ledger.local_amount == Decimal("40.00")
-    assert delta.data["local_amount"] == "40.000000"
+    assert delta.data["local_amount"] == "40.00"
 
 
 def test_collaborative_revision_loaded_inside_the_context(user):
@@ -1487,3 +1487,13 @@ def test_a_lazy_revision_created_in_a_rolled_back_transaction_is_put_back(user):
     revision = only(revisions())
     assert revision.description == "Lazy"
     assert [delta.content_id for delta in revision.get_object_deltas()] == [str(kept.pk)]
+
+
+def test_the_history_models_in_use_never_record_themselves(user):
+    from revy.contrib.django.registry import is_tracked
+
+    for model in (Revision, ObjectDelta, AttributeDelta):
+        assert not is_tracked(model)
+    with Context(actor=user):
+        make_author()
+    assert {delta.event_type for delta in ObjectDelta.objects.all()} == {"testapp.author.created"}

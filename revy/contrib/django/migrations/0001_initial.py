@@ -11,8 +11,14 @@ class Migration(migrations.Migration):
 
     initial = True
 
+    # Custom history models (REVY_*_MODEL) live in another app: create them first, whatever
+    # the order of INSTALLED_APPS. A default ("revy.*") names this migration itself and is
+    # ignored by the loader.
     dependencies = [
         ('contenttypes', '0002_remove_content_type_name'),
+        migrations.swappable_dependency(settings.REVY_REVISION_MODEL),
+        migrations.swappable_dependency(settings.REVY_OBJECT_DELTA_MODEL),
+        migrations.swappable_dependency(settings.REVY_ATTRIBUTE_DELTA_MODEL),
     ]
 
     operations = [

@@ -161,7 +161,9 @@ class Command(BaseCommand):
                 done += len(batch)
                 if skip_existing:
                     known = self.rows_with_state(config, using, batch)
-                    batch = [row for row in batch if str(row[config.pk_index]) not in known]
+                    batch = [
+                        row for row in batch if config.content_id(config.pk_of(row)) not in known
+                    ]
                 if batch and not dry_run:
                     recorder.write(using, [self.change(config, row) for row in batch])
                 recorded += len(batch)
@@ -181,8 +183,8 @@ class Command(BaseCommand):
         deltas = get_object_delta_model()._base_manager.using(using)
         latest = (
             deltas.filter(
-                content_type_id=config.content_type_id,
-                content_id__in=[str(row[config.pk_index]) for row in batch],
+                content_type_id=config.content_type_id(using),
+                content_id__in=[config.content_id(config.pk_of(row)) for row in batch],
                 action__in=STATE_ACTIONS,
             )
             .values("content_id")
@@ -199,7 +201,7 @@ class Command(BaseCommand):
     def change(self, config: ModelConfig, row: tuple) -> recorder.Change:
         return recorder.Change(
             config,
-            row[config.pk_index],
+            config.pk_of(row),
             ACTION_BASELINE,
             actor=None,
             description="",
@@ -208,6 +210,7 @@ class Command(BaseCommand):
                 (index, recorder.ACTION_SET, None, row[index], None, "")
                 for index in config.recorded
             ],
+            values=row,
         )
 
 

@@ -1,8 +1,14 @@
-"""`manage.py revy_prune --before DATE [--keep-last N] [--dry-run]`: delete old history.
+"""`manage.py revy_prune`: delete old history, or the history of models that are gone.
+
+    revy_prune --before DATE [--keep-last N] [--dry-run]
+    revy_prune --model app_label.model [--model ...] [--before DATE] [--dry-run]
+    revy_prune --stale [--dry-run]
 
 Every state-bearing delta stores the row's full state, so pruning old deltas never breaks the
 snapshots of later points. Deletes in batches, without loading model instances, and removes
-revisions left without deltas.
+revisions left without deltas. `--model` and `--stale` delete the history of a model (all of it,
+or what is older than `--before`), including history that refers to it as an aggregate, so that
+its content type can then be deleted (`remove_stale_contenttypes`).
 """
 
 from __future__ import annotations
@@ -43,7 +49,19 @@ class Command(BaseCommand):
     help = "Delete history recorded before a date, optionally keeping each object's last N deltas."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--before", required=True, help="ISO date or datetime.")
+        parser.add_argument("--before", help="ISO date or datetime.")
+        parser.add_argument(
+            "--model",
+            action="append",
+            default=[],
+            metavar="APP_LABEL.MODEL",
+            help="Only the history of this model (its content type), even if the model is gone.",
+        )
+        parser.add_argument(
+            "--stale",
+            action="store_true",
+            help="Only the history of models that no longer exist (stale content types).",
+        )
         parser.add_argument(
             "--keep-last",
             type=int,
@@ -53,11 +71,31 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
 
-    def handle(self, *args, before: str, keep_last: int, dry_run: bool, **options) -> None:
+    def handle(
+        self,
+        *args,
+        before: str | None,
+        model: list[str],
+        stale: bool,
+        keep_last: int,
+        dry_run: bool,
+        **options,
+    ) -> None:
         if keep_last < 0:
             raise CommandError("--keep-last must be zero or more.")
-        cutoff = parse_cutoff(before)
-        deltas = get_object_delta_model()._base_manager.filter(created_at__lt=cutoff)
+        if before is None and not model and not stale:
+            raise CommandError(
+                "Say what to delete: --before DATE, --model APP_LABEL.MODEL or --stale."
+            )
+        using = router.db_for_write(get_object_delta_model())
+        cutoff = parse_cutoff(before) if before is not None else None
+        deltas = get_object_delta_model()._base_manager.using(using).all()
+        if cutoff is not None:
+            deltas = deltas.filter(created_at__lt=cutoff)
+        content_types = None
+        if model or stale:
+            content_types = self.content_types(using, model, stale)
+            deltas = deltas.filter(content_type_id__in=content_types)
         if keep_last:
             ranked = get_object_delta_model()._base_manager.annotate(
                 rank=Window(
@@ -68,10 +106,10 @@ class Command(BaseCommand):
             )
             kept = ranked.filter(rank__lte=keep_last).values("id")
             deltas = deltas.exclude(id__in=kept)
+        scope = self.describe(cutoff, content_types)
         if dry_run:
-            self.stdout.write(f"Would delete {deltas.count()} object deltas before {cutoff}.")
+            self.stdout.write(f"Would delete {deltas.count()} object deltas {scope}.")
             return
-        using = router.db_for_write(get_object_delta_model())
         total = 0
         while True:
             ids = list(deltas.values_list("id", flat=True)[:BATCH])
@@ -89,17 +127,44 @@ class Command(BaseCommand):
                 )
             total += len(ids)
             self.stdout.write(f"Deleted {total} object deltas...")
-        empty = (
-            get_revision_model()
-            ._base_manager.using(using)
-            .filter(created_at__lt=cutoff, object_deltas__isnull=True)
-        )
+        if content_types is not None and cutoff is None:
+            # Other rows' deltas naming these models as aggregates.
+            ObjectDeltaAggregate._base_manager.using(using).filter(
+                content_type_id__in=content_types
+            )._raw_delete(using)
+        empty = get_revision_model()._base_manager.using(using).filter(object_deltas__isnull=True)
+        if cutoff is not None:
+            empty = empty.filter(created_at__lt=cutoff)
         revisions = empty.count()
         get_revision_model()._base_manager.using(using).filter(
             id__in=list(empty.values_list("id", flat=True))
         )._raw_delete(using)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Deleted {total} object deltas and {revisions} empty revisions before {cutoff}."
+                f"Deleted {total} object deltas and {revisions} empty revisions {scope}."
             )
         )
+
+    def content_types(self, using: str, labels: list[str], stale: bool) -> list[int]:
+        """The content type ids named by --model (app_label.model) and --stale."""
+        from django.contrib.contenttypes.models import ContentType
+
+        found = []
+        manager = ContentType.objects.db_manager(using)
+        for label in labels:
+            app_label, _, name = label.lower().partition(".")
+            content_type = manager.filter(app_label=app_label, model=name).first()
+            if content_type is None:
+                raise CommandError(f"--model {label}: no such content type (app_label.model).")
+            found.append(content_type.pk)
+        if stale:
+            found += [ct.pk for ct in manager.all() if ct.model_class() is None]
+        return found
+
+    def describe(self, cutoff, content_types) -> str:
+        parts = []
+        if content_types is not None:
+            parts.append(f"of {len(content_types)} model(s)")
+        if cutoff is not None:
+            parts.append(f"before {cutoff}")
+        return " ".join(parts)

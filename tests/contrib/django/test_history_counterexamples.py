@@ -1,8 +1,9 @@
-"""Counterexamples found by the model-based history test, each shrunk to a plain example.
+"""Bugs the model-based history test reaches, each shrunk to a plain example.
 
-Each test is the smallest sequence the state machine (test_history_model_based.py) found for
-one bug. While the bug is open the test is a strict xfail, and the machine steps around its
-path (its `KNOWN_BUGS` names the test); once main fixes it, the test passes and both go.
+Each test is the smallest sequence of public API calls that showed one bug of the state
+machine in test_history_model_based.py. While the bug is open the test is a strict xfail and
+the machine steps around its path (`KNOWN_BUGS` there names the test); once the bug is fixed
+the marker and the switch go, and the test stays as its regression test.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ def fields_of(instance) -> dict:
     }
 
 
-@pytest.mark.xfail(strict=True, reason="Core: ModelConfig needs the pk among concrete fields")
 def test_a_composite_primary_key_model_is_tracked():
     with Context():
         stock = Stock.objects.create(shop_code="s1", sku=1, quantity=2)
@@ -39,7 +39,6 @@ def test_a_composite_primary_key_model_is_tracked():
     assert fields_of(snapshot(Stock, stock.pk)) == {"shop_code": "s1", "sku": 1, "quantity": 2}
 
 
-@pytest.mark.xfail(strict=True, reason="Core: in-place JSON mutation is compared by identity")
 def test_a_json_value_mutated_in_place_is_recorded():
     item, _ = created(Item, code="a", data={"list": [1]})
     with Context():
@@ -50,7 +49,6 @@ def test_a_json_value_mutated_in_place_is_recorded():
     assert snapshot(Item, item.pk).data == {"list": [1, 2]}
 
 
-@pytest.mark.xfail(strict=True, reason="Core: instances loaded in a context hold a weakref")
 def test_an_instance_loaded_in_a_context_pickles():
     item, _ = created(Item, code="a")
     with Context():
@@ -62,7 +60,6 @@ def test_an_instance_loaded_in_a_context_pickles():
     assert snapshot(Item, item.pk).count == 5
 
 
-@pytest.mark.xfail(strict=True, reason="Core: values are recorded as given, not as saved")
 def test_a_decimal_given_as_an_integer_is_recorded_in_its_saved_form():
     item, creation = created(Item, code="a")  # amount: the default, the integer 1
     renaming = change(Item.objects.get(pk=item.pk), code="b")
@@ -70,7 +67,6 @@ def test_a_decimal_given_as_an_integer_is_recorded_in_its_saved_form():
     assert diff(Item, item.pk, since=creation, until=renaming) == {"code": {"old": "a", "new": "b"}}
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a child's save records nothing for its parent row")
 def test_creating_a_child_records_its_parent_row():
     shop, _ = created(Shop, name="corner")
 
@@ -78,7 +74,6 @@ def test_creating_a_child_records_its_parent_row():
     assert history_of(Place, shop.pk).count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Core: ignore_conflicts records every row as created")
 def test_ignore_conflicts_records_nothing_for_a_row_not_inserted():
     created(Tag, slug="a", label="kept")
     with Context():
@@ -88,7 +83,6 @@ def test_ignore_conflicts_records_nothing_for_a_row_not_inserted():
     assert [delta.action for delta in history_of(Tag, "a")] == ["Create"]
 
 
-@pytest.mark.xfail(strict=True, reason="Core: an upsert records the existing row as a Create")
 def test_update_conflicts_records_an_update_of_the_existing_row():
     item, _ = created(Item, code="a", count=1)
     with Context():
@@ -103,7 +97,6 @@ def test_update_conflicts_records_an_update_of_the_existing_row():
     assert snapshot(Item, item.pk).count == 5
 
 
-@pytest.mark.xfail(strict=True, reason="Core: refresh_from_db() looks relation names up as fields")
 def test_refresh_from_db_of_a_relation_works():
     item, _ = created(Item, code="a")
     with Context():
@@ -115,7 +108,6 @@ def test_refresh_from_db_of_a_relation_works():
     assert snapshot(Item, item.pk).count == 3
 
 
-@pytest.mark.xfail(strict=True, reason="Core: bulk_update encodes the expression, not its value")
 def test_bulk_update_records_the_value_an_expression_stored():
     item, _ = created(Item, code="a", count=1)
     with Context():
@@ -126,7 +118,6 @@ def test_bulk_update_records_the_value_an_expression_stored():
     assert snapshot(Item, item.pk).count == 2
 
 
-@pytest.mark.xfail(strict=True, reason="Core: bulk_create encodes the expression, not its value")
 def test_bulk_create_records_the_value_an_expression_stored():
     with Context():
         Item.objects.bulk_create([Item(code=Lower(Value("A")))])
@@ -135,7 +126,6 @@ def test_bulk_create_records_the_value_an_expression_stored():
     assert snapshot(Item, item.pk).code == "a"
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a custom through add() records the link twice")
 def test_an_add_through_a_custom_through_model_records_one_creation():
     item, _ = created(Item, code="a")
     group, _ = created(Group, name="g")
@@ -146,7 +136,6 @@ def test_an_add_through_a_custom_through_model_records_one_creation():
     assert [delta.action for delta in history_of(membership)] == ["Create"]
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a symmetrical add() records one of its two rows")
 def test_a_symmetrical_add_records_both_through_rows():
     created(Tag, slug="a")
     created(Tag, slug="b")
@@ -159,7 +148,6 @@ def test_a_symmetrical_add_records_both_through_rows():
         assert [delta.action for delta in history_of(link)] == ["Create"]
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a refused update() breaks the caller's atomic()")
 def test_a_sliced_update_leaves_the_atomic_block_usable():
     with Context(), transaction.atomic():
         with pytest.raises(TypeError):
@@ -169,7 +157,6 @@ def test_a_sliced_update_leaves_the_atomic_block_usable():
     assert Item.objects.count() == 1
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a refused bulk_create() breaks the caller's atomic()")
 def test_bulk_create_of_a_child_model_leaves_the_atomic_block_usable():
     with Context(), transaction.atomic():
         with pytest.raises(ValueError):
@@ -200,7 +187,6 @@ class _Rollback(Exception):
     pass
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a rolled-back update() leaves a stale base behind")
 def test_an_update_rolled_back_by_a_savepoint_leaves_no_stale_base():
     item, _ = created(Item, code="a", count=0)
     with Context():
@@ -224,7 +210,6 @@ def forget_content_type(model) -> None:
 
 
 @pytest.mark.django_db(transaction=True)  # the content type must really be rolled back
-@pytest.mark.xfail(strict=True, reason="Core: a through content type is made in the user's atomic")
 def test_a_content_type_rolled_back_with_the_user_s_transaction_is_not_kept():
     item, _ = created(Item, code="a")
     tag, _ = created(Tag, slug="t")
@@ -253,7 +238,6 @@ def test_an_expression_left_out_by_update_fields_is_recorded_when_saved():
     assert snapshot(Item, item.pk).count == 2
 
 
-@pytest.mark.xfail(strict=True, reason="Core: auto pk and auto_now make the system a co-author")
 def test_the_system_is_no_co_author_of_the_values_django_sets(user):
     with Context(actor=user):
         item = Item.objects.create(code="a")  # the auto primary key: the system's

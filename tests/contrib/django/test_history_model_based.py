@@ -128,33 +128,10 @@ EXAMPLES = os.environ.get("REVY_PROPERTY_EXAMPLES")
 # it keeps finding other bugs instead of the same one. Each is pinned by a strict-xfail test
 # in test_history_counterexamples.py (named here); when that test passes, drop the name.
 KNOWN_BUGS = {
-    "composite_pk": "test_a_composite_primary_key_model_is_tracked",
-    "json_in_place": "test_a_json_value_mutated_in_place_is_recorded",
-    "pickle": "test_an_instance_loaded_in_a_context_pickles",
-    "decimal_form": "test_a_decimal_given_as_an_integer_is_recorded_in_its_saved_form",
-    "mti": "test_creating_a_child_records_its_parent_row",
-    "ignore_conflicts": "test_ignore_conflicts_records_nothing_for_a_row_not_inserted",
-    "update_conflicts": "test_update_conflicts_records_an_update_of_the_existing_row",
-    "refresh_relations": "test_refresh_from_db_of_a_relation_works",
-    "bulk_expressions": (
-        "test_bulk_update_records_the_value_an_expression_stored, "
-        "test_bulk_create_records_the_value_an_expression_stored"
-    ),
-    "custom_through_add": "test_an_add_through_a_custom_through_model_records_one_creation",
-    "symmetrical_add": "test_a_symmetrical_add_records_both_through_rows",
-    "refused_in_atomic": (
-        "test_a_sliced_update_leaves_the_atomic_block_usable, "
-        "test_bulk_create_of_a_child_model_leaves_the_atomic_block_usable"
-    ),
     "joined_update": "test_an_update_of_a_joined_field_raises_django_s_field_error",
     "auto_now_only_save": "test_a_save_that_only_moves_auto_now_is_recorded",
     "expression_left_unsaved": (
         "test_an_expression_left_out_by_update_fields_is_recorded_when_saved"
-    ),
-    "system_coauthor": "test_the_system_is_no_co_author_of_the_values_django_sets",
-    "savepoint_stale_base": "test_an_update_rolled_back_by_a_savepoint_leaves_no_stale_base",
-    "lazy_content_types": (
-        "test_a_content_type_rolled_back_with_the_user_s_transaction_is_not_kept"
     ),
 }
 _avoid = os.environ.get("REVY_PROPERTY_AVOID")

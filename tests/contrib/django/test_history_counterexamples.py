@@ -21,7 +21,7 @@ from revy import Context
 from revy.contrib.django import registry
 from revy.contrib.django.history import diff, history_of, snapshot
 from tests.contrib.django.helpers import change, created, last_revision
-from tests.trustapp.models import Doc, Group, Item, Membership, Place, Shop, Stock, Tag
+from tests.trustapp.models import Doc, Group, Item, Membership, Place, ProxyItem, Shop, Stock, Tag
 
 pytestmark = pytest.mark.django_db
 
@@ -250,3 +250,12 @@ def test_the_system_is_no_co_author_of_the_values_django_sets(user):
         doc.save()  # `touched`, auto_now: the system's
 
     assert last_revision().get_actors() == [user]
+
+
+@pytest.mark.xfail(strict=True, reason="Core: bulk_create takes a proxy for a child model")
+def test_bulk_create_through_a_proxy_model_is_recorded():
+    with Context():
+        ProxyItem.objects.bulk_create([ProxyItem(code="a")])
+
+    item = Item.objects.get()
+    assert snapshot(Item, item.pk).code == "a"

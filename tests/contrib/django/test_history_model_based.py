@@ -50,7 +50,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import FieldDoesNotExist, FieldError
+from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
@@ -586,7 +586,7 @@ class HistoryMachine(RuleBasedStateMachine):
             note(f"refresh_from_db(fields={fields!r})")
             try:
                 instance.refresh_from_db(fields=fields)
-            except model.DoesNotExist:
+            except ObjectDoesNotExist:  # a held instance whose row is gone
                 return
         values = self.new_values(data, model, creating=False)
         note(f"edit {model.__name__} {instance.pk!r}: {values!r}")

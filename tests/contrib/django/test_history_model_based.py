@@ -624,6 +624,9 @@ class HistoryMachine(RuleBasedStateMachine):
             # A held instance whose row is gone is inserted again: its unique code may be
             # taken since.
             note(f"save failed: {error}")
+        except ObjectDoesNotExist as error:
+            # ... or Django loads one of its deferred fields first, from a row that is gone.
+            note(f"save failed: {error}")
         except (DatabaseError, ValueError) as error:
             # ... and with update_fields (given, or the loaded fields of a deferred instance)
             # Django refuses instead; an F() left on the instance by an earlier save cannot be

@@ -19,8 +19,8 @@ from django.db.models.functions import Lower
 
 from revy import Context
 from revy.contrib.django import registry
-from revy.contrib.django.history import diff, history_of, snapshot
-from tests.contrib.django.helpers import change, created, last_revision
+from revy.contrib.django.history import diff, history_of, revert, rollback, snapshot
+from tests.contrib.django.helpers import change, created, deleted, last_revision
 from tests.trustapp.models import Doc, Group, Item, Membership, Place, ProxyItem, Shop, Stock, Tag
 
 pytestmark = pytest.mark.django_db
@@ -259,3 +259,29 @@ def test_bulk_create_through_a_proxy_model_is_recorded():
 
     item = Item.objects.get()
     assert snapshot(Item, item.pk).code == "a"
+
+
+@pytest.mark.xfail(strict=True, reason="Core: re-creating a child records its parent row twice")
+def test_reverting_the_deletion_of_a_child_creates_its_parent_row_once():
+    shop, _ = created(Shop, name="corner")
+    deletion = deleted(Shop.objects.get(pk=shop.pk))
+
+    revert(deletion)
+
+    place_type = ContentType.objects.get_for_model(Place)
+    actions = history_of(Place, shop.pk).filter(content_type=place_type).order_by("pk")
+    assert list(actions.values_list("action", flat=True)) == ["Create", "Delete", "Create"]
+
+
+@pytest.mark.xfail(strict=True, reason="Core: re-creating a child records its parent row twice")
+def test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation():
+    shop, creation = created(Shop, name="corner")
+    deleted(Shop.objects.get(pk=shop.pk))
+    rollback(Place, shop.pk, revision=creation)  # the parent row alone
+
+    rollback(Shop, shop.pk, revision=creation)  # the child row, onto the existing parent
+
+    place_type = ContentType.objects.get_for_model(Place)
+    actions = history_of(Place, shop.pk).filter(content_type=place_type).order_by("pk")
+    assert list(actions.values_list("action", flat=True)) == ["Create", "Delete", "Create"]
+    assert snapshot(Shop, shop.pk).name == "corner"

@@ -3,9 +3,11 @@
 
     python3 dev.py demo [ARGS...]           run the example project (nox session `demo`)
     python3 dev.py test [NOXOPTS] [-- PYTEST_ARGS]
-                                            lint + tests on SQLite and PostgreSQL
-                                            (nox sessions lint, tests, tests_postgres,
-                                            tests_custom_history)
+                                            lint, type check, tests on SQLite and
+                                            PostgreSQL (nox sessions lint, types, tests,
+                                            tests_postgres, tests_custom_history); stops
+                                            the PostgreSQL server afterwards if this run
+                                            started it
     python3 dev.py lint                     ruff check + format check
     python3 dev.py schema                   regenerate openapi/openapi.yaml and
                                             schema/schema.graphql
@@ -27,11 +29,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
+POSTGRES_SH = ROOT / "scripts" / "postgres.sh"
 # Bump to make every checkout reinstall nox on its next run.
 NOX_REQUIREMENT = "nox>=2024.4.15"
 STAMP = VENV / ".dev-py-requirements"
 
-DEFAULT_TEST_SESSIONS = ["lint", "tests", "tests_postgres", "tests_custom_history"]
+DEFAULT_TEST_SESSIONS = ["lint", "types", "tests", "tests_postgres", "tests_custom_history"]
 
 
 def say(message: str) -> None:
@@ -122,6 +125,29 @@ def exec_nox(args: list[str]) -> None:
     os.execv(cmd[0], cmd)
 
 
+def postgres_running() -> bool:
+    """Return True when this checkout's throwaway PostgreSQL server runs."""
+    status = subprocess.run(["bash", str(POSTGRES_SH), "status"], cwd=ROOT, capture_output=True)
+    return status.returncode == 0
+
+
+def run_tests(args: list[str]) -> None:
+    """Run nox with `args`; stop the PostgreSQL server afterwards if nox started it."""
+    was_running = postgres_running()
+    nox = ensure_venv()
+    cmd = [str(nox), "--noxfile", str(ROOT / "noxfile.py"), *args]
+    say("running: " + " ".join(cmd))
+    try:
+        returncode = subprocess.run(cmd, cwd=ROOT).returncode
+    except KeyboardInterrupt:
+        returncode = 130
+    finally:
+        if not was_running and postgres_running():
+            say("stopping the PostgreSQL server this run started")
+            subprocess.run(["bash", str(POSTGRES_SH), "stop"], cwd=ROOT)
+    sys.exit(returncode)
+
+
 def split_posargs(args: list[str]) -> tuple[list[str], list[str]]:
     """Split ARGS at the first `--` into (before, after)."""
     if "--" in args:
@@ -153,7 +179,7 @@ def main(argv: list[str]) -> None:
         args = [*nox_opts, "-s", *DEFAULT_TEST_SESSIONS]
         if pytest_args:
             args += ["--", *pytest_args]
-        exec_nox(args)
+        run_tests(args)
     elif command == "demo":
         exec_nox(session_with_posargs("demo", rest))
     elif command == "lint":
@@ -163,8 +189,7 @@ def main(argv: list[str]) -> None:
     elif command in {"bench", "benchmarks"}:
         exec_nox(session_with_posargs("benchmarks", rest))
     elif command == "postgres":
-        script = ROOT / "scripts" / "postgres.sh"
-        cmd = ["bash", str(script), *rest]
+        cmd = ["bash", str(POSTGRES_SH), *rest]
         os.execvp(cmd[0], cmd)
     elif command == "nox":
         exec_nox(rest)

@@ -1,8 +1,8 @@
-"""Automation for revy: tests, lint, benchmarks, demo and API contracts.
+"""Automation for revy: tests, lint, type check, benchmarks, demo and API contracts.
 
 Run through the bootstrap, which needs nothing but Python 3.11+::
 
-    python3 dev.py test                 # lint + tests on SQLite and PostgreSQL
+    python3 dev.py test                 # lint, types, tests on SQLite and PostgreSQL
     python3 dev.py nox -l               # list sessions
     python3 dev.py nox -s tests -- -k history -x
 
@@ -44,6 +44,21 @@ EXAMPLE_DEPS = ["graphene-django-graphiql-static"]
 BROWSER_DEPS = ["playwright"]
 # Pinned so that a new ruff release can't turn a green build red on its own.
 LINT_DEPS = ["ruff==0.17.6"]
+# The type checker and the stubs it reads Django and DRF through; pinned for the same reason.
+TYPES_DEPS = ["mypy==2.4.1", "django-stubs==6.1.2", "djangorestframework-stubs==3.18.1"]
+# The modules the `types` session checks: those clean so far. Grow it until it is all of
+# revy/ and revy_api/.
+TYPED_MODULES = [
+    "revy/context.py",
+    "revy/contrib/django/apps.py",
+    "revy/contrib/django/checks.py",
+    "revy/contrib/django/headers.py",
+    "revy/contrib/django/settings.py",
+    "revy/contrib/django/utils.py",
+    "revy_api/apps.py",
+    "revy_api/checks.py",
+    "revy_api/visibility.py",
+]
 
 SUPPORTED_PYTHONS = ["3.11", "3.12", "3.13"]
 DATABASES = ["sqlite", "postgres"]
@@ -61,7 +76,7 @@ def _truthy(value: str | None) -> bool:
 
 IN_CI = _truthy(os.environ.get("CI"))
 
-nox.options.sessions = ["lint", "tests", "tests_postgres", "tests_custom_history"]
+nox.options.sessions = ["lint", "types", "tests", "tests_postgres", "tests_custom_history"]
 # Locally: reuse virtualenvs, and skip (rather than fail) sessions whose Python is not
 # installed. In CI: fresh virtualenvs, and a missing interpreter is an error.
 nox.options.reuse_existing_virtualenvs = not IN_CI
@@ -161,6 +176,51 @@ def tests_custom_history(session: nox.Session) -> None:
     _pytest_with(session, {"REVY_DB": None}, "--ds=tests.settings_custom_history")
 
 
+# Django's own test suite with revy installed (scripts/django_suite.py): what runtests needs
+# beyond Django (tracebacks from its parallel workers), and what some of the chosen apps'
+# tests use when it is installed (they skip otherwise, the same with and without revy).
+DJANGO_SUITE_DEPS = ["tblib", "pyyaml", "pillow"]
+
+
+@nox.session
+@nox.parametrize("db", DATABASES)
+@nox.parametrize(("python", "django"), DJANGO_MATRIX)
+def django_suite(session: nox.Session, django: str, db: str) -> None:
+    """Run Django's own tests with and without revy installed and compare them per test.
+
+    Arguments after -- go to scripts/django_suite.py: apps to run (default: its list) and
+    its options, e.g. `-- --db sqlite basic update`; with `--db`, the sessions of the other
+    database are skipped. Fails on any difference that is not a statement count.
+    """
+    args = list(session.posargs)
+    chosen = None
+    for i, arg in enumerate(args):
+        if arg == "--db" and i + 1 < len(args):
+            chosen = args[i + 1]
+            del args[i : i + 2]
+            break
+        if arg.startswith("--db="):
+            chosen = arg.split("=", 1)[1]
+            del args[i]
+            break
+    if chosen is not None and chosen != db:
+        session.skip(f"--db {chosen} given: this session runs on {db}")
+    # revy as a user installs it: from a built wheel, not editable.
+    session.install(".[postgres]", django, *DJANGO_SUITE_DEPS)
+    env = _postgres_env(session) if db == "postgres" else {"REVY_DB": None}
+    cache = Path(session.cache_dir) / "django-suite"
+    session.run(
+        "python",
+        "scripts/django_suite.py",
+        "--db",
+        db,
+        "--cache-dir",
+        str(cache),
+        *args,
+        env=env,
+    )
+
+
 @nox.session
 def browser(session: nox.Session) -> None:
     """Drive the example project in headless Chromium: admin history, Swagger UI, GraphiQL.
@@ -187,6 +247,28 @@ def lint(session: nox.Session) -> None:
     session.install(*LINT_DEPS)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def types(session: nox.Session) -> None:
+    """Type-check revy.Context (and the other TYPED_MODULES) and the README's examples with mypy.
+
+    mypy reads Django and DRF through django-stubs and djangorestframework-stubs (configured
+    in pyproject.toml). tests/test_readme.py extracts the README's examples and checks them
+    with mypy's API; REVY_REQUIRE_TYPES makes it fail, not skip, if a checker is missing.
+    """
+    session.install("-e", ".[api]", *TEST_DEPS, *TYPES_DEPS)
+    session.run("mypy", *TYPED_MODULES)
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_readme.py",
+        *session.posargs,
+        env={"REVY_DB": None, "REVY_REQUIRE_TYPES": "1"},
+    )
 
 
 @nox.session

@@ -18,7 +18,7 @@ import contextvars
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self, TypeVar
 
 __all__ = ["Context", "Scope", "add_boundary_listener", "current_scope", "enabled_scope"]
 
@@ -51,10 +51,16 @@ _ACTOR = _INDEX["actor"]
 _REVISION = _INDEX["revision"]
 _ENABLED = _INDEX["enabled"]
 
-_frame_var: contextvars.ContextVar[tuple | None] = contextvars.ContextVar(
+# A frame: (parent frame or None, Scope, *value heads); a head: None or (value, previous head).
+_Frame = tuple[Any, ...]
+_Head = tuple[Any, Any] | None
+
+_frame_var: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
     "revy_context", default=None
 )
 _boundary_listeners: list[Callable[[Scope], None]] = []
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Scope:
@@ -69,7 +75,7 @@ class Scope:
 
     def __init__(self) -> None:
         self.revision: Any = None
-        self.tracked: list = []
+        self.tracked: list[Any] = []
         self.serial = 0
         self.extras: dict[str, Any] = {}
 
@@ -129,14 +135,14 @@ def add_boundary_listener(listener: Callable[[Scope], None]) -> None:
         _boundary_listeners.append(listener)
 
 
-def _notify_boundary(frame: tuple) -> None:
+def _notify_boundary(frame: _Frame) -> None:
     scope = frame[_SCOPE]
     if scope.tracked:
         for listener in _boundary_listeners:
             listener(scope)
 
 
-def _read(frame: tuple | None, key: str) -> Any:
+def _read(frame: _Frame | None, key: str) -> Any:
     if frame is None:
         return _DEFAULTS[key]
     head = frame[_INDEX[key]]
@@ -145,11 +151,11 @@ def _read(frame: tuple | None, key: str) -> Any:
     return head[0]
 
 
-def _replace(frame: tuple, index: int, head: tuple | None) -> tuple:
+def _replace(frame: _Frame, index: int, head: _Head) -> _Frame:
     return (*frame[:index], head, *frame[index + 1 :])
 
 
-def _require_frame(action: str) -> tuple:
+def _require_frame(action: str) -> _Frame:
     frame = _frame_var.get()
     if frame is None:
         raise RuntimeError(
@@ -157,70 +163,6 @@ def _require_frame(action: str) -> tuple:
             "for example `with Context(): ...` or the `@Context()` decorator."
         )
     return frame
-
-
-class _Accessors(type):
-    """Generate via_X / set_X / get_X / unset_X / reset_X classmethods for every value."""
-
-    def __new__(mcs, name, bases, namespace):
-        cls = super().__new__(mcs, name, bases, namespace)
-        for key in _KEYS:
-            if key == "enabled":
-                continue
-            for verb, factory in (
-                ("via", _make_via),
-                ("set", _make_set),
-                ("get", _make_get),
-                ("unset", _make_unset),
-                ("reset", _make_reset),
-            ):
-                attribute = f"{verb}_{key}"
-                if attribute not in namespace:
-                    setattr(cls, attribute, classmethod(factory(key)))
-        return cls
-
-
-def _make_via(key: str):
-    def via(cls, value):
-        return cls(**{key: value})
-
-    via.__doc__ = f"Return a block in which {key} is `value`."
-    return via
-
-
-def _make_set(key: str):
-    def set_(cls, value):
-        cls._assign(key, _wrap(key, value), f"set_{key}")
-
-    set_.__doc__ = f"Make {key} `value` until the current block exits."
-    return set_
-
-
-def _make_get(key: str):
-    def get(cls):
-        return _read(_frame_var.get(), key)
-
-    get.__doc__ = f"Return the current {key} ({_DEFAULTS[key]!r} when never set)."
-    return get
-
-
-def _make_unset(key: str):
-    def unset(cls):
-        frame = _require_frame(f"unset_{key}")
-        head = frame[_INDEX[key]]
-        if head is not None:
-            cls._move(frame, key, head[1])
-
-    unset.__doc__ = f"Forget the nearest assignment of {key}, in this block or an enclosing one."
-    return unset
-
-
-def _make_reset(key: str):
-    def reset(cls):
-        cls._assign(key, _DEFAULTS[key], f"reset_{key}")
-
-    reset.__doc__ = f"Make {key} read as its default until the current block exits."
-    return reset
 
 
 def _wrap(key: str, value: Any) -> Any:
@@ -231,7 +173,7 @@ def _wrap(key: str, value: Any) -> Any:
     return value
 
 
-class Context(metaclass=_Accessors):
+class Context:
     """A block of code whose model changes are recorded.
 
     Use an instance as a context manager (`with` or `async with`) or as a decorator on sync and
@@ -262,10 +204,10 @@ class Context(metaclass=_Accessors):
 
     # Blocks -------------------------------------------------------------------------------
 
-    def __enter__(self) -> Context:
+    def __enter__(self) -> Self:
         parent = _frame_var.get()
         if parent is None:
-            frame = [None, Scope(), *([None] * len(_KEYS))]
+            frame: list[Any] = [None, Scope(), *([None] * len(_KEYS))]
         else:
             if self._values.keys() & _BOUNDARY_KEYS:
                 _notify_boundary(parent)
@@ -278,7 +220,7 @@ class Context(metaclass=_Accessors):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        frame = _frame_var.get()
+        frame: _Frame = _frame_var.get()  # type: ignore[assignment]  # entered, so not None
         parent = frame[_PARENT]
         if parent is not None and any(
             frame[_INDEX[key]] is not parent[_INDEX[key]] for key in _BOUNDARY_KEYS
@@ -286,13 +228,13 @@ class Context(metaclass=_Accessors):
             _notify_boundary(frame)
         _frame_var.set(parent)
 
-    async def __aenter__(self) -> Context:
+    async def __aenter__(self) -> Self:
         return self.__enter__()
 
     async def __aexit__(self, *exc_info: Any) -> None:
         self.__exit__(*exc_info)
 
-    def __call__(self, function: Callable) -> Callable:
+    def __call__(self, function: F) -> F:
         """Run every call of `function` (sync or async) in a fresh block with these values."""
         values = self._values
         if inspect.iscoroutinefunction(function):
@@ -302,16 +244,16 @@ class Context(metaclass=_Accessors):
                 with Context(**values):
                     return await function(*args, **kwargs)
 
-            return async_wrapper
+            return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             with Context(**values):
                 return function(*args, **kwargs)
 
-        return wrapper
+        return wrapper  # type: ignore[return-value]
 
-    # Internals shared by the generated accessors -----------------------------------------
+    # Internals shared by the accessors ---------------------------------------------------
 
     @classmethod
     def _assign(cls, key: str, value: Any, action: str) -> None:
@@ -319,15 +261,197 @@ class Context(metaclass=_Accessors):
         cls._move(frame, key, (value, frame[_INDEX[key]]))
 
     @staticmethod
-    def _move(frame: tuple, key: str, head: tuple | None) -> None:
+    def _move(frame: _Frame, key: str, head: _Head) -> None:
         if key in _BOUNDARY_KEYS:
             _notify_boundary(frame)
         _frame_var.set(_replace(frame, _INDEX[key], head))
 
+    @classmethod
+    def _unset(cls, key: str, action: str) -> None:
+        frame = _require_frame(action)
+        head = frame[_INDEX[key]]
+        if head is not None:
+            cls._move(frame, key, head[1])
+
+    # The values: via_X, set_X, get_X, unset_X and reset_X for each ------------------------------
+    # Written out rather than generated, so that type checkers and editors see every name.
+
+    # actor ----------------------------------------------------------------------------------------
+
+    @classmethod
+    def via_actor(cls, value: Any) -> Self:
+        """Return a block in which the actor is `value`.
+
+        `value` is a model instance, None for the system, or a zero-argument callable called each
+        time the actor is read.
+        """
+        return cls(actor=value)
+
+    @classmethod
+    def set_actor(cls, value: Any) -> None:
+        """Make the actor `value` until the current block exits."""
+        cls._assign("actor", _wrap("actor", value), "set_actor")
+
+    @classmethod
+    def unset_actor(cls) -> None:
+        """Drop the nearest assignment of actor (this or an outer block's)."""
+        cls._unset("actor", "unset_actor")
+
+    @classmethod
+    def reset_actor(cls) -> None:
+        """Make actor read as its default (None, the system) until the block exits."""
+        cls._assign("actor", _DEFAULTS["actor"], "reset_actor")
+
+    # revision -------------------------------------------------------------------------------------
+
+    @classmethod
+    def via_revision(cls, value: Any) -> Self:
+        """Return a block in which the revision is `value`.
+
+        `value` is a revision instance, or a zero-argument callable returning one, called once on
+        first use.
+        """
+        return cls(revision=value)
+
+    @classmethod
+    def set_revision(cls, value: Any) -> None:
+        """Make the revision `value` until the current block exits."""
+        cls._assign("revision", _wrap("revision", value), "set_revision")
+
+    @classmethod
+    def unset_revision(cls) -> None:
+        """Drop the nearest assignment of revision (this or an outer block's)."""
+        cls._unset("revision", "unset_revision")
+
+    @classmethod
+    def reset_revision(cls) -> None:
+        """Make revision read as its default (None) until the block exits."""
+        cls._assign("revision", _DEFAULTS["revision"], "reset_revision")
+
+    # revision_description -------------------------------------------------------------------------
+
+    @classmethod
+    def via_revision_description(cls, value: str) -> Self:
+        """Return a block in which the revision's description is `value`."""
+        return cls(revision_description=value)
+
+    @classmethod
+    def set_revision_description(cls, value: str) -> None:
+        """Make the revision's description `value` until the current block exits."""
+        cls._assign("revision_description", value, "set_revision_description")
+
+    @classmethod
+    def get_revision_description(cls) -> str:
+        """Return the revision's description ("" when never set)."""
+        return _read(_frame_var.get(), "revision_description")
+
+    @classmethod
+    def unset_revision_description(cls) -> None:
+        """Drop the nearest assignment of revision_description (this or an outer block's)."""
+        cls._unset("revision_description", "unset_revision_description")
+
+    @classmethod
+    def reset_revision_description(cls) -> None:
+        """Make revision_description read as its default ("") until the block exits."""
+        cls._assign(
+            "revision_description", _DEFAULTS["revision_description"], "reset_revision_description"
+        )
+
+    # object_delta_description ---------------------------------------------------------------------
+
+    @classmethod
+    def via_object_delta_description(cls, value: str) -> Self:
+        """Return a block in which the object deltas' description is `value`."""
+        return cls(object_delta_description=value)
+
+    @classmethod
+    def set_object_delta_description(cls, value: str) -> None:
+        """Make the object deltas' description `value` until the current block exits."""
+        cls._assign("object_delta_description", value, "set_object_delta_description")
+
+    @classmethod
+    def get_object_delta_description(cls) -> str:
+        """Return the object deltas' description ("" when never set)."""
+        return _read(_frame_var.get(), "object_delta_description")
+
+    @classmethod
+    def unset_object_delta_description(cls) -> None:
+        """Drop the nearest assignment of object_delta_description (this or an outer block's)."""
+        cls._unset("object_delta_description", "unset_object_delta_description")
+
+    @classmethod
+    def reset_object_delta_description(cls) -> None:
+        """Make object_delta_description read as its default ("") until the block exits."""
+        cls._assign(
+            "object_delta_description",
+            _DEFAULTS["object_delta_description"],
+            "reset_object_delta_description",
+        )
+
+    # attribute_delta_description ------------------------------------------------------------------
+
+    @classmethod
+    def via_attribute_delta_description(cls, value: str) -> Self:
+        """Return a block in which the attribute deltas' description is `value`."""
+        return cls(attribute_delta_description=value)
+
+    @classmethod
+    def set_attribute_delta_description(cls, value: str) -> None:
+        """Make the attribute deltas' description `value` until the current block exits."""
+        cls._assign("attribute_delta_description", value, "set_attribute_delta_description")
+
+    @classmethod
+    def get_attribute_delta_description(cls) -> str:
+        """Return the attribute deltas' description ("" when never set)."""
+        return _read(_frame_var.get(), "attribute_delta_description")
+
+    @classmethod
+    def unset_attribute_delta_description(cls) -> None:
+        """Drop the nearest assignment of attribute_delta_description (this or an outer block's)."""
+        cls._unset("attribute_delta_description", "unset_attribute_delta_description")
+
+    @classmethod
+    def reset_attribute_delta_description(cls) -> None:
+        """Make attribute_delta_description read as its default ("") until the block exits."""
+        cls._assign(
+            "attribute_delta_description",
+            _DEFAULTS["attribute_delta_description"],
+            "reset_attribute_delta_description",
+        )
+
+    # deletion_description -------------------------------------------------------------------------
+
+    @classmethod
+    def via_deletion_description(cls, value: str) -> Self:
+        """Return a block in which the deletion handlers' description is `value`."""
+        return cls(deletion_description=value)
+
+    @classmethod
+    def set_deletion_description(cls, value: str) -> None:
+        """Make the deletion handlers' description `value` until the current block exits."""
+        cls._assign("deletion_description", value, "set_deletion_description")
+
+    @classmethod
+    def get_deletion_description(cls) -> str:
+        """Return the deletion handlers' description ("" when never set)."""
+        return _read(_frame_var.get(), "deletion_description")
+
+    @classmethod
+    def unset_deletion_description(cls) -> None:
+        """Drop the nearest assignment of deletion_description (this or an outer block's)."""
+        cls._unset("deletion_description", "unset_deletion_description")
+
+    @classmethod
+    def reset_deletion_description(cls) -> None:
+        """Make deletion_description read as its default ("") until the block exits."""
+        cls._assign(
+            "deletion_description", _DEFAULTS["deletion_description"], "reset_deletion_description"
+        )
+
     # Values with behaviour of their own ---------------------------------------------------
 
     @classmethod
-    def via(cls, **values: Any) -> Context:
+    def via(cls, **values: Any) -> Self:
         """Return a block with several values at once: `Context.via(actor=u, revision=r)`."""
         return cls(**values)
 
@@ -388,11 +512,11 @@ class Context(metaclass=_Accessors):
         cls._assign("enabled", True, "enable")
 
     @classmethod
-    def as_disabled(cls) -> Context:
+    def as_disabled(cls) -> Self:
         """Return a block in which tracking is off."""
         return cls(enabled=False)
 
     @classmethod
-    def as_enabled(cls) -> Context:
+    def as_enabled(cls) -> Self:
         """Return a block in which tracking is on."""
         return cls(enabled=True)

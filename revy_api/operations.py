@@ -3,16 +3,24 @@
 REST views and GraphQL resolvers translate requests into these calls and `OperationError`s
 into their own error formats (problem details, GraphQL errors), so both APIs behave the same.
 Every writing operation is atomic: on any error nothing is written.
+
+Access goes through the visibility policy (`revy_api.visibility`) here, once for both APIs:
+`require_view` before reading a row's history, and the policy's `check_restore` on every row
+a rollback or revert writes (`change`, `add`, `delete`, cascades included). Errors never name
+rows the user may not see.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import models, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
@@ -104,6 +112,21 @@ def get_revision(revision_id: Any) -> models.Model:
         raise NotFound(f"There is no revision {revision_id}.") from None
 
 
+def get_visible_revision(
+    revision_id: Any, *, user: Any, policy: VisibilityPolicy | None = None
+) -> models.Model:
+    """Return the revision if `user` may see it (one visible delta); else `NotFound`.
+
+    A revision the user may not see answers exactly like one that does not exist.
+    """
+    revision_id = _integer(revision_id, "revision")
+    revisions = get_revision_model()._base_manager.filter(pk=revision_id)
+    found = (policy or get_policy()).filter_revisions(user, revisions).first()
+    if found is None:
+        raise NotFound(f"There is no revision {revision_id} that you may see.")
+    return found
+
+
 def get_delta(delta_id: Any) -> models.Model:
     delta_id = _integer(delta_id, "delta")
     try:
@@ -153,6 +176,26 @@ def etag(instance: models.Model) -> str:
     config = _config(type(instance))
     state = state_json(config, config.values_of(instance))
     return '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"'
+
+
+# Access ----------------------------------------------------------------------------------
+
+
+def require_view(
+    model: type[models.Model],
+    pk: Any,
+    *,
+    user: Any,
+    policy: VisibilityPolicy | None = None,
+    obj: models.Model | None = None,
+) -> None:
+    """Raise `Forbidden` unless `user` may see the history of the row (`obj`: it, if loaded)."""
+    if not (policy or get_policy()).can_view_object(user, model, pk, obj=obj):
+        raise Forbidden(f"You may not see the history of {model._meta.label} {pk}.")
+
+
+def _restore_check(user: Any, policy: VisibilityPolicy) -> Any:
+    return functools.partial(policy.check_restore, user)
 
 
 # Rollback --------------------------------------------------------------------------------
@@ -223,21 +266,17 @@ def rollback(
     dry_run: bool = False,
     if_match: str | None = None,
     policy: VisibilityPolicy | None = None,
-    check_permission: bool = True,
 ) -> RollbackResult:
     """Roll one row back to `point` (re-creating it if deleted); or describe it (`dry_run`).
 
-    `if_match` is compared with the current ETag (412 when stale). With `check_permission`,
-    the visibility policy decides (REST checks its own permission classes instead when the
-    row still exists).
+    `if_match` is compared with the current ETag (412 when stale). The policy decides, for a
+    dry run too: `change` on the row, or `add` to re-create it (`Forbidden`).
     """
     model = model._meta.concrete_model
     current = model._base_manager.filter(pk=pk).first()
     policy = policy or get_policy()
-    if check_permission and not policy.can_restore_object(
-        user, model, pk, exists=current is not None
-    ):
-        raise Forbidden(f"You may not roll back {model._meta.label} {pk}.")
+    if current is not None:
+        _check(policy, user, "change", current)
     if if_match is not None and if_match.strip() != "*":
         expected = {tag.strip().removeprefix("W/") for tag in if_match.split(",")}
         if current is None or etag(current) not in expected:
@@ -245,16 +284,32 @@ def rollback(
                 "If-Match does not match the current state of the object; fetch it again."
             )
     target = _target_state(model, pk, point)
+    if current is None:
+        _check(policy, user, "add", target)
     changes = changes_between(current, target)
     result = RollbackResult(
         current or target, changes, created=current is None, dry_run=dry_run, target=target
     )
     if dry_run or (current is not None and not changes):
         return result
-    with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
-        result.instance = result.target = history.rollback(model, pk, **_point_kwargs(point))
-        result.revision = pending_revision()
+    # Checked again on the row as it is when written: it may have changed since.
+    check = _restore_check(user, policy)
+    try:
+        with Context() if not Context.is_active() else _Nothing(), transaction.atomic():
+            result.instance = result.target = history.rollback(
+                model, pk, check=check, **_point_kwargs(point)
+            )
+            result.revision = pending_revision()
+    except PermissionDenied as error:
+        raise Forbidden(str(error)) from None
     return result
+
+
+def _check(policy: VisibilityPolicy, user: Any, action: str, instance: models.Model) -> None:
+    try:
+        policy.check_restore(user, action, instance)
+    except PermissionDenied as error:
+        raise Forbidden(str(error)) from None
 
 
 # Reading ---------------------------------------------------------------------------------
@@ -304,26 +359,49 @@ def revert(
     force: bool = False,
     policy: VisibilityPolicy | None = None,
 ) -> models.Model | None:
-    """Revert a whole revision; 403 unless the user may restore every row it touched."""
+    """Revert a whole revision as `user`; nothing is written on any error.
+
+    `Forbidden` unless the user may change, re-create or delete (cascades included) every row
+    the revert writes; `Conflict` listing the later changes the user may see (and how many
+    others there are) unless `force`.
+    """
     policy = policy or get_policy()
-    deltas = (
-        get_object_delta_model()
-        ._base_manager.filter(revision=revision)
-        .select_related("content_type")
-    )
-    for delta in deltas.exclude(action="Event"):
-        model = delta.content_type.model_class()
-        if model is None:
-            continue
-        exists = model._base_manager.filter(pk=delta.content_id).exists()
-        if not policy.can_restore_object(user, model, delta.content_id, exists=exists):
-            raise Forbidden(
-                f"Revision {revision.pk} changed {model._meta.label} {delta.content_id}, "
-                "which you may not change."
-            )
     try:
         with Context() if not Context.is_active() else _Nothing():
-            history.revert(revision, force=force)
+            history.revert(revision, force=force, check=_restore_check(user, policy))
             return pending_revision()
     except history.RevisionConflict as error:
-        raise Conflict(str(error), conflicts=error.conflicts) from None
+        raise _conflict(error, user, policy) from None
+    except PermissionDenied as error:
+        raise Forbidden(str(error)) from None
+
+
+def _conflict(error: history.RevisionConflict, user: Any, policy: VisibilityPolicy) -> Conflict:
+    """The 409 of a revert: only the conflicting deltas `user` may see, and a count of the rest."""
+    visible = _visible_deltas(error.conflicts, user, policy)
+    hidden = len(error.conflicts) - len(visible)
+    listed = f"{len(visible)} later change{'s' if len(visible) != 1 else ''} (in `conflicts`)"
+    withheld = f"{hidden} later change{'s' if hidden != 1 else ''} you may not see"
+    found = " and ".join(
+        part for part, count in ((listed, len(visible)), (withheld, hidden)) if count
+    )
+    return Conflict(
+        f"Cannot revert revision {error.revision.pk}: {found} touched the same data. "
+        "Revert with force to overwrite them.",
+        conflicts=visible,
+        hidden_conflicts=hidden,
+    )
+
+
+def _visible_deltas(
+    deltas: Sequence[models.Model], user: Any, policy: VisibilityPolicy
+) -> list[models.Model]:
+    """Keep the object and attribute deltas the policy lets `user` see, in their order."""
+    shown: set[tuple[type, Any]] = set()
+    by_model: dict[type, list[Any]] = {}
+    for delta in deltas:
+        by_model.setdefault(type(delta), []).append(delta.pk)
+    for model, ids in by_model.items():
+        visible = policy.filter_deltas(user, model._base_manager.filter(pk__in=ids))
+        shown.update((model, pk) for pk in visible.values_list("pk", flat=True))
+    return [delta for delta in deltas if (type(delta), delta.pk) in shown]

@@ -6,9 +6,11 @@ import itertools
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from revy.contrib.django.registry import content_id
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
     get_object_delta_model,
@@ -47,6 +49,22 @@ def make_ledger(**fields: Any) -> Ledger:
     return Ledger.objects.create(**fields)
 
 
+# Users ---------------------------------------------------------------------------------------
+
+
+def grant(user: Any, *codenames: str) -> Any:
+    """Give `user` permissions like `testapp.view_author`, and forget the cached ones
+    (Django's, and what revy's access policy computed from them)."""
+    for codename in codenames:
+        app_label, name = codename.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=name)
+        )
+    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache", "_revy_access_cache"):
+        user.__dict__.pop(cache, None)
+    return user
+
+
 # Reading history ----------------------------------------------------------------------------
 
 
@@ -66,7 +84,7 @@ def object_deltas(obj_or_model: Any = None, pk: Any = None) -> list[models.Model
         model = obj_or_model
     queryset = queryset.filter(content_type=ContentType.objects.get_for_model(model))
     if pk is not None:
-        queryset = queryset.filter(content_id=str(pk))
+        queryset = queryset.filter(content_id=content_id(model, pk))
     return list(queryset)
 
 

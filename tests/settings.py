@@ -22,7 +22,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "strawberry_django",
     "revy.contrib.django",
+    "revy_api",  # the API plugin's system checks (REVY_API)
     "tests.testapp",
+    "tests.behaviourapp",
     "tests.renameapp",
     "tests.trustapp",  # the model-based history test
     # The demo project's apps: its API is tested (and its contracts exported) in-process.

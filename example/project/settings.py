@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "strawberry_django",
     "graphene_django_graphiql_static",  # GraphiQL's scripts as local static files
     "revy.contrib.django",
+    "revy_api",  # the API plugin's system checks (REVY_API)
     "example.organizations",
     "example.ledger",
     "example.garage",

@@ -8,7 +8,8 @@ the history errors of `revy.contrib.django.history` all become a `GraphQLError` 
 - `BAD_REQUEST`: an argument or header that cannot be honoured;
 - `FORBIDDEN`: the user may not see or change that history (or act as that organization);
 - `NOT_FOUND`: no such revision, delta or recorded history;
-- `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists them);
+- `CONFLICT`: a revert that later changes would overwrite (`extensions.conflicts` lists the
+  ones the user may see, `extensions.hiddenConflicts` counts the others);
 - `PRECONDITION_FAILED`: `expectedEtag` no longer matches the row.
 
 Like every GraphQL error, they are answered with HTTP 200 in the response's `errors`.
@@ -81,6 +82,8 @@ def operation_error(error: operations.OperationError) -> GraphQLError:
     for name, value in error.extra.items():
         if name == "conflicts":
             extensions["conflicts"] = [_conflict(delta) for delta in value]
+        elif name == "hidden_conflicts":
+            extensions["hiddenConflicts"] = value
         else:
             extensions[name] = value
     return _error(error.detail, error.code, **extensions)

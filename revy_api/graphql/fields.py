@@ -7,7 +7,8 @@
         memo: str
         history: ObjectDeltaConnection = history_field()
 
-The field needs the same permission as `objectHistory` (view access to the model). Its page
+The field needs the same permission as `objectHistory` (the visibility policy's consent for
+the row). Its page
 of deltas loads their related data at once, so its cost does not grow with the page size or
 the history's length; but each row that shows its history costs its own few queries (a list of
 rows cannot be seen from one row's field). For the changes of many rows, query `revisions`
@@ -22,9 +23,7 @@ import strawberry_django
 from strawberry import Info
 from strawberry_django import django_resolver
 
-from revy.contrib.django import history
 from revy_api.graphql.connections import resolve_connection
-from revy_api.graphql.errors import translating_errors
 from revy_api.graphql.state import state_of
 from revy_api.graphql.types import ObjectDeltaConnection
 
@@ -52,11 +51,9 @@ def history_field(
         after: str | None = None,
     ) -> ObjectDeltaConnection:
         state = state_of(info)
-        model = type(root)
-        state.require_view(model, root.pk)
-        with translating_errors():
-            deltas = history.history_of(root, aggregates=bool(aggregates))
-        deltas = state.visible_deltas(deltas).order_by("-id")
+        model = type(root)._meta.concrete_model
+        state.require_view(model, root.pk, obj=root)
+        deltas = state.history(model, root.pk, aggregates=bool(aggregates)).order_by("-id")
         return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
 
     return strawberry_django.field(

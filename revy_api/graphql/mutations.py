@@ -7,9 +7,10 @@ that the change is recorded with the request's actor and headers::
     class Mutation(RevisionMutation):
         ...
 
-Both go through `revy_api.operations`, like the REST API: a rollback needs the permission to
-change the row (to add it, when it was deleted), a revert the same for every row the revision
-touched. Nothing is written when they fail.
+Both go through `revy_api.operations`, like the REST API, and the visibility policy decides:
+a rollback needs to see the row's history and to change the row (to add it, when it was
+deleted); a revert needs to see the revision, and to change, re-create or delete (cascades
+included) every row it writes. Nothing is written when they fail.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class RevisionMutation:
         state.require_login()
         model = arguments.model_for(type)
         pk = arguments.pk_for(model, id)
+        state.require_view(model, pk)
         with translating_errors():
             at_point = arguments.point(revision=revision, delta=delta, at=at, required=True)
             result = operations.rollback(
@@ -123,7 +125,10 @@ class RevisionMutation:
         state = state_of(info)
         state.require_login()
         with translating_errors():
-            reverted = arguments.revision_for(id)
+            # One the user may not see is not found, and nothing about it is answered.
+            reverted = operations.get_visible_revision(
+                arguments.node_pk(id, "Revision", "id"), user=state.user, policy=state.policy
+            )
             revision = operations.revert(
                 reverted, user=state.user, force=bool(force), policy=state.policy
             )

@@ -6,8 +6,9 @@ Mix it into your schema's query type::
     class Query(RevisionQuery):
         ...
 
-Everything needs a logged-in user; a model's history needs its `view` (or `change`)
-permission (`revy_api.visibility`), and lists show only what the user may see.
+Everything needs a logged-in user; a row's history needs the visibility policy's consent
+(`revy_api.visibility`: by default the `view` or `change` permission on the model or on the
+row), and lists show only what the user may see.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import strawberry
 from strawberry import Info
 from strawberry_django import django_resolver
 
-from revy.contrib.django import history
 from revy.contrib.django.utils import get_revision_model
 from revy_api import operations
 from revy_api.graphql import arguments
@@ -93,9 +93,7 @@ class RevisionQuery:
         model = arguments.model_for(type)
         pk = arguments.pk_for(model, id)
         state.require_view(model, pk)
-        with translating_errors():
-            deltas = history.history_of(model, pk, aggregates=bool(aggregates))
-        deltas = state.visible_deltas(deltas).order_by("-id")
+        deltas = state.history(model, pk, aggregates=bool(aggregates)).order_by("-id")
         return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
 
     @strawberry.field(

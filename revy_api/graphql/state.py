@@ -1,13 +1,12 @@
 """What revy's resolvers keep for one GraphQL request: the user and the visibility policy.
 
-The policy's list of visible content types costs queries; it is computed once per request and
-shared by every field that filters history, however many there are in the operation.
+The policy keeps what the user may see on the request's user object: computed once per
+request, shared by every field that filters history, however many the operation has.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
@@ -15,7 +14,8 @@ from django.db import models
 from django.http import HttpRequest
 from strawberry import Info
 
-from revy_api.graphql.errors import forbidden
+from revy_api import operations
+from revy_api.graphql.errors import forbidden, translating_errors
 from revy_api.visibility import VisibilityPolicy, get_policy
 
 _ATTRIBUTE = "_revy_graphql_state"
@@ -35,23 +35,25 @@ class RequestState:
     def __init__(self, request: HttpRequest | None) -> None:
         self.request = request
         self.user = getattr(request, "user", None) or AnonymousUser()
-        policy = get_policy()
-        # Memoized on this instance only: one computation per request, never shared.
-        policy.visible_content_type_ids = functools.cache(  # type: ignore[method-assign]
-            policy.visible_content_type_ids
-        )
-        self.policy: VisibilityPolicy = policy
+        self.policy: VisibilityPolicy = get_policy()
 
     def require_login(self) -> None:
         """Raise FORBIDDEN for anonymous users: history is never public."""
         if not getattr(self.user, "is_authenticated", False):
             raise forbidden("Log in to see revision history.")
 
-    def require_view(self, model: type[models.Model], pk: Any) -> None:
-        """Raise FORBIDDEN unless the user may see the history of that row."""
+    def require_view(
+        self, model: type[models.Model], pk: Any, obj: models.Model | None = None
+    ) -> None:
+        """Raise FORBIDDEN unless the user may see the history of that row (`obj`, if loaded)."""
         self.require_login()
-        if not self.policy.can_view_object(self.user, model, pk):
-            raise forbidden(f"You may not see the history of {model._meta.label} {pk}.")
+        with translating_errors():
+            operations.require_view(model, pk, user=self.user, policy=self.policy, obj=obj)
+
+    def history(self, model: type[models.Model], pk: Any, *, aggregates: bool) -> models.QuerySet:
+        """Return the deltas of one row's history the user may see (after `require_view`)."""
+        with translating_errors():
+            return self.policy.filter_history(self.user, model, pk, aggregates=aggregates)
 
     def visible_deltas(self, queryset: models.QuerySet) -> models.QuerySet:
         """Narrow object (or attribute) deltas to those the user may see."""

@@ -15,10 +15,16 @@ Adds to a ModelViewSet, for each object (`{prefix}/{pk}/...`):
 
 `retrieve`, `update` and `partial_update` answer the object's `ETag`.
 
-Access goes through the viewset itself: reading history needs what `retrieve` needs (its
-queryset and permission classes); rolling back needs what a `PATCH` needs. For a deleted
-row, which the queryset cannot find any more, the visibility policy decides: users who may
-view the model may read its history, users who may add it may roll it back.
+Access needs both the viewset and the visibility policy (`revy_api.visibility`):
+
+- the viewset: reading history needs what `retrieve` needs (its queryset and permission
+  classes), rolling back what a `PATCH` needs. A row outside `get_queryset()` is not found
+  (404), deleted or not: a deleted row belongs to the queryset when its last recorded state
+  passes the queryset's filter (`deleted_object_in_queryset()`, see
+  `revy.contrib.django.access.in_queryset`), and the object permissions are checked on that
+  state;
+- the policy: `can_view_object` for every action (403 otherwise), and for a rollback
+  `change` on the row, or `add` to re-create it (403).
 """
 
 from __future__ import annotations
@@ -50,7 +56,7 @@ from revy_api.rest.serializers import (
     ObjectDeltaSerializer,
     RollbackPointSerializer,
 )
-from revy_api.visibility import VisibilityPolicy, get_policy
+from revy_api.visibility import VisibilityPolicy, get_policy, in_queryset, last_recorded_state
 
 __all__ = ["HistoryMixin", "HistoryTarget"]
 
@@ -61,11 +67,13 @@ _FALSE = frozenset({"false", "0", "no", "off", ""})
 
 @dataclass(frozen=True)
 class HistoryTarget:
-    """The row a history action is about; `instance` is None when it was deleted."""
+    """The row a history action is about; `instance` is None when it was deleted, and
+    `state` is then its last recorded state (unsaved)."""
 
     model: type[models.Model]
     pk: Any
     instance: models.Model | None
+    state: models.Model | None = None
 
     @property
     def label(self) -> str:
@@ -106,9 +114,9 @@ class HistoryMixin(ProblemDetailsMixin):
     history_pagination_class = HistoryCursorPagination
     etag_actions = ("retrieve", "update", "partial_update", "rollback")
     problem_responses = {
-        "history": (400, 404),
-        "snapshot": (400, 404),
-        "diff": (400, 404),
+        "history": (400, 403, 404),
+        "snapshot": (400, 403, 404),
+        "diff": (400, 403, 404),
         "rollback": (400, 403, 404, 412),
     }
 
@@ -116,7 +124,7 @@ class HistoryMixin(ProblemDetailsMixin):
         return self.action in HISTORY_ACTIONS or super().renders_problem_details()
 
     def get_visibility_policy(self) -> VisibilityPolicy:
-        """Return the policy that decides on deleted rows and on aggregates' deltas."""
+        """Return the policy that decides who sees and restores which history."""
         return get_policy()
 
     # Access ----------------------------------------------------------------------------
@@ -149,23 +157,44 @@ class HistoryMixin(ProblemDetailsMixin):
         return instance
 
     def get_history_target(self) -> HistoryTarget:
-        """Return the row of the current request, if the user may reach it (else 404).
+        """Return the row of the current request, if the user may reach and see it.
 
         An existing row is found with `get_object()` (queryset, object permissions); a
-        deleted one by its primary key, when the visibility policy lets the user view it.
+        deleted one by its primary key, when its last recorded state belongs to the queryset
+        and passes the object permissions. Either way 404 otherwise, then 403 unless the
+        visibility policy lets the user see the row's history.
         """
         model = self.get_queryset().model._meta.concrete_model
         try:
             instance = self.get_object()
         except Http404:
-            pk = self._deleted_pk(model)
-            if pk is None:
+            target = self._deleted_target(model)
+            if target is None:
                 raise
-            return HistoryTarget(model, pk, None)
-        return HistoryTarget(model, instance.pk, instance)
+        else:
+            target = HistoryTarget(model, instance.pk, instance)
+        operations.require_view(
+            model,
+            target.pk,
+            user=self.request.user,
+            policy=self.get_visibility_policy(),
+            obj=target.instance or target.state,
+        )
+        return target
 
-    def _deleted_pk(self, model: type[models.Model]) -> Any:
-        """The pk in the URL if it names a deleted row with history the user may view."""
+    def deleted_object_in_queryset(self, state: models.Model) -> bool:
+        """Return True if a deleted row, as last recorded (`state`), belongs to the queryset.
+
+        By default the filter of `get_queryset()` is evaluated on the recorded values
+        (`revy_api.visibility.in_queryset`): per-owner or per-tenant querysets filtering on
+        the row's own columns work as they do for existing rows. A filter that joins other
+        tables cannot be evaluated so, and hides every deleted row: override this method to
+        decide for those.
+        """
+        return in_queryset(self.get_queryset(), state)
+
+    def _deleted_target(self, model: type[models.Model]) -> HistoryTarget | None:
+        """The row the URL names if it was deleted and, as last recorded, is reachable."""
         pk_field = model._meta.pk
         if self.lookup_field not in ("pk", pk_field.name, pk_field.attname):
             return None  # a deleted row cannot be found by other fields
@@ -173,13 +202,13 @@ class HistoryMixin(ProblemDetailsMixin):
             pk = pk_field.to_python(self.kwargs[self.lookup_url_kwarg or self.lookup_field])
         except (KeyError, ValidationError):
             return None
-        if model._base_manager.filter(pk=pk).exists():
-            return None  # it exists, but not for this user
-        if not self.get_visibility_policy().can_view_object(self.request.user, model, pk):
+        state = last_recorded_state(model, pk)
+        if state is None or not state._state.adding:
+            return None  # no history; or the row exists, but not for this user
+        if not self.deleted_object_in_queryset(state):
             return None
-        if not revy_history.history_of(model, pk).exists():
-            return None
-        return pk
+        self.check_object_permissions(self.request, state)
+        return HistoryTarget(model, pk, None, state)
 
     # Actions ---------------------------------------------------------------------------
 
@@ -209,11 +238,9 @@ class HistoryMixin(ProblemDetailsMixin):
 
     def get_history_queryset(self, target: HistoryTarget, *, aggregates: bool) -> models.QuerySet:
         """Return the deltas `history/` lists: the row's own, and visible aggregated ones."""
-        own = revy_history.history_of(target.model, target.pk)
-        if not aggregates:
-            return own
-        related = revy_history.history_of(target.model, target.pk, aggregates=True)
-        return own | self.get_visibility_policy().filter_deltas(self.request.user, related)
+        return self.get_visibility_policy().filter_history(
+            self.request.user, target.model, target.pk, aggregates=aggregates
+        )
 
     @extend_schema(
         summary="The object as it was at a point in its history",
@@ -326,9 +353,6 @@ class HistoryMixin(ProblemDetailsMixin):
             dry_run=dry_run,
             if_match=if_match,
             policy=self.get_visibility_policy(),
-            # An existing row passed the viewset's own (PATCH) checks; a deleted one is the
-            # policy's to judge.
-            check_permission=target.instance is None,
         )
 
     def finalize_response(

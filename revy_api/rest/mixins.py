@@ -21,6 +21,7 @@ from typing import Any
 from django.db import router
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.schemas.inspectors import ViewInspector
 
 from revy.context import Context
 from revy.contrib.django.headers import (
@@ -45,8 +46,9 @@ class ProblemDetailsMixin:
     says the current action is revy's (then every error of it is problem details).
     """
 
-    # Documents the revision headers, problem details and response headers.
-    schema = RevyAutoSchema()
+    # Documents the revision headers, problem details and response headers. Typed as DRF types
+    # APIView.schema, so that a view mixing this class in type-checks.
+    schema: ViewInspector | None = RevyAutoSchema()
     # Problem statuses an action can answer beyond the usual ones, for the schema.
     problem_responses: dict[str, tuple[int, ...]] = {}
 

@@ -352,7 +352,10 @@ class ConflictSerializer(serializers.Serializer):
 
 
 class ConflictProblemSerializer(ProblemSerializer):
-    conflicts = ConflictSerializer(many=True)
+    conflicts = ConflictSerializer(many=True, help_text="The conflicting changes you may see.")
+    hidden_conflicts = serializers.IntegerField(
+        help_text="How many other conflicting changes there are, of rows you may not see."
+    )
 
 
 def conflicts_json(conflicts: Sequence[models.Model]) -> list[dict[str, Any]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from rest_framework import serializers, viewsets
-from rest_framework.permissions import IsAuthenticated
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -93,6 +93,16 @@ class OwnAuthorViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet
         return Author.objects.filter(user=self.request.user).order_by("id")
 
 
+class AuthorByUsernameViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
+    """Scoped through a join: deleted rows cannot be judged on their recorded state."""
+
+    serializer_class = AuthorSerializer
+    permission_classes = [IsAuthenticated]
+
+    def get_queryset(self):
+        return Author.objects.filter(user__username=self.request.user.username).order_by("id")
+
+
 class NoteView(RevisionContextMixin, APIView):
     """A plain APIView with the mixin and both hooks overridden."""
 
@@ -107,6 +117,12 @@ class NoteView(RevisionContextMixin, APIView):
         serializer.is_valid(raise_exception=True)
         serializer.save()
         return Response(serializer.data, status=201)
+
+
+class PublicNoteView(NoteView):
+    """Anyone may write, logged in or not."""
+
+    permission_classes = [AllowAny]
 
 
 class SystemNoteView(NoteView):

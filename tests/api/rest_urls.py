@@ -12,12 +12,14 @@ router.register("cars", rest.CarViewSet)
 router.register("engines", rest.EngineViewSet)
 router.register("cylinders", rest.CylinderViewSet)
 router.register("own-authors", rest.OwnAuthorViewSet, basename="own-author")
+router.register("authors-by-username", rest.AuthorByUsernameViewSet, basename="author-by-username")
 router.register("history-only-cars", rest.HistoryOnlyCarViewSet, basename="history-only-car")
 
 urlpatterns = [
     path("", include("revy_api.rest.urls")),
     path("notes/", rest.NoteView.as_view(), name="notes"),
     path("system-notes/", rest.SystemNoteView.as_view(), name="system-notes"),
+    path("public-notes/", rest.PublicNoteView.as_view(), name="public-notes"),
     path("two-notes/", rest.TwoNotesView.as_view(), name="two-notes"),
     # Token authentication only: anonymous requests get 401 (with WWW-Authenticate).
     path(

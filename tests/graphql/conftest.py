@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
+
+from tests.factories import grant
+
+__all__ = ["GraphQLClient", "Response", "delta_id", "grant", "revision_id"]
 
 URLS = {
     "sync": "/graphql/",
@@ -80,17 +83,6 @@ class GraphQLClient:
 def gql(request, db) -> GraphQLClient:
     """A client of the sync view, then of the async one."""
     return GraphQLClient(request.param)
-
-
-def grant(user, *codenames: str) -> None:
-    """Give `user` permissions like `testapp.view_book`, and forget the cached ones."""
-    for codename in codenames:
-        app_label, name = codename.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=name)
-        )
-    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(cache, None)
 
 
 @pytest.fixture(params=["sync", "async"])

@@ -138,12 +138,13 @@ def test_an_anonymous_request_may_not_act_as_an_organization(gql, book):
     assert history_counts() == before
 
 
-def test_an_anonymous_change_is_recorded_for_the_system(gql, book):
+def test_an_anonymous_change_has_no_actor_and_says_it_was_anonymous(gql, book):
     response = _update(gql, book)
     response.ok()
     update = object_deltas(book)[-1]
     assert (update.actor_type_id, update.actor_id) == (None, None)
-    assert revisions()[-1].metadata == {}
+    # Told apart from the system's changes, whose revisions name no user at all.
+    assert revisions()[-1].metadata == {"user": None, "anonymous": True}
 
 
 def test_queries_open_no_revision(gql, user, book):
@@ -216,3 +217,25 @@ def test_the_async_view_runs_the_async_hooks(gql, user, book, monkeypatch):
     gql.login(user)
     _update(gql, book).ok()
     assert used == ([extensions._AsyncHooks] if gql.view == "async" else [])
+
+
+def test_the_api_tells_anonymous_changes_from_the_systems(gql, superuser_for_metadata, book):
+    _update(gql, book).ok()  # anonymous
+    with Context(revision_description="system"):
+        book.pages = 1
+        book.save()
+    gql.login(superuser_for_metadata)
+    query = "{ revisions { edges { node { description metadata actors { id } } } } }"
+
+    nodes = [edge["node"] for edge in gql(query).ok()["revisions"]["edges"]]
+
+    assert nodes[0] == {"description": "system", "metadata": {}, "actors": [None]}
+    assert nodes[1]["metadata"] == {"user": None, "anonymous": True}
+    assert nodes[1]["actors"] == [None]
+
+
+@pytest.fixture
+def superuser_for_metadata(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_superuser("root", "root@example.com", "pw")

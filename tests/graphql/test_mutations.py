@@ -258,6 +258,7 @@ def test_revert_conflicts_list_the_later_changes_and_write_nothing(gql, editor, 
 
 
 def test_reverting_a_creation_deletes_the_row(gql, editor, book):
+    grant(editor, "testapp.delete_book")
     gql.login(editor)
     with Context():
         extra = make_book(author=book.author, title="Extra")
@@ -293,3 +294,67 @@ def test_revert_with_a_bad_commit_message_writes_nothing(gql, editor, book):
     response = gql(REVERT, {"id": revision_id(revisions()[-1])}, x_commit_message="\x00")
     assert response.codes == ["BAD_REQUEST"]
     assert history_counts() == before
+
+
+# Access ---------------------------------------------------------------------------------------
+
+REVERT_DETAILS = """
+mutation($id: ID!) { revertRevision(id: $id) { reverted { description metadata } } }
+"""
+
+
+def test_reverting_a_revision_you_may_not_see_reveals_nothing(gql, user, book):
+    """Not even a revision of custom events only (which a revert leaves alone)."""
+    from revy.contrib.django.events import record_event
+
+    with Context(revision_description="confidential review"):
+        record_event(book, "testapp.book.reviewed", {"verdict": "no"})
+    grant(user, "testapp.view_author")
+    gql.login(user)
+
+    response = gql(REVERT_DETAILS, {"id": revision_id(revisions()[-1])})
+
+    assert response.codes == ["NOT_FOUND"]
+    assert response.data is None
+    assert "confidential" not in str(response.body)
+
+
+def test_reverting_a_creation_needs_the_delete_permission(gql, editor, book):
+    gql.login(editor)
+    with Context():
+        extra = make_book(author=book.author, title="Extra")
+    before = history_counts()
+
+    response = gql(REVERT, {"id": revision_id(revisions()[-1])})
+
+    assert response.codes == ["FORBIDDEN"]
+    assert response.errors[0]["message"] == (
+        f"You may not delete testapp.Book {extra.pk}; nothing was changed."
+    )
+    assert history_counts() == before
+    assert Book.objects.filter(pk=extra.pk).exists()
+
+
+def test_conflicts_list_only_what_you_may_see_and_count_the_rest(gql, user):
+    with Context():
+        book = make_book(title="Dune")
+        author = book.author
+    with Context(revision_description="both"):
+        book.title, author.name = "Dune!", "Frank"
+        book.save()
+        author.save()
+    with Context():
+        book.title, author.name = "Dune?", "F."
+        book.save()
+        author.save()
+    grant(user, "testapp.view_book", "testapp.change_book")  # authors: nothing
+    gql.login(user)
+    both = object_deltas(book)[1].revision
+
+    response = gql(REVERT, {"id": revision_id(both)})
+
+    assert response.codes == ["CONFLICT"]
+    extensions = response.errors[0]["extensions"]
+    assert [conflict["type"] for conflict in extensions["conflicts"]] == ["testapp.book"]
+    assert extensions["hiddenConflicts"] == 1
+    assert "author" not in response.errors[0]["message"].lower()

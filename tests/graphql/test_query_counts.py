@@ -146,3 +146,32 @@ def test_the_next_page_of_a_revisions_deltas_uses_the_cursor(gql, user):
     ids = [edge["node"]["content"]["id"] for edge in first["edges"] + rest["deltas"]["edges"]]
     assert len(ids) == len(set(ids)) == 5
     assert rest["deltas"]["pageInfo"]["hasNextPage"] is False
+
+
+def test_the_policy_is_computed_once_per_operation_and_reads_no_content_type(gql, user):
+    from django.apps import apps
+    from django.test import override_settings
+
+    from tests.contrib.django.test_access import CountingPolicy
+
+    grant(user, "testapp.view_book")
+    book = book_with_history(3, [user])
+    gql.login(user)
+    query = """
+    query($id: ID!) {
+      a: objectHistory(type: "testapp.book", id: $id, aggregates: true) { totalCount }
+      b: objectHistory(type: "testapp.book", id: $id, aggregates: true) { totalCount }
+      revisions { totalCount edges { node { deltaCount actors { id } } } }
+    }
+    """
+    gql(query, {"id": str(book.pk)}).ok()  # warm Django's caches
+    models = len([m for m in apps.get_models(include_auto_created=True) if not m._meta.proxy])
+    CountingPolicy.calls = 0
+
+    path = f"{CountingPolicy.__module__}.CountingPolicy"
+    with override_settings(REVY_API={"VISIBILITY_POLICY": path}), count_queries() as queries:
+        gql(query, {"id": str(book.pk)}).ok()
+
+    # One computation of the visible models, and one check per objectHistory field.
+    assert CountingPolicy.calls == models + 2
+    assert not [sql for sql in queries.statements if 'FROM "django_content_type"' in sql]

@@ -7,24 +7,14 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from revy_api.rest.exceptions import PROBLEM_MEDIA_TYPE
+from tests.factories import grant
 from tests.testapp.models import Organization
 
-
-def grant(user: Any, *codenames: str) -> Any:
-    """Give `user` permissions like `testapp.view_author`, and forget the cached ones."""
-    for codename in codenames:
-        app_label, name = codename.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=name)
-        )
-    for cache in ("_perm_cache", "_user_perm_cache", "_group_perm_cache"):
-        user.__dict__.pop(cache, None)
-    return user
+__all__ = ["assert_problem", "grant", "header", "token_client"]
 
 
 def header(value: str) -> str:

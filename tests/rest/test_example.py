@@ -197,3 +197,77 @@ def test_showing_rows_whose_str_follows_foreign_keys_costs_no_query_per_row(admi
         return len(captured)
 
     assert queries(5) == queries(50)
+
+
+# The demo command: its banner says what each login may do --------------------------------------
+
+
+def _demo(*args: str) -> str:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("demo", "--no-serve", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_the_demo_banner_says_what_each_login_may_do_as_the_database_has_it():
+    banner = _demo()
+
+    assert "Seeded the demo: 3 users, 2 organizations" in banner
+    logins = " ".join(banner.split("Logins")[1].split("Try:")[0].split())
+    assert "admin / admin no token superuser: everything" in logins
+    assert (
+        "alice / alice token alice-demo-token staff: garage, ledger, organizations "
+        "(add, change, delete, view); acts as Acme Corp"
+    ) in logins
+    assert (
+        "bob / bob token bob-demo-token staff: ledger (add, change, view), "
+        "organizations (view); acts as Acme Corp, Globex"
+    ) in logins
+
+
+def test_what_the_banner_says_bob_may_do_holds_over_the_api():
+    _demo()
+    bob = token_client(Organization.objects.get(slug="globex").memberships.get().user)
+    transaction = Transaction.objects.order_by("pk").first()
+
+    # ledger: add, change, view; no delete
+    assert bob.get(f"/api/transactions/{transaction.pk}/").status_code == 200
+    patched = bob.patch(
+        f"/api/transactions/{transaction.pk}/",
+        {"memo": "bob was here"},
+        format="json",
+        HTTP_X_PERFORM_AS_ORGANIZATION="globex",  # acts as Globex
+    )
+    assert patched.status_code == 200, patched.content
+    assert bob.delete(f"/api/transactions/{transaction.pk}/").status_code == 403
+    # organizations: view only
+    assert bob.post("/api/organizations/", {"slug": "x", "name": "X"}).status_code == 403
+    # no garage: its history is hidden from him
+    deltas = bob.get("/api/deltas/?content_type=garage.car").json()
+    assert deltas["results"] == []
+
+
+@pytest.mark.django_db(transaction=True)  # `flush` cannot run inside a test's transaction
+def test_demo_reset_empties_the_database_and_seeds_it_again():
+    _demo()
+    Car.objects.all().delete()
+    assert "Demo data: already there" in _demo()
+    assert not Car.objects.exists()
+
+    output = _demo("--reset")
+
+    assert "Emptied the database." in output
+    assert "Seeded the demo: 3 users, 2 organizations, 3 transactions, 1 car" in output
+    assert Car.objects.count() == 1
+
+
+def test_the_readme_shows_the_demo_banner_as_printed():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    banner = _demo().split("revy demo", 1)[1]
+    for line in banner.splitlines():
+        assert line.rstrip() in readme, f"README lacks the banner line {line!r}"

@@ -121,6 +121,8 @@ def test_history_of_an_object_the_viewset_does_not_show_is_404(other_user, user)
     with Context():
         author.name = "Bea"
         author.save()
+    for each in (user, other_user):  # both may see authors' history: the queryset decides
+        grant(each, "testapp.view_author")
 
     response = token_client(other_user).get(f"/api/own-authors/{author.pk}/history/")
 
@@ -145,7 +147,8 @@ def test_history_of_a_deleted_object_needs_view_permission_on_the_model(
     refused = token_client(other_user).get(f"/api/authors/{pk}/history/")
 
     assert next(delta["action"] for delta in response.json()["results"]) == "Delete"
-    assert_problem(refused, 404, "not-found")
+    # As for an existing row: the policy refuses (GraphQL answers FORBIDDEN alike).
+    assert_problem(refused, 403, "forbidden")
 
 
 def test_history_needs_authentication(ann):
@@ -557,3 +560,102 @@ def test_without_the_context_mixin_a_rollback_still_records_as_the_user(editor, 
     assert response["X-Revision-Id"] == str(undo.revision_id)
     assert undo.revision.description == ""
     assert editor_api.get(f"/api/history-only-cars/{car.pk}/")["ETag"] == response["ETag"]
+
+
+# Access: the viewset's scope and the policy --------------------------------------------------
+
+
+def test_a_logged_in_user_without_permission_reads_no_history_through_is_authenticated(user):
+    author = make_author(name="Ann", user=user)  # in alice's own queryset
+
+    response = token_client(user).get(f"/api/own-authors/{author.pk}/history/")
+
+    assert_problem(response, 403, "forbidden")
+
+
+@pytest.fixture
+def deleted_own_author(user, other_user):
+    """alice's author, renamed then deleted; alice and bob may view and add authors."""
+    for each in (user, other_user):
+        grant(each, "testapp.view_author", "testapp.add_author", "testapp.change_author")
+    with Context(actor=user):
+        author = make_author(name="Ann", user=user)
+    with Context(actor=user):
+        author.name = "Bea"
+        author.save()
+    pk = author.pk
+    with Context(actor=user):
+        author.delete()
+    return pk
+
+
+@pytest.mark.parametrize("action", ["history/", "snapshot/?delta={deletion}", "diff/"])
+def test_a_deleted_row_outside_the_viewsets_queryset_is_not_found(
+    deleted_own_author, user, other_user, action
+):
+    deletion = object_deltas(Author, deleted_own_author)[-1].pk
+    url = f"/api/own-authors/{deleted_own_author}/{action.format(deletion=deletion)}"
+
+    assert_problem(token_client(other_user).get(url), 404, "not-found")
+    assert token_client(user).get(url).status_code == 200
+
+
+def test_a_deleted_row_outside_the_viewsets_queryset_cannot_be_re_created(
+    deleted_own_author, user, other_user
+):
+    deletion = object_deltas(Author, deleted_own_author)[-1].pk
+    url = f"/api/own-authors/{deleted_own_author}/rollback/"
+    before = history_counts()
+
+    refused = token_client(other_user).post(url, {"delta": deletion}, format="json")
+
+    assert_problem(refused, 404, "not-found")
+    assert history_counts() == before
+    done = token_client(user).post(url, {"delta": deletion}, format="json")
+    assert done.status_code == 200 and done.json()["created"] is True
+    assert Author.objects.get(pk=deleted_own_author).name == "Bea"
+
+
+def test_a_queryset_joining_other_tables_hides_deleted_rows(deleted_own_author, user):
+    """Its filter cannot be judged on a recorded state: refused rather than guessed."""
+    with Context():
+        kept = make_author(name="Kept", user=user)
+    client = token_client(user)
+
+    assert client.get(f"/api/authors-by-username/{kept.pk}/history/").status_code == 200
+    gone = client.get(f"/api/authors-by-username/{deleted_own_author}/history/")
+    assert_problem(gone, 404, "not-found")
+
+
+def test_a_hidden_existing_row_is_not_taken_for_a_deleted_one(user, other_user):
+    grant(other_user, "testapp.view_author", "testapp.add_author", "testapp.change_author")
+    with Context():
+        author = make_author(name="Ann", user=user)
+    with Context():
+        author.name = "Bea"
+        author.save()
+    url = f"/api/own-authors/{author.pk}/rollback/"
+
+    response = token_client(other_user).post(
+        url, {"delta": object_deltas(author)[0].pk}, format="json"
+    )
+
+    assert_problem(response, 404, "not-found")
+    assert Author.objects.get(pk=author.pk).name == "Bea"
+
+
+def test_an_object_policy_decides_per_row(user, other_user):
+    from django.test import override_settings
+
+    with Context():
+        mine = make_author(name="Mine", user=user)
+        theirs = make_author(name="Theirs", user=other_user)
+    client = token_client(user)
+    policy = {"VISIBILITY_POLICY": "tests.contrib.django.test_access.OwnAuthorsPolicy"}
+
+    with override_settings(REVY_API=policy):
+        assert client.get(f"/api/authors/{mine.pk}/history/").status_code == 200
+        refused = client.get(f"/api/authors/{theirs.pk}/history/")
+
+    body = assert_problem(refused, 403, "forbidden")
+    assert "Theirs" not in body["detail"]

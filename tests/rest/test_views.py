@@ -317,3 +317,95 @@ def test_organizations_are_tracked_like_any_model(admin_api):
     delta = admin_api.get("/api/deltas/?content_type=testapp.organization").json()["results"]
 
     assert only(delta)["content"]["display"] == "X"
+
+
+# Access --------------------------------------------------------------------------------------
+
+
+def test_a_409_lists_only_the_conflicts_you_may_see_and_counts_the_others(user):
+    with Context(revision_description="both"):
+        author = make_author(name="Ann")
+        book = make_book(author=author, title="First")
+    with Context(revision_description="rename both"):
+        author.name, book.title = "Bea", "Second"
+        author.save()
+        book.save()
+    with Context(revision_description="later"):
+        author.name, book.title = "Cid", "Third"
+        author.save()
+        book.save()
+    renamed = object_deltas(author)[1].revision_id
+    grant(user, "testapp.view_author", "testapp.change_author")  # books: nothing
+    before = history_counts()
+
+    response = token_client(user).post(f"/api/revisions/{renamed}/revert/", {}, format="json")
+
+    body = assert_problem(response, 409, "revision-conflict")
+    assert [conflict["content"]["type"] for conflict in body["conflicts"]] == ["testapp.author"]
+    assert body["hidden_conflicts"] == 1
+    assert "book" not in body["detail"].lower() and "Third" not in str(body)
+    assert history_counts() == before
+    # Forced, the revert would change the book: refused, without naming it.
+    forced = token_client(user).post(
+        f"/api/revisions/{renamed}/revert/", {"force": True}, format="json"
+    )
+    body = assert_problem(forced, 403, "forbidden")
+    assert "Book" not in body["detail"] and "1 row you may not see" in body["detail"]
+    assert history_counts() == before
+
+
+def test_reverting_a_creation_needs_delete_and_names_only_visible_rows(user):
+    with Context():
+        author = make_author(name="Ann")
+    with Context():
+        book = make_book(author=author, title="Dune")
+    grant(user, "testapp.view_author", "testapp.delete_author", "testapp.view_book")
+    creation = object_deltas(author)[0].revision_id
+
+    response = token_client(user).post(f"/api/revisions/{creation}/revert/", {}, format="json")
+
+    body = assert_problem(response, 403, "forbidden")
+    assert body["detail"] == (f"You may not delete testapp.Book {book.pk}; nothing was changed.")
+    assert Author.objects.filter(pk=author.pk).exists() and Book.objects.count() == 1
+
+
+def test_anonymous_changes_are_marked_in_the_revision_and_the_api(admin_api):
+    response = APIClient().post("/api/public-notes/", {"text": "hi"}, format="json")
+    assert response.status_code == 201
+    with Context(revision_description="by the system"):
+        make_author(name="Ann")
+    anonymous, system = (int(response["X-Revision-Id"]), object_deltas(Author)[0].revision_id)
+
+    shown = admin_api.get(f"/api/revisions/{anonymous}/").json()
+    by_system = admin_api.get(f"/api/revisions/{system}/").json()
+
+    assert shown["metadata"] == {"user": None, "anonymous": True}
+    assert shown["actors"] == [None]
+    assert by_system["metadata"] == {}
+    assert by_system["actors"] == [None]
+
+
+def test_the_policy_reads_no_content_type_per_request_and_computes_once(mixed, user):
+    from django.apps import apps
+    from django.test import override_settings
+
+    from tests.conftest import count_queries
+    from tests.contrib.django.test_access import CountingPolicy
+
+    grant(user, "testapp.view_book", "testapp.view_author")
+    client = token_client(user)
+    client.get("/api/revisions/")  # warm Django's caches (content types)
+    models = len([m for m in apps.get_models(include_auto_created=True) if not m._meta.proxy])
+    revision = object_deltas(Book)[0].revision_id
+
+    with override_settings(
+        REVY_API={"VISIBILITY_POLICY": f"{CountingPolicy.__module__}.CountingPolicy"}
+    ):
+        for url in ("/api/revisions/", "/api/deltas/", f"/api/revisions/{revision}/"):
+            CountingPolicy.calls = 0
+            with count_queries() as queries:
+                assert client.get(url).status_code == 200
+            # Django's permission cache joins content types; nothing scans them.
+            assert not [sql for sql in queries.statements if 'FROM "django_content_type"' in sql]
+            # The list, its filter and its serializer share one computation per request.
+            assert CountingPolicy.calls == models, url

@@ -1,20 +1,31 @@
 """Admin integration: read-only history admins and `HistoryAdminMixin`.
 
 `HistoryAdminMixin` replaces a ModelAdmin's "History" page with the object's revy history
-(its aggregates' changes included), the field changes of each delta, and a "Restore this
-version" button: a POST (CSRF-protected) allowed to users with the change permission, or the
-add permission when the object was deleted. A restore is recorded as a new revision by the
-requesting user.
+(its aggregates' changes, as far as the viewer may see them), the field changes of each
+delta, and a "Restore this version" button: a POST (CSRF-protected). A restore is recorded as
+a new revision by the requesting user.
+
+Access needs both the ModelAdmin and the visibility policy (`revy.contrib.django.access`, the
+one REST and GraphQL ask, `REVY_API["VISIBILITY_POLICY"]`):
+
+- the page: the ModelAdmin's view (or change) permission and the policy's `can_view_object`;
+  a row outside `get_queryset(request)` is not found, even if it exists. A deleted row is
+  found when its last recorded state passes the filter of `get_queryset(request)`;
+- a restore: the ModelAdmin's change permission (add, for a deleted row) and the policy's
+  `check_restore` on the row as it is written.
+
+The revision and delta admins list only the deltas the policy lets the viewer see.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
 from django.http import (
     Http404,
     HttpRequest,
@@ -29,6 +40,12 @@ from django.utils.translation import gettext as _
 
 from revy.context import Context
 from revy.contrib.django import history
+from revy.contrib.django.access import (
+    VisibilityPolicy,
+    get_policy,
+    in_queryset,
+    last_recorded_state,
+)
 from revy.contrib.django.models import ObjectDelta, Revision
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import (
@@ -36,6 +53,9 @@ from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
+
+if TYPE_CHECKING:
+    from django.template.response import _TemplateForResponseT  # django-stubs' alias
 
 __all__ = ["AttributeDeltaInline", "HistoryAdminMixin", "ObjectDeltaAdmin", "RevisionAdmin"]
 
@@ -67,6 +87,9 @@ class AttributeDeltaInline(ReadOnlyAdminMixin, admin.TabularInline):
     fields = ("field_name", "action", "old_value", "new_value", "actor_display", "description")
     readonly_fields = fields
 
+    def get_queryset(self, request: HttpRequest):
+        return get_policy().filter_deltas(request.user, super().get_queryset(request))
+
     @admin.display(description=_("actor"))
     def actor_display(self, obj: Any) -> str:
         return _actor_label(obj)
@@ -89,6 +112,10 @@ class ObjectDeltaAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("content_type", "actor_type", "revision")
     inlines = [AttributeDeltaInline]
 
+    def get_queryset(self, request: HttpRequest):
+        """Only the deltas the visibility policy lets the viewer see."""
+        return get_policy().filter_deltas(request.user, super().get_queryset(request))
+
     @admin.display(description=_("actor"))
     def actor_display(self, obj: Any) -> str:
         return _actor_label(obj)
@@ -107,7 +134,12 @@ class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
 
     def get_queryset(self, request: HttpRequest):
-        return super().get_queryset(request).annotate(delta_count=Count("object_deltas"))
+        """Only the revisions with deltas the viewer may see, counting those."""
+        policy = get_policy()
+        ids = policy.visible_content_type_ids(request.user)
+        visible = None if ids is None else Q(object_deltas__content_type_id__in=ids)
+        revisions = policy.filter_revisions(request.user, super().get_queryset(request))
+        return revisions.annotate(delta_count=Count("object_deltas", filter=visible))
 
     @admin.display(description=_("deltas"), ordering="delta_count")
     def delta_count(self, obj: Any) -> int:
@@ -123,8 +155,15 @@ if get_object_delta_model() is ObjectDelta:
 class HistoryAdminMixin:
     """Show revy's history on the admin "History" page, with diffs and restore buttons."""
 
-    object_history_template = "revy/admin/object_history.html"
+    # Typed as Django types ModelAdmin's, so that a ModelAdmin mixing this class in type-checks.
+    object_history_template: ClassVar[_TemplateForResponseT | None] = (
+        "revy/admin/object_history.html"
+    )
     history_page_size = 100
+
+    def get_visibility_policy(self) -> VisibilityPolicy:
+        """Return the policy deciding who sees and restores history (shared with the APIs)."""
+        return get_policy()
 
     def get_urls(self):
         opts = self.model._meta
@@ -139,19 +178,37 @@ class HistoryAdminMixin:
         ]
 
     def _history_target(self, request: HttpRequest, object_id: str):
-        """Return (object or None, pk); deleted objects keep a history page."""
+        """Return (object or None, pk, object or its last recorded state); else 404.
+
+        Deleted objects keep a history page, when their last recorded state passes the
+        filter of `get_queryset(request)`; an object that exists but is outside it is not
+        treated as deleted.
+        """
         obj = self.get_object(request, unquote(object_id))
-        pk = obj.pk if obj is not None else self.model._meta.pk.to_python(unquote(object_id))
-        if obj is None and not history.history_of(self.model, pk).exists():
+        if obj is not None:
+            return obj, obj.pk, obj
+        try:
+            pk = self.model._meta.pk.to_python(unquote(object_id))
+        except ValidationError:
+            raise Http404(_("No object and no history with this id.")) from None
+        state = last_recorded_state(self.model, pk)
+        if (
+            state is None
+            or not state._state.adding  # it exists, hidden from this user
+            or not in_queryset(self.get_queryset(request), state)
+        ):
             raise Http404(_("No object and no history with this id."))
-        return obj, pk
+        return None, pk, state
 
     def history_view(self, request: HttpRequest, object_id: str, extra_context=None):
-        obj, pk = self._history_target(request, object_id)
+        obj, pk, state = self._history_target(request, object_id)
         if not self.has_view_or_change_permission(request, obj):
             raise PermissionDenied
+        policy = self.get_visibility_policy()
+        if not policy.can_view_object(request.user, self.model, pk, obj=state):
+            raise PermissionDenied
         deltas = list(
-            history.history_of(self.model, pk, aggregates=True)
+            policy.filter_history(request.user, self.model, pk, aggregates=True)
             .select_related("content_type", "actor_type", "revision")
             .prefetch_related("children")[: self.history_page_size]
         )
@@ -188,17 +245,24 @@ class HistoryAdminMixin:
             "opts": opts,
             "app_label": opts.app_label,
             "module_name": str(opts.verbose_name_plural).capitalize(),
-            "can_restore": self._can_restore(request, obj),
+            "can_restore": self._can_restore(request, obj, pk, state),
             "restore_url_name": f"admin:{opts.app_label}_{opts.model_name}_revy_restore",
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, self.object_history_template, context)
 
-    def _can_restore(self, request: HttpRequest, obj: Any) -> bool:
-        if obj is None:
-            return self.has_add_permission(request)
-        return self.has_change_permission(request, obj)
+    def _can_restore(self, request: HttpRequest, obj: Any, pk: Any, state: Any) -> bool:
+        """The ModelAdmin's change (or add, for a deleted row) permission and the policy's."""
+        allowed = (
+            self.has_add_permission(request)
+            if obj is None
+            else (self.has_change_permission(request, obj))
+        )
+        action = "add" if obj is None else "change"
+        return allowed and self.get_visibility_policy().can_restore_object(
+            request.user, self.model, pk, action=action, obj=state
+        )
 
     def restore_view(self, request: HttpRequest, object_id: str, delta_id: int) -> HttpResponse:
         """Roll the object back to a version (POST only; the admin checks CSRF)."""
@@ -214,20 +278,22 @@ class HistoryAdminMixin:
 
 
 def _restore(model_admin: HistoryAdminMixin, request, object_id, delta_id) -> HttpResponse:
-    obj, pk = model_admin._history_target(request, object_id)
-    if not model_admin._can_restore(request, obj):
+    obj, pk, state = model_admin._history_target(request, object_id)
+    if not model_admin._can_restore(request, obj, pk, state):
         raise PermissionDenied
     try:
         delta = history.history_of(model_admin.model, pk).get(pk=delta_id)
     except get_object_delta_model().DoesNotExist:
         raise Http404(_("This version does not belong to this object.")) from None
     opts = model_admin.model._meta
+    # Checked again on the row as it is written; a refusal (PermissionDenied) writes nothing.
+    check = functools.partial(model_admin.get_visibility_policy().check_restore, request.user)
     with Context(
         actor=request.user,
         revision_description=model_admin.get_revision_description(request, delta),
     ):
         try:
-            history.rollback(model_admin.model, pk, delta=delta)
+            history.rollback(model_admin.model, pk, delta=delta, check=check)
         except history.HistoryError as error:
             model_admin.message_user(request, str(error), messages.ERROR)
         else:

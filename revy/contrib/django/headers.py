@@ -4,10 +4,16 @@
 `apply_headers()`, so the three cannot disagree on what a header means:
 
 - `X-Commit-Message`: the revision's description; UTF-8, at most 1,000 characters, no
-  control characters but newline and tab.
+  control characters but newline and tab. (HTTP cannot carry a newline in a header value, so
+  over the wire a description is one line; newlines come only from in-process callers.)
 - `X-Perform-As-Organization`: act as that organization, resolved (and possibly refused) by
   `REVY_API["ORGANIZATION_RESOLVER"]`.
 - `X-Request-ID`: kept in the revision's metadata.
+
+Who made the request goes into the revision's metadata too: `{"user": {"type", "id"}}` for an
+authenticated user (even when acting as an organization), `{"user": null, "anonymous": true}`
+for an anonymous request, so that its changes (actor None) are told apart from the system's,
+whose revisions carry no `user` at all.
 
 Bad headers raise a `HeaderError` carrying the HTTP status and a stable problem type; callers
 turn it into their own error format before anything is written.
@@ -20,9 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
-from django.utils.module_loading import import_string
 
 from revy.context import Context
 from revy.contrib.django import settings as revy_settings
@@ -135,19 +140,14 @@ def resolve_organization(request: HttpRequest, value: str) -> Any:
     Delegates to `REVY_API["ORGANIZATION_RESOLVER"]`, a dotted path to a function
     `(request, value) -> instance or None`; None or PermissionDenied means refused.
     """
-    path = revy_settings.api("ORGANIZATION_RESOLVER")
-    if not path:
+    # A path that does not import raises ImproperlyConfigured (revy_api.E002), as the check does.
+    resolver = revy_settings.organization_resolver()
+    if resolver is None:
         raise OrganizationForbidden(
             ORGANIZATION,
             f"This server does not accept {ORGANIZATION}: REVY_API['ORGANIZATION_RESOLVER'] "
             "is not configured.",
         )
-    try:
-        resolver = import_string(path)
-    except ImportError as error:
-        raise ImproperlyConfigured(
-            f"REVY_API['ORGANIZATION_RESOLVER'] = {path!r} cannot be imported: {error}"
-        ) from error
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         organization = None
@@ -171,26 +171,36 @@ def authenticated_user(request: HttpRequest) -> Any:
     return user
 
 
-def apply_headers(request: HttpRequest, headers: RevisionHeaders, actor: Any = None) -> Any:
+def request_metadata(request: HttpRequest) -> dict[str, Any]:
+    """Return who made the request, as revision metadata: the user, or that it was anonymous."""
+    user = authenticated_user(request)
+    if user is None:
+        return {"user": None, "anonymous": True}
+    content_type = ContentType.objects.get_for_model(user)
+    return {"user": {"type": f"{content_type.app_label}.{content_type.model}", "id": str(user.pk)}}
+
+
+def identify_request(request: HttpRequest) -> None:
+    """Record `request_metadata(request)` in the current context's revision."""
+    update_revision_metadata(request_metadata(request))
+
+
+def apply_headers(
+    request: HttpRequest, headers: RevisionHeaders, actor: Any = None, *, identify: bool = True
+) -> Any:
     """Put the headers into the current context; return the actor.
 
     Must run inside an open context, after authentication. The actor is the organization when
-    one was asked for (checked here), else `actor`; the authenticated user and the request id
-    go into the revision's metadata.
+    one was asked for (checked here), else `actor`; who made the request (`request_metadata`,
+    unless `identify` is false: the caller records it later) and the request id go into the
+    revision's metadata.
     """
     if headers.organization_value is not None:
         actor = resolve_organization(request, headers.organization_value)
     if headers.description:
         Context.set_revision_description(headers.description)
-    metadata: dict[str, Any] = {}
-    user = authenticated_user(request)
-    if user is not None:
-        # Kept even when acting as an organization: the person behind a change is never lost.
-        content_type = ContentType.objects.get_for_model(user)
-        metadata["user"] = {
-            "type": f"{content_type.app_label}.{content_type.model}",
-            "id": str(user.pk),
-        }
+    # Kept even when acting as an organization: the person behind a change is never lost.
+    metadata: dict[str, Any] = request_metadata(request) if identify else {}
     if headers.request_id:
         metadata["request_id"] = headers.request_id
     if metadata:

@@ -2,7 +2,8 @@
 
 Add it after `AuthenticationMiddleware`. The actor is read from `request.user` when the first
 change is written, not when the request arrives, so users authenticated later by the view
-(Django REST framework token or JWT authentication) are recorded. The headers of
+(Django REST framework token or JWT authentication) are recorded; so is who made the request
+in the revision's metadata (the user, or `"anonymous": true`). The headers of
 `revy.contrib.django.headers` apply; a bad header answers 400 or 403 before the view runs.
 """
 
@@ -21,6 +22,7 @@ from revy.contrib.django.headers import (
     HeaderError,
     apply_headers,
     authenticated_user,
+    identify_request,
     read_headers,
 )
 from revy.contrib.django.revisions import pending_revision
@@ -63,7 +65,7 @@ class RevisionMiddleware:
             headers = read_headers(request)
         except HeaderError as error:
             return problem_response(error)
-        with Context(actor=lambda: self.get_actor(request)):
+        with Context(actor=lambda: self._read_actor(request)):
             try:
                 self._apply(request, headers)
             except HeaderError as error:
@@ -76,7 +78,7 @@ class RevisionMiddleware:
             headers = read_headers(request)
         except HeaderError as error:
             return problem_response(error)
-        async with Context(actor=lambda: self.get_actor(request)):
+        async with Context(actor=lambda: self._read_actor(request)):
             try:
                 # Reading request.user may query the session: not in the event loop. The
                 # values it sets in the context come back with asgiref's context copy.
@@ -89,9 +91,20 @@ class RevisionMiddleware:
             return await sync_to_async(self._finish)(response)
 
     def _apply(self, request: HttpRequest, headers) -> None:
-        organization = apply_headers(request, headers)
+        # A user the view authenticates itself (token, JWT) is not known yet: an anonymous
+        # request is only told so at its first change (`_read_actor`).
+        known = authenticated_user(request) is not None
+        request._revy_identified = known  # type: ignore[attr-defined]
+        organization = apply_headers(request, headers, identify=known)
         if organization is not None:
             Context.set_actor(organization)
+
+    def _read_actor(self, request: HttpRequest) -> Any:
+        # Called on every read of the actor (hot path): one attribute test after the first.
+        if not getattr(request, "_revy_identified", True):
+            request._revy_identified = True  # type: ignore[attr-defined]
+            identify_request(request)
+        return self.get_actor(request)
 
     def _finish(self, response: HttpResponse) -> HttpResponse:
         revision = pending_revision()

@@ -8,7 +8,7 @@ later changes touched what it would undo, unless forced.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models, router, transaction
@@ -30,6 +30,11 @@ from revy.contrib.django.utils import get_attribute_delta_model, get_object_delt
 
 # Actions whose later occurrence makes undoing a creation or a deletion lose data.
 _CHANGE_ACTIONS = ("Create", "Update", "Delete")
+
+#: `check(action, instance)`, called before each row a restore writes: `"change"` (the row
+#: as it is), `"add"` (the row about to be re-created) or `"delete"` (the row about to be
+#: deleted). Raising refuses: the whole restore is rolled back, nothing is written.
+RestoreCheck = Callable[[str, models.Model], None]
 
 
 class _NoBlock:
@@ -57,6 +62,7 @@ def rollback(
     delta: models.Model | None = None,
     at: datetime.datetime | None = None,
     using: str | None = None,
+    check: RestoreCheck | None = None,
 ) -> models.Model:
     """Restore the row to its state at one point and return the saved instance.
 
@@ -68,6 +74,8 @@ def rollback(
     `auth.User.password`, or excluded) keep their current value; `auto_now` fields are set
     to now, as on any save. A re-created row keeps its recorded `auto_now_add` values: it is
     saved like a fixture row, so `pre_save`/`post_save` receivers see `raw=True`.
+
+    `check(action, instance)` is called before the row is written (see `RestoreCheck`).
 
     Raises `ObjectAbsent` when the row did not exist at that point and `HistoryNotFound` when
     its state there is unknown. `using` names the row's database (default: the one the
@@ -88,13 +96,20 @@ def rollback(
         # Loaded inside the context, so that the save records only the fields that change.
         current = model._base_manager.using(using).select_for_update().filter(pk=row.pk).first()
         if current is None:
-            return _recreate(model, state, using)
+            return _recreate(model, state, using, check)
+        if check is not None:
+            check("change", current)
         _assign_state(current, state)
         current.save(using=using)
         return current
 
 
-def _recreate(model: type[models.Model], state: dict[str, Any], using: str) -> models.Model:
+def _recreate(
+    model: type[models.Model],
+    state: dict[str, Any],
+    using: str,
+    check: RestoreCheck | None = None,
+) -> models.Model:
     """Insert the row again with its recorded state and primary key; return the instance.
 
     Like a fixture, the row is saved "exactly as presented" (`raw=True`, which signal
@@ -103,6 +118,8 @@ def _recreate(model: type[models.Model], state: dict[str, Any], using: str) -> m
     usual way, since its parent rows must be inserted too.
     """
     instance = build_instance(model, state)
+    if check is not None:
+        check("add", instance)
     if model._meta.parents:
         instance.save(using=using, force_insert=True)
         return instance
@@ -124,7 +141,9 @@ def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
             setattr(instance, field.attname, field.get_default())
 
 
-def revert(revision: models.Model, *, force: bool = False) -> models.Model | None:
+def revert(
+    revision: models.Model, *, force: bool = False, check: RestoreCheck | None = None
+) -> models.Model | None:
     """Undo every change of `revision`, atomically, as a new revision; return that revision.
 
     Rows it created are deleted (recorded as `Delete`), rows it deleted are re-created with
@@ -138,6 +157,8 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
 
     Everything happens in the revision's own database: its deltas are read, its rows changed
     and the undo recorded there, never in another one.
+
+    `check(action, instance)` is called before each row is written (see `RestoreCheck`).
     """
     from revy.contrib.django.revisions import pending_revision
 
@@ -158,7 +179,7 @@ def revert(revision: models.Model, *, force: bool = False) -> models.Model | Non
             created_at = first_creation.get((delta.content_type_id, delta.content_id))
             if delta.action == "Delete" and created_at is not None and created_at < delta.pk:
                 continue  # created then deleted by this revision: absent before and after
-            _undo(delta, using)
+            _undo(delta, using, check)
         return pending_revision(using)
 
 
@@ -285,7 +306,7 @@ def _children(delta: models.Model) -> list[models.Model]:
     return children
 
 
-def _undo(delta: models.Model, using: str) -> None:
+def _undo(delta: models.Model, using: str, check: RestoreCheck | None = None) -> None:
     model = delta.content_type.model_class()
     if model is None:  # the model is gone: nothing left to put back
         return
@@ -294,11 +315,15 @@ def _undo(delta: models.Model, using: str) -> None:
     current = manager.filter(pk=pk).first()
     if delta.action == "Create":
         if current is not None:
+            if check is not None:
+                check("delete", current)
             current.delete(using=using)
     elif delta.action == "Delete":
         if current is None and delta.data is not None:
-            _recreate(model, delta.data, using)
+            _recreate(model, delta.data, using, check)
     elif current is not None:
+        if check is not None:
+            check("change", current)
         fields = {field.attname: field for field in _recorded_fields(model)}
         for name, old in _old_values(delta).items():
             field = fields.get(name)

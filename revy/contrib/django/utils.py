@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from django.apps import apps
-from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from revy.contrib.django import settings as revy_settings
@@ -12,17 +10,7 @@ from revy.contrib.django import settings as revy_settings
 @revy_settings.cached
 def _get(setting: str) -> type[models.Model]:
     # Cached (every write asks): cleared when a REVY_* setting changes.
-    label = revy_settings.get(setting)
-    try:
-        return apps.get_model(label, require_ready=False)
-    except ValueError:
-        raise ImproperlyConfigured(
-            f"{setting} must be of the form 'app_label.ModelName'."
-        ) from None
-    except LookupError:
-        raise ImproperlyConfigured(
-            f"{setting} refers to model {label!r}, which has not been installed."
-        ) from None
+    return revy_settings.history_model(setting)
 
 
 def get_revision_model() -> type[models.Model]:

@@ -6,14 +6,15 @@ import pytest
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
 from revy import Context
+from revy.contrib.django.access import VisibilityPolicy
 from revy.contrib.django.admin import HistoryAdminMixin
-from tests.factories import make_author, object_deltas
+from tests.factories import history_counts, make_author, object_deltas
 from tests.history_models import ObjectDelta, Revision
-from tests.testapp.models import Book, Car, Cylinder, Engine
+from tests.testapp.models import Author, Book, Car, Cylinder, Engine
 
 pytestmark = pytest.mark.django_db
 
@@ -31,18 +32,38 @@ class CarAdmin(HistoryAdminMixin, admin.ModelAdmin):
     pass
 
 
+class OwnAuthorAdmin(HistoryAdminMixin, admin.ModelAdmin):
+    """Staff see the authors linked to them only."""
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(user=request.user)
+
+
+def _reload_urls() -> None:
+    """The admin's URLs are built when the URLconf is imported: build them again."""
+    import importlib
+    import sys
+
+    from django.conf import settings
+    from django.urls import clear_url_caches
+
+    if settings.ROOT_URLCONF in sys.modules:  # imported by an earlier test of this process
+        importlib.reload(sys.modules[settings.ROOT_URLCONF])
+    clear_url_caches()
+
+
 @pytest.fixture(autouse=True)
 def registered_admins():
     """Register the test ModelAdmins on the default site for the duration of a test."""
-    from django.urls import clear_url_caches
-
     admin.site.register(Book, BookAdmin)
     admin.site.register(Car, CarAdmin)
-    clear_url_caches()
+    admin.site.register(Author, OwnAuthorAdmin)
+    _reload_urls()
     yield
     admin.site.unregister(Book)
     admin.site.unregister(Car)
-    clear_url_caches()
+    admin.site.unregister(Author)
+    _reload_urls()
 
 
 def staff(*permissions: str):
@@ -50,7 +71,10 @@ def staff(*permissions: str):
         f"staff{len(permissions)}", password="pw", is_staff=True
     )
     for codename in permissions:
-        user.user_permissions.add(Permission.objects.get(codename=codename))
+        app_label, _, codename = codename.rpartition(".")  # "app.codename" when ambiguous
+        found = Permission.objects.filter(codename=codename)
+        found = found.filter(content_type__app_label=app_label) if app_label else found
+        user.user_permissions.add(found.get())
     client = Client()
     client.force_login(user)
     return user, client
@@ -197,3 +221,135 @@ def test_revision_and_delta_admins_are_read_only_lists_with_filters(superuser_cl
     assert "Save" not in detail.content.decode().split("submit-row")[-1][:200]
     assert client.get(reverse(admin_url(ObjectDelta, "add"))).status_code == 403
     assert client.get(reverse(admin_url(Revision, "delete"), args=[revision.pk])).status_code == 403
+
+
+# Access: the ModelAdmin's queryset and the visibility policy ---------------------------------
+
+
+def _author_urls(pk, delta):
+    return (
+        reverse("admin:testapp_author_history", args=[pk]),
+        reverse("admin:testapp_author_revy_restore", args=[pk, delta.pk]),
+    )
+
+
+def _author_staff(name):
+    user = get_user_model().objects.create_user(name, password="pw", is_staff=True)
+    for codename in ("view_author", "change_author", "add_author"):
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label="testapp", codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return user, client
+
+
+def test_a_row_hidden_by_get_queryset_is_not_treated_as_deleted():
+    owner, _ = _author_staff("owner")
+    _, other = _author_staff("other")
+    with Context():
+        author = make_author(name="Ann", user=owner)
+    with Context():
+        author.name = "Bea"
+        author.save()
+    history_page, restore = _author_urls(author.pk, object_deltas(author)[0])
+    before = history_counts()
+
+    assert other.get(history_page).status_code == 404
+    assert other.post(restore).status_code == 404
+    assert history_counts() == before
+    assert Author.objects.get(pk=author.pk).name == "Bea"
+
+
+def test_a_deleted_row_is_scoped_by_get_queryset_on_its_last_state():
+    owner, mine = _author_staff("owner")
+    _, other = _author_staff("other")
+    with Context():
+        author = make_author(name="Ann", user=owner)
+    pk = author.pk
+    with Context():
+        author.delete()
+    history_page, restore = _author_urls(pk, object_deltas(Author, pk)[-1])
+
+    assert other.get(history_page).status_code == 404
+    assert other.post(restore).status_code == 404
+    assert not Author.objects.filter(pk=pk).exists()
+    page = mine.get(history_page)
+    assert page.status_code == 200 and "revy-restore" in page.content.decode()
+    assert mine.post(restore).status_code == 302
+    assert Author.objects.get(pk=pk).name == "Ann"
+
+
+def test_non_integer_ids_are_not_found():
+    _, client = _author_staff("owner")
+    assert client.get(reverse("admin:testapp_author_history", args=["abc"])).status_code == 404
+
+
+class ReadOnlyBooksPolicy(VisibilityPolicy):
+    """Books' history may be read, never restored; titles starting with "X" are secret."""
+
+    def can_view_object(self, user, model, pk, obj=None):
+        if model is Book and obj is not None and obj.title.startswith("X"):
+            return False
+        return super().can_view_object(user, model, pk, obj)
+
+    def can_restore_object(self, user, model, pk, *, action, obj=None):
+        return model is not Book and super().can_restore_object(
+            user, model, pk, action=action, obj=obj
+        )
+
+
+POLICY = {"VISIBILITY_POLICY": f"{__name__}.ReadOnlyBooksPolicy"}
+
+
+def test_the_policy_decides_the_page_and_the_restore(superuser_client, book):
+    _, client = superuser_client
+    page = client.get(history_url(book))
+    token = page.cookies["csrftoken"].value
+    before = history_counts()
+
+    with override_settings(REVY_API=POLICY):
+        shown = client.get(history_url(book))
+        refused = client.post(
+            restore_url(book, object_deltas(book)[0]), {"csrfmiddlewaretoken": token}
+        )
+        Book.objects.filter(pk=book.pk).update(title="X-files")
+        hidden = client.get(history_url(book))
+
+    assert shown.status_code == 200 and "revy-restore" not in shown.content.decode()
+    assert refused.status_code == 403
+    assert hidden.status_code == 403
+    assert history_counts() == before
+
+
+def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
+    _, client = staff("testapp.view_car")
+    with Context():
+        car = Car.objects.create(manufacturer="Volvo")
+        engine = Engine.objects.create(car=car, num_cylinders=6)
+    with Context():
+        engine.num_cylinders = 8
+        engine.save()
+    url = reverse("admin:testapp_car_history", args=[car.pk])
+
+    page = client.get(url).content.decode()
+
+    assert "testapp.car.created" in page
+    assert "testapp.engine" not in page and "<ins>8</ins>" not in page
+
+
+def test_the_delta_and_revision_admins_list_only_what_the_policy_shows(book):
+    _, client = staff(
+        f"view_{ObjectDelta._meta.model_name}", f"view_{Revision._meta.model_name}", "view_book"
+    )
+    with Context(revision_description="Secret author"):
+        make_author(name="Hidden")
+
+    deltas = client.get(reverse(admin_url(ObjectDelta, "changelist"))).content.decode()
+    revisions = client.get(reverse(admin_url(Revision, "changelist"))).content.decode()
+
+    assert "testapp.book.created" in deltas and "testapp.author" not in deltas
+    assert "Retitled" in revisions and "Secret author" not in revisions
+    author_delta = object_deltas(Author)[-1]
+    detail = client.get(reverse(admin_url(ObjectDelta, "change"), args=[author_delta.pk]))
+    assert detail.status_code == 302  # the admin's answer for an object it does not find

@@ -18,6 +18,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from revy import Context
 from tests.factories import actor_of, actor_ref, history_counts, object_deltas, only
 from tests.history_models import Revision
 from tests.testapp.models import Author, Organization
@@ -138,11 +139,18 @@ def test_a_request_is_one_revision_by_the_logged_in_user(call, user):
     }
 
 
-def test_anonymous_changes_are_the_systems(call):
+def test_anonymous_changes_have_no_actor_and_say_they_were_anonymous(call):
     response = call.create()
 
     assert response.status_code == 201
     assert actor_of(only(object_deltas(Author))) == (None, None)
+    # What tells them from the system's changes, whose revisions name no user.
+    assert Revision.objects.get().metadata == {"user": None, "anonymous": True}
+
+
+def test_the_systems_changes_name_no_user(db):
+    with Context():
+        Author.objects.create(name="Ann")
     assert Revision.objects.get().metadata == {}
 
 
@@ -234,6 +242,8 @@ def test_the_actor_is_read_at_the_first_write_so_drf_token_users_count(user):
     delta = only(object_deltas(Author))
     assert actor_of(delta) == actor_ref(user)
     assert response["X-Revision-Id"] == str(delta.revision_id)
+    # Anonymous when the request arrived, not when it wrote: the user is recorded.
+    assert delta.revision.metadata == {"user": {"type": "auth.user", "id": str(user.pk)}}
 
 
 @override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=MIDDLEWARE)
@@ -244,3 +254,4 @@ def test_async_the_actor_is_read_at_the_first_write(user):
     delta = only(object_deltas(Author))
     assert actor_of(delta) == actor_ref(user)
     assert response["X-Revision-Id"] == str(delta.revision_id)
+    assert delta.revision.metadata == {"user": {"type": "auth.user", "id": str(user.pk)}}

@@ -15,8 +15,6 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.core import checks
-from django.core.exceptions import ImproperlyConfigured
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection, transaction
 from django.db.models import F
@@ -851,44 +849,6 @@ def test_track_outside_context_still_honours_a_disabled_context():
     with C.as_disabled():
         make_author()
     assert history_counts() == (0, 0, 0)
-
-
-# Settings: validation ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("setting", "value", "named"),
-    [
-        ("REVY_MODELS", ["testapp.Nope"], "testapp.Nope"),
-        ("REVY_MODELS", ["nosuchapp"], "nosuchapp"),
-        ("REVY_EXCLUDED_MODELS", ["testapp.Missing"], "testapp.Missing"),
-        ("REVY_EXCLUDED_FIELDS", ["testapp.Book.nothing"], "testapp.Book.nothing"),
-        ("REVY_MASKED_FIELDS", ["testapp.Secret.code"], "testapp.Secret.code"),
-        ("REVY_MASKED_FIELDS", ["password"], "password"),
-        ("REVY_MASKED_FIELDS", ["nope.Secret.pin"], "nope.Secret.pin"),
-        ("REVY_BATCH_SIZE", 0, "0"),
-        ("REVY_BATCH_SIZE", -5, "-5"),
-        ("REVY_BATCH_SIZE", "100", "'100'"),
-        ("REVY_BATCH_SIZE", True, "True"),
-        ("REVY_AGGREGATES", {"testapp.Book": ["title"]}, "testapp.Book.title"),
-    ],
-)
-def test_invalid_settings_raise_improperly_configured_naming_the_entry(setting, value, named):
-    with override_settings(**{setting: value}):
-        with pytest.raises(ImproperlyConfigured) as excinfo:
-            revy_settings.validate()
-        assert named in str(excinfo.value)
-        assert setting in str(excinfo.value)
-        errors = [error for error in checks.run_checks() if error.id == "revy.E001"]
-        assert len(errors) == 1
-        assert named in errors[0].msg
-    revy_settings.validate()
-    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
-
-
-def test_valid_settings_pass_validation_and_checks():
-    revy_settings.validate()
-    assert [error for error in checks.run_checks() if error.id.startswith("revy.")] == []
 
 
 # Transactions --------------------------------------------------------------------------------

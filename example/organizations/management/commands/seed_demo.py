@@ -43,7 +43,6 @@ class DemoUser:
     username: str
     password: str
     token: str | None
-    role: str
     superuser: bool = False
     permissions: tuple[str, ...] = ()
 
@@ -71,16 +70,11 @@ BOB_PERMISSIONS = (
     *(f"ledger.transaction:{action}" for action in ("add", "change", "view")),
 )
 
+# What each may do is printed by `manage.py demo`, read back from the database.
 USERS = (
-    DemoUser("admin", "admin", None, "superuser", superuser=True),
-    DemoUser(
-        "alice",
-        "alice",
-        "alice-demo-token",
-        "staff: organizations, ledger and garage",
-        permissions=ALICE_PERMISSIONS,
-    ),
-    DemoUser("bob", "bob", "bob-demo-token", "staff: the ledger only", permissions=BOB_PERMISSIONS),
+    DemoUser("admin", "admin", None, superuser=True),
+    DemoUser("alice", "alice", "alice-demo-token", permissions=ALICE_PERMISSIONS),
+    DemoUser("bob", "bob", "bob-demo-token", permissions=BOB_PERMISSIONS),
 )
 
 
@@ -113,7 +107,7 @@ class Command(BaseCommand):
             if verbosity:
                 self.stdout.write(
                     "The demo data is already there; nothing to do "
-                    "(manage.py seed_demo --reset starts over)."
+                    "(`python3 dev.py demo --reset` starts over)."
                 )
             return
         taken = get_user_model().objects.filter(username__in=[user.username for user in USERS])

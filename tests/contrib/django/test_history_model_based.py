@@ -50,7 +50,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.contenttypes.models import ContentType
-from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
+from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
 from django.db import DatabaseError, IntegrityError, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
@@ -129,7 +129,6 @@ EXAMPLES = os.environ.get("REVY_PROPERTY_EXAMPLES")
 # it keeps finding other bugs instead of the same one. Each is pinned by a strict-xfail test
 # in test_history_counterexamples.py (named here); when that test passes, drop the name.
 KNOWN_BUGS = {
-    "joined_update": "test_an_update_of_a_joined_field_raises_django_s_field_error",
     "auto_now_only_save": "test_a_save_that_only_moves_auto_now_is_recorded",
     "mti_recreate": (
         "test_reverting_the_deletion_of_a_child_creates_its_parent_row_once, "
@@ -1228,7 +1227,7 @@ def _unknown_refresh() -> None:
 REFUSED: dict[str, tuple[type[Exception], Callable[[], None], str | None]] = {
     "save(update_fields=[unknown])": (ValueError, _save_unknown_field, None),
     "sliced update()": (TypeError, _sliced_update, "refused_in_atomic"),
-    "update() of a joined field": (FieldError, _joined_update, "joined_update"),
+    "update() of a joined field": (FieldDoesNotExist, _joined_update, None),
     "bulk_create() of a child model": (ValueError, _inherited_bulk_create, "refused_in_atomic"),
     "refresh_from_db(fields=[unknown])": (FieldDoesNotExist, _unknown_refresh, None),
 }

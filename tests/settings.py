@@ -27,6 +27,7 @@ INSTALLED_APPS = [
     "tests.behaviourapp",
     "tests.renameapp",
     "tests.recoveryapp",
+    "tests.trustapp",  # the model-based history test
     # The demo project's apps: its API is tested (and its contracts exported) in-process.
     "example.organizations",
     "example.ledger",

@@ -130,8 +130,9 @@ _BULK_CREATE_SIGNATURE = inspect.signature(_django_bulk_create)
 
 def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
-    if config is None or self.model._meta.parents:
-        # Django refuses multi-table inherited models before writing anything.
+    if config is None or self.model._meta.concrete_model._meta.parents:
+        # Django refuses multi-table inherited models (and proxies of them) before writing
+        # anything; a proxy of a model without parents is bulk-created into its table.
         return _django_bulk_create(self, objs, *args, **kwargs)
     objs = list(objs)
     options = _BULK_CREATE_SIGNATURE.bind(self, objs, *args, **kwargs).arguments

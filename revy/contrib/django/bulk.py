@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import operator
 from typing import Any
 
@@ -227,14 +228,15 @@ def _inserted(config, using, objs, keys, existing) -> list[tuple[Any, tuple]]:
         for number, key in enumerate(keys):
             picked = _key_values(config, values, key)
             if picked is not None:
-                unclaimed.setdefault((number, picked), []).append(obj)
+                unclaimed.setdefault((number, _hashable(picked)), []).append(obj)
     pairs, claimed = [], set()
     for key, row in found.items():
         if key in existing:
             continue  # there before: a conflict, nothing written
         owner = None
         for number, columns in enumerate(keys):
-            candidates = unclaimed.get((number, _key_values(config, row, columns)), ())
+            picked = _key_values(config, row, columns)
+            candidates = unclaimed.get((number, _hashable(picked)), ()) if picked else ()
             owner = next((obj for obj in candidates if id(obj) not in claimed), None)
             if owner is not None:
                 claimed.add(id(owner))
@@ -283,6 +285,36 @@ def _key_values(config, values: tuple, key: tuple[int, ...]) -> tuple | None:
     return picked
 
 
+def _content_condition(config: ModelConfig, key: tuple[int, ...], picked: tuple) -> dict:
+    """The filter that finds a row by its content (None as SQL NULL: a JSONField's `=None`
+    would look for JSON null)."""
+    condition = {}
+    for index, value in zip(key, picked, strict=True):
+        name = config.attnames[index]
+        if value is None:
+            condition[f"{name}__isnull"] = True
+        else:
+            condition[name] = value
+    return condition
+
+
+def _hashable(values: tuple) -> tuple:
+    """`values` as a dict key: JSON values (dicts, lists) by their canonical text."""
+    try:
+        hash(values)
+    except TypeError:
+        return tuple(_canonical(value) for value in values)
+    return values
+
+
+def _canonical(value: Any) -> Any:
+    try:
+        hash(value)
+    except TypeError:
+        return ("json", json.dumps(value, sort_keys=True, default=str))
+    return value
+
+
 def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
     """Read the rows whose unique keys equal those of `objs`, keyed by primary key.
 
@@ -301,8 +333,7 @@ def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
                 continue
             if isinstance(key, _ContentKey):
                 if not usable:
-                    names = [config.attnames[index] for index in key]
-                    by_content.append(dict(zip(names, picked, strict=True)))
+                    by_content.append(_content_condition(config, key, picked))
                 continue
             usable = True
             prefix = tuple(
@@ -335,7 +366,7 @@ def _index_by_keys(config, rows, keys) -> dict[tuple, tuple]:
         for number, key in enumerate(keys):
             picked = _key_values(config, row, key)
             if picked is not None:
-                index[(number, picked)] = row
+                index[(number, _hashable(picked))] = row
     return index
 
 
@@ -343,8 +374,8 @@ def _lookup(config, obj, keys, by_key) -> tuple | None:
     values = config.normalize(config.values_of(obj))
     for number, key in enumerate(keys):
         picked = _key_values(config, values, key)
-        if picked is not None and (number, picked) in by_key:
-            return by_key[(number, picked)]
+        if picked is not None and (number, _hashable(picked)) in by_key:
+            return by_key[(number, _hashable(picked))]
     return None
 
 

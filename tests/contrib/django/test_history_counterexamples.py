@@ -285,9 +285,20 @@ def test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation
     assert snapshot(Shop, shop.pk).name == "corner"
 
 
-@pytest.mark.xfail(strict=True, reason="Core: ignore_conflicts hashes a JSON value (TypeError)")
 def test_ignore_conflicts_on_a_model_with_a_json_field_is_recorded():
     with Context():
         Item.objects.bulk_create([Item(code="a")], ignore_conflicts=True)  # data={}
+        Item.objects.create(code="b", data={"z": 1, "a": [2, {"k": None}]})
+    with Context():
+        Item.objects.bulk_create(
+            [
+                Item(code="b", data={"other": True}),  # a conflict: nothing recorded
+                Item(code="c", data={"z": 1, "a": [2, {"k": None}]}),
+            ],
+            ignore_conflicts=True,
+        )
 
-    assert snapshot(Item, Item.objects.get().pk).code == "a"
+    assert snapshot(Item, Item.objects.get(code="a").pk).code == "a"
+    b, c = Item.objects.get(code="b"), Item.objects.get(code="c")
+    assert [delta.action for delta in history_of(Item, b.pk)] == ["Create"]
+    assert snapshot(Item, c.pk).data == c.data == {"z": 1, "a": [2, {"k": None}]}

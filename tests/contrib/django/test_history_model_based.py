@@ -134,7 +134,6 @@ KNOWN_BUGS = {
         "test_reverting_the_deletion_of_a_child_creates_its_parent_row_once, "
         "test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation"
     ),
-    "ignore_conflicts_json": "test_ignore_conflicts_on_a_model_with_a_json_field_is_recorded",
     "expression_left_unsaved": (
         "test_an_expression_left_out_by_update_fields_is_recorded_when_saved"
     ),
@@ -705,12 +704,6 @@ class HistoryMachine(RuleBasedStateMachine):
         concrete = model._meta.concrete_model
         mode = data.draw(st.sampled_from(["plain", "ignore_conflicts", "update_conflicts"]))
         if mode == "update_conflicts" and concrete is not Item:
-            mode = "plain"
-        if mode == "ignore_conflicts" and concrete is Place:
-            # Known limitation: without a returned pk, inserted rows cannot be told from
-            # conflicts (README, Known limitations).
-            mode = "plain"
-        if mode == "ignore_conflicts" and concrete is Item and avoided("ignore_conflicts_json"):
             mode = "plain"
         objs = []
         for _ in range(data.draw(st.integers(1, 3), label="rows")):

@@ -22,7 +22,7 @@ from revy_api.graphql.payloads import (
     RollbackResult,
     Snapshot,
 )
-from revy_api.graphql.queries import RevisionQuery
+from revy_api.graphql.queries import ChangesPage, RevisionQuery
 from revy_api.graphql.types import (
     ActorRef,
     AttributeAction,
@@ -39,6 +39,7 @@ __all__ = [
     "ActorRef",
     "AttributeAction",
     "AttributeDelta",
+    "ChangesPage",
     "ContentRef",
     "DeltaAction",
     "FieldChange",

@@ -2,16 +2,18 @@
 
 - `revisions/`, `revisions/{id}/`, `revisions/{id}/revert/`
 - `deltas/`, `deltas/{id}/`
+- `changes/`: every delta in commit order, from a cursor
 """
 
 from rest_framework.routers import SimpleRouter
 
-from revy_api.rest.views import DeltaViewSet, RevisionViewSet
+from revy_api.rest.views import ChangesViewSet, DeltaViewSet, RevisionViewSet
 
 app_name = "revy_api"
 
 router = SimpleRouter()
 router.register("revisions", RevisionViewSet, basename="revision")
 router.register("deltas", DeltaViewSet, basename="delta")
+router.register("changes", ChangesViewSet, basename="change")
 
 urlpatterns = router.urls

@@ -23,6 +23,7 @@ returned by the feed raises `InvalidCursor`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from django.core import signing
 from django.db import connections, models
 from django.db.models import Q
@@ -54,6 +55,7 @@ _HORIZON = """(SELECT LEAST(
         )
      ))
 ))"""
+
 
 class InvalidCursor(ValueError):
     """A cursor that the feed did not hand out (malformed, altered or signed by another key)."""
@@ -132,4 +134,3 @@ def changes(queryset: models.QuerySet, *, after: str | None = None, limit: int =
     if rows:
         position = position_of(rows[-1])
     return ChangesPage(deltas=rows, cursor=encode_cursor(position), has_more=has_more)
-

@@ -124,7 +124,7 @@ def _in_thread(function, *args):
     def run():
         try:
             function(*args)
-        except BaseException as error:  # noqa: BLE001 - reported by the test
+        except BaseException as error:
             errors.append(error)
         finally:
             connection.close()

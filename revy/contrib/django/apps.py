@@ -33,10 +33,11 @@ class RevyConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_migrate
 
-        from revy.contrib.django import checks, renames, tracking
+        from revy.contrib.django import checks, renames, tasks, tracking
 
         # Settings are not validated here: an exception would hide every problem but the
         # first, and the system checks (revy.E001...) report them all with a hint.
         checks.register()
         tracking.install()
+        tasks.install()
         post_migrate.connect(renames.on_post_migrate, sender=self, dispatch_uid="revy.renames")

@@ -95,7 +95,7 @@ class ChangesPage:
 
 def position_of(delta: models.Model) -> tuple[int, int]:
     """The feed position of an object delta read from the database."""
-    return (delta.transaction_id or 0, delta.pk)
+    return (getattr(delta, "transaction_id", 0) or 0, delta.pk)
 
 
 def committed(queryset: models.QuerySet) -> models.QuerySet:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
@@ -23,6 +24,7 @@ from revy_api import operations
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
+from revy_api.rest.renderers import CSVRenderer, ExportRenderer, NDJSONRenderer, streaming_export
 from revy_api.rest.serializers import (
     ChangesPageSerializer,
     ChangesQuerySerializer,
@@ -97,15 +99,57 @@ class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
         return Response({"reverted": revision.pk, "revision": undo.pk if undo else None})
 
 
+_EXPORT_RESPONSES = {
+    (200, NDJSONRenderer.media_type): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Every matching delta, one JSON object per line, newest first, streamed "
+        "(the format of `manage.py revy_export --format jsonl`).",
+    ),
+    (200, CSVRenderer.media_type): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Every matching delta, one row per field change after a header, newest "
+        "first, streamed (the format of `manage.py revy_export --format csv`).",
+    ),
+}
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Object deltas of models you may view, newest first"),
-    retrieve=extend_schema(summary="An object delta with its attribute deltas"),
+    list=extend_schema(
+        summary="Object deltas of models you may view, newest first",
+        description="Object deltas with their attribute deltas (`changes`). With `Accept: "
+        "application/x-ndjson` or `text/csv` (or `?format=ndjson`, `?format=csv`): every delta "
+        "the filters select, streamed as an export instead of a page.",
+        responses={
+            (200, "application/json"): ObjectDeltaSerializer(many=True),
+            **_EXPORT_RESPONSES,
+        },
+    ),
+    retrieve=extend_schema(
+        summary="An object delta with its attribute deltas",
+        description="An object delta with its attribute deltas (`changes`).",
+    ),
 )
 class DeltaViewSet(_ReadOnlyHistoryViewSet):
-    """Object deltas with their attribute deltas (`changes`)."""
+    """Object deltas with their attribute deltas (`changes`).
+
+    The list is also an export: `Accept: application/x-ndjson` or `text/csv` (or
+    `?format=ndjson`, `?format=csv`) streams every delta the filters select.
+    """
 
     serializer_class = ObjectDeltaSerializer
     filter_backends = [DeltaFilterBackend]
+
+    def get_renderers(self) -> list[Any]:
+        renderers = super().get_renderers()
+        if getattr(self, "action", None) == "list":
+            renderers += [NDJSONRenderer(), CSVRenderer()]
+        return renderers
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        renderer = getattr(request, "accepted_renderer", None)
+        if isinstance(renderer, ExportRenderer):
+            return streaming_export(self.filter_queryset(self.get_queryset()), renderer)
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
         deltas = get_object_delta_model()._base_manager.order_by("-id")

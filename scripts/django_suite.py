@@ -433,7 +433,12 @@ def fill_class_errors(run: Run, expected: set[str]) -> None:
 
 
 def load_allowlist(path: Path, db: str) -> dict[str, str]:
-    """Read ``test_id[@db]: reason`` lines (``#`` starts a comment)."""
+    """Read ``test_id[@db][!Error]: reason`` lines (``#`` starts a comment).
+
+    ``!Error`` marks a difference revy makes on purpose: the entry then excuses a failure or an
+    error only when every message of the test names that exception (kept in the returned
+    reason as ``!Error reason``).
+    """
     allowed = {}
     if not path.exists():
         return allowed
@@ -442,12 +447,21 @@ def load_allowlist(path: Path, db: str) -> dict[str, str]:
         if not line:
             continue
         test_id, sep, reason = line.partition(":")
-        test_id, _, only_db = test_id.strip().partition("@")
-        if not sep or not reason.strip() or " " in test_id:
-            raise SystemExit(f"{path}:{number}: expected 'test_id[@db]: reason', got {line!r}")
+        test_id, bang, error = test_id.strip().partition("!")
+        test_id, _, only_db = test_id.partition("@")
+        if not sep or not reason.strip() or " " in test_id or (bang and not error):
+            raise SystemExit(
+                f"{path}:{number}: expected 'test_id[@db][!Error]: reason', got {line!r}"
+            )
         if not only_db or only_db == db:
-            allowed[test_id] = reason.strip()
+            allowed[test_id] = f"!{error} {reason.strip()}" if bang else reason.strip()
     return allowed
+
+
+def by_design(entry: dict, reason: str) -> bool:
+    """Whether an ``!Error`` allowlist entry excuses the test's outcome."""
+    error = reason[1:].split(" ", 1)[0]
+    return bool(entry["messages"]) and all(error in text for text in entry["messages"])
 
 
 def is_statement_count(entry: dict) -> bool:
@@ -518,7 +532,7 @@ class Difference:
     before: str
     after: str
     messages: list[str]
-    kind: str  # "statement count", "allowlisted", "flaky without revy", "unexplained"
+    kind: str  # "statement count", "allowlisted", "by design", "flaky without revy", "unexplained"
     reason: str = ""
 
 
@@ -541,6 +555,12 @@ def compare(
         entry = revy.tests.get(test_id, {"outcome": after, "messages": []})
         if is_statement_count(entry):
             kind, reason = "statement count", "assertNumQueries"
+        elif allowlist.get(test_id, "").startswith("!"):
+            # A difference by design, recognised by the exception revy raises on purpose.
+            if by_design(entry, allowlist[test_id]):
+                kind, reason = "by design", allowlist[test_id].split(" ", 1)[1]
+            else:
+                kind, reason = "unexplained", ""
         elif test_id in allowlist and after == "fail":
             # Only a failed assertion: an error is never a mere statement count.
             kind, reason = "allowlisted", allowlist[test_id]
@@ -588,10 +608,16 @@ def report(
         say(f"  {test_id}: {base.outcome(test_id)} / {revy.outcome(test_id)}")
     say(
         f"Differences: {len(differences)} (statement counts {kinds['statement count']}, "
-        f"allowlisted {kinds['allowlisted']}, flaky without revy "
+        f"allowlisted {kinds['allowlisted']}, by design {kinds['by design']}, flaky without revy "
         f"{kinds['flaky without revy']}, unexplained {kinds['unexplained']})"
     )
-    for kind in ("statement count", "allowlisted", "flaky without revy", "unexplained"):
+    for kind in (
+        "statement count",
+        "allowlisted",
+        "by design",
+        "flaky without revy",
+        "unexplained",
+    ):
         chosen = [d for d in differences if d.kind == kind]
         if not chosen:
             continue
@@ -731,7 +757,7 @@ def main(argv: list[str] | None = None) -> int:
             lambda labels: run("without revy, again", False, labels, options.parallel),
             options.confirm_limit,
         )
-        used = {d.test_id for d in differences if d.kind == "allowlisted"}
+        used = {d.test_id for d in differences if d.kind in ("allowlisted", "by design")}
         unused = sorted(set(allowlist) - used)
         report(
             title=title,

@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from revy.contrib.django.registry import content_id
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
     get_object_delta_model,
@@ -83,7 +84,7 @@ def object_deltas(obj_or_model: Any = None, pk: Any = None) -> list[models.Model
         model = obj_or_model
     queryset = queryset.filter(content_type=ContentType.objects.get_for_model(model))
     if pk is not None:
-        queryset = queryset.filter(content_id=str(pk))
+        queryset = queryset.filter(content_id=content_id(model, pk))
     return list(queryset)
 
 

@@ -201,3 +201,21 @@ def test_the_result_class_records_every_outcome():
     }
     (subtests,) = (e for t, e in result.revy_outcomes.items() if t.endswith("test_subtests"))
     assert len(subtests["messages"]) == 1 and "value=2" in subtests["messages"][0]
+
+
+def test_a_by_design_entry_excuses_only_the_exception_it_names(tmp_path):
+    path = tmp_path / "allowlist.txt"
+    path.write_text("app.T.test_a!HistoryProtectedError: revy keeps history\n")
+    allowlist = suite.load_allowlist(path, "sqlite")
+    base = suite.Run("without revy")
+    revy = suite.Run("with revy")
+    base.tests["app.T.test_a"] = {"outcome": "ok", "messages": []}
+    revy.tests["app.T.test_a"] = {
+        "outcome": "error",
+        "messages": ["Traceback...\nHistoryProtectedError: Cannot delete the content type"],
+    }
+    (difference,), _, _ = suite.compare(base, revy, allowlist)
+    assert (difference.kind, difference.reason) == ("by design", "revy keeps history")
+    revy.tests["app.T.test_a"]["messages"] = ["Traceback...\nKeyError: 'x'"]
+    (difference,), _, _ = suite.compare(base, revy, allowlist)
+    assert difference.kind == "unexplained"

@@ -144,7 +144,7 @@ def known_base(state: InstanceState, config: ModelConfig, pk: Any, using: str) -
         return None
     if scope is not None:
         writes = scope.extras.get(WRITES_KEY)
-        if writes is not None and writes.get((config.model, pk), 0) > state.seen:
+        if writes is not None and writes.get((config.model, config.key(pk)), 0) > state.seen:
             return None
     if state.pending is not None and not marker_alive(state.pending, using):
         return None
@@ -160,9 +160,10 @@ def note_write(config: ModelConfig, pk: Any) -> None:
     writes = scope.extras.get(WRITES_KEY)
     if writes is None:
         writes = scope.extras[WRITES_KEY] = {}
-    writes[(config.model, pk)] = scope.serial
+    key = config.key(pk)
+    writes[(config.model, key)] = scope.serial
     for relative in config.relatives:  # the same row seen through inheritance
-        writes[(relative, pk)] = scope.serial
+        writes[(relative, key)] = scope.serial
 
 
 def merge(base: tuple, current: tuple, indexes) -> tuple:
@@ -230,7 +231,7 @@ def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str)
         other = instance._meta.concrete_model
         if other is not concrete and other not in relatives:
             continue
-        row = rows.get(instance.pk)
+        row = rows.get(config_for(other).key(instance.pk))
         state = state_of(instance) if row is not None else None
         if state is not None and state.base is not None:
             if other is concrete:

@@ -16,11 +16,13 @@ record an `Update` (upserts) or nothing (ignored conflicts), new rows a `Create`
 
 from __future__ import annotations
 
+import functools
 import inspect
-import logging
+import operator
 from typing import Any
 
 from django.db import connections, models, router
+from django.db.models import Q
 from django.db.models.query import QuerySet
 
 from revy.context import Context
@@ -29,8 +31,6 @@ from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
-
-logger = logging.getLogger("revy.bulk")
 
 DEFERRED = models.DEFERRED
 
@@ -90,14 +90,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
             after_rows = None
         if after_rows is None:
             after_rows = {
-                config.pk_of(row): tuple(
+                config.key(config.pk_of(row)): tuple(
                     new_values.get(index, value) for index, value in enumerate(row)
                 )
                 for row in before
             }
         changes = []
         for row in before:
-            after = after_rows.get(config.pk_of(row))
+            after = after_rows.get(config.key(config.pk_of(row)))
             if after is None:
                 continue
             # Aggregates are found through an instance; build one only when needed.
@@ -131,6 +131,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
     options = _BULK_CREATE_SIGNATURE.bind(self, objs, *args, **kwargs).arguments
     ignore = options.get("ignore_conflicts", False)
     upsert = options.get("update_conflicts", False)
+    unique_fields = options.get("unique_fields") or ()
+    if upsert and not config.knows(name for name in unique_fields if name != "pk"):
+        # Not concrete fields (a reverse relation, a typo): Django refuses them itself.
+        return _django_bulk_create(self, objs, *args, **kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     using = _write_db(self)
@@ -139,26 +143,25 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
         for obj in objs:
             state = attribution.state_of(obj) or attribution.watch_new(obj)
             assigned.append(attribution.attribute(obj, state, config, actor, description))
-        keys = _conflict_keys(config, options.get("unique_fields")) if ignore or upsert else ()
+        keys = _conflict_keys(config, unique_fields) if ignore or upsert else ()
         existing = _rows_matching(config, using, objs, keys) if keys else {}
         created = _django_bulk_create(self, objs, *args, **kwargs)
-        stored = _stored_rows(config, using, objs, keys, existing, upsert or ignore)
-        changes = []
-        recorded: set = set()
         for obj, values in zip(objs, assigned, strict=True):
-            state = attribution.state_of(obj)
             after = config.values_of(obj)
             if after != values:  # values Django or the database set are the system's
+                state = attribution.state_of(obj)
                 attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
-            row = stored.get(id(obj))
-            if row is None:
-                continue  # a conflict ignored: nothing was written
-            pk = config.pk_of(row)
-            if pk in recorded:
-                continue  # several objects conflicting on the same row: written once
-            recorded.add(pk)
-            before = existing.get(pk)
-            spans = state.spans or {}
+        if upsert:
+            pairs = _upserted(config, using, objs, keys)
+        elif ignore:
+            pairs = _inserted(config, using, objs, keys, existing)
+        else:
+            pairs = _written(config, using, objs)
+        changes = []
+        for obj, row in pairs:
+            state = attribution.state_of(obj) if obj is not None else None
+            spans = (state.spans or {}) if state is not None else {}
+            before = existing.get(config.key(config.pk_of(row)))
             if before is None:
                 change = tracking.creation_change(config, obj, row, spans, actor, description)
             else:
@@ -167,32 +170,19 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
                 )
             if change is not None:
                 changes.append(change)
-            if upsert or not ignore or before is None:
-                kept = config.frozen(row)
-                state.base, state.checkpoint, state.spans = kept, config.frozen(after), None
+            if state is not None:
+                state.base, state.spans = config.frozen(row), None
+                state.checkpoint = config.frozen(config.values_of(obj))
                 attribution.seen_now(state)
         with guard(using):
             recorder.write(using, with_relatives(using, changes))
     return created
 
 
-def _stored_rows(config, using, objs, keys, existing, conflicts: bool) -> dict[int, tuple]:
-    """Return, per object (by id()), the row the database holds for it after bulk_create.
-
-    Plain inserts: the object's own values, read back only where the database computed some
-    (expressions, database defaults). With conflicts, the rows matching the objects' unique
-    keys; with `ignore_conflicts`, only the rows that were not there before.
-    """
-    if conflicts:
-        found = _rows_matching(config, using, objs, keys)
-        by_key = _index_by_keys(config, found.values(), keys)
-        rows = {}
-        for obj in objs:
-            row = _lookup(config, obj, keys, by_key)
-            if row is not None:
-                rows[id(obj)] = row
-        return rows
-    rows = {}
+def _written(config, using, objs) -> list[tuple[Any, tuple]]:
+    """(object, row) of a plain bulk_create: the objects' own values, read back only where
+    the database computed some (expressions, database defaults)."""
+    pairs = []
     unknown = []
     for obj in objs:
         values = config.values_of(obj)
@@ -201,18 +191,59 @@ def _stored_rows(config, using, objs, keys, existing, conflicts: bool) -> dict[i
         if any(hasattr(value, "resolve_expression") for value in values):
             unknown.append(obj)
         else:
-            rows[id(obj)] = config.normalize(values)
+            pairs.append((obj, config.normalize(values)))
     if unknown:
         read = config.read_rows(using, [obj.pk for obj in unknown])
-        for obj in unknown:
-            if obj.pk in read:
-                rows[id(obj)] = read[obj.pk]
-    return rows
+        pairs += [(obj, read[config.key(obj.pk)]) for obj in unknown if config.key(obj.pk) in read]
+    return pairs
+
+
+def _upserted(config, using, objs, keys) -> list[tuple[Any, tuple]]:
+    """(object, row) of an upsert: the row each object inserted or updated, once per row."""
+    by_key = _index_by_keys(config, _rows_matching(config, using, objs, keys).values(), keys)
+    pairs, seen = [], set()
+    for obj in objs:
+        row = _lookup(config, obj, keys, by_key)
+        if row is not None and config.key(config.pk_of(row)) not in seen:
+            seen.add(config.key(config.pk_of(row)))
+            pairs.append((obj, row))
+    return pairs
+
+
+def _inserted(config, using, objs, keys, existing) -> list[tuple[Any, tuple]]:
+    """(object or None, row) of `ignore_conflicts`: every row that was not there before, with
+    the object it came from when one matches (its attribution), whatever the conflicts."""
+    found = _rows_matching(config, using, objs, keys)
+    unclaimed: dict[tuple, list] = {}
+    for obj in objs:
+        values = config.normalize(config.values_of(obj))
+        for number, key in enumerate(keys):
+            picked = _key_values(config, values, key)
+            if picked is not None:
+                unclaimed.setdefault((number, picked), []).append(obj)
+    pairs, claimed = [], set()
+    for key, row in found.items():
+        if key in existing:
+            continue  # there before: a conflict, nothing written
+        owner = None
+        for number, columns in enumerate(keys):
+            candidates = unclaimed.get((number, _key_values(config, row, columns)), ())
+            owner = next((obj for obj in candidates if id(obj) not in claimed), None)
+            if owner is not None:
+                claimed.add(id(owner))
+                break
+        pairs.append((owner, row))
+    return pairs
+
+
+class _ContentKey(tuple):
+    """Every recorded column but the key: how to find a row inserted without a unique value
+    to look it up by (an automatic key that `ignore_conflicts` does not return)."""
 
 
 def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
     """The column sets a conflict can happen on: `unique_fields` for an upsert, otherwise the
-    primary key and every unconditional unique constraint."""
+    primary key and every unconditional unique constraint, then the rows' content."""
     opts = config.model._meta
     if unique_fields:
         return [
@@ -231,12 +262,16 @@ def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
         keys.append(
             tuple(config.index_of(opts.get_field(name).attname) for name in constraint.fields)
         )
-    return list(dict.fromkeys(keys))
+    keys = list(dict.fromkeys(keys))
+    keys.append(_ContentKey(i for i in config.recorded if i not in config.pk_indexes))
+    return keys
 
 
 def _key_values(config, values: tuple, key: tuple[int, ...]) -> tuple | None:
     picked = tuple(values[index] for index in key)
-    if any(value is None or hasattr(value, "resolve_expression") for value in picked):
+    if any(hasattr(value, "resolve_expression") for value in picked):
+        return None
+    if not isinstance(key, _ContentKey) and any(value is None for value in picked):
         return None  # NULL never conflicts
     return picked
 
@@ -246,18 +281,28 @@ def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
 
     Keys are grouped by all their columns but the last, which is matched with IN: a
     many-to-many `add()` (one source, many targets) is one query however many rows it adds.
+    An object with no unique value to look it up by is looked up by its content.
     """
     groups: dict[tuple, set] = {}
+    by_content: list[dict] = []
     for obj in objs:
         values = config.normalize(config.values_of(obj))
+        usable = False
         for key in keys:
             picked = _key_values(config, values, key)
-            if picked is not None:
-                prefix = tuple(
-                    (config.attnames[index], value)
-                    for index, value in zip(key[:-1], picked[:-1], strict=True)
-                )
-                groups.setdefault((prefix, config.attnames[key[-1]]), set()).add(picked[-1])
+            if picked is None:
+                continue
+            if isinstance(key, _ContentKey):
+                if not usable:
+                    names = [config.attnames[index] for index in key]
+                    by_content.append(dict(zip(names, picked, strict=True)))
+                continue
+            usable = True
+            prefix = tuple(
+                (config.attnames[index], value)
+                for index, value in zip(key[:-1], picked[:-1], strict=True)
+            )
+            groups.setdefault((prefix, config.attnames[key[-1]]), set()).add(picked[-1])
     rows: dict[Any, tuple] = {}
     manager = config.model._base_manager.using(using)
     size = max_parameters(connections[using]) - 100
@@ -266,7 +311,14 @@ def _rows_matching(config, using, objs, keys) -> dict[Any, tuple]:
         for start in range(0, len(values), size):
             lookup = {**dict(prefix), f"{last}__in": values[start : start + size]}
             for row in manager.filter(**lookup).values_list(*config.attnames):
-                rows[config.pk_of(row)] = tuple(row)
+                rows[config.key(config.pk_of(row))] = tuple(row)
+    if by_content:
+        per_query = max(1, size // max(1, len(by_content[0])))
+        for start in range(0, len(by_content), per_query):
+            conditions = by_content[start : start + per_query]
+            query = functools.reduce(operator.or_, (Q(**condition) for condition in conditions))
+            for row in manager.filter(query).values_list(*config.attnames):
+                rows[config.key(config.pk_of(row))] = tuple(row)
     return rows
 
 
@@ -309,7 +361,7 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
             state = attribution.state_of(obj)
             base = attribution.known_base(state, config, obj.pk, using) if state else None
             if base is not None:
-                known[obj.pk] = base
+                known[config.key(obj.pk)] = base
             else:
                 missing.append(obj.pk)
         if missing:
@@ -327,12 +379,13 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
         changes = []
         written = {}
         for obj in objs:
-            before = known.get(obj.pk)
+            key = config.key(obj.pk)
+            before = known.get(key)
             if before is None:
                 continue
             values = config.values_of(obj)
-            current = computed_rows.get(obj.pk) or config.normalize(values)
-            after = written[obj.pk] = tuple(
+            current = computed_rows.get(key) or config.normalize(values)
+            after = written[key] = tuple(
                 current[index] if index in indexes else value for index, value in enumerate(before)
             )
             state = attribution.state_of(obj)

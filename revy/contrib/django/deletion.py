@@ -218,7 +218,8 @@ def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
         if base is not None:
             known.append((base, instance))
         else:
-            missing[instance.pk] = instance
-    for pk, row in config.read_rows(using, missing).items():
-        known.append((row, missing[pk]))
+            missing[config.key(instance.pk)] = instance
+    pks = [instance.pk for instance in missing.values()]
+    for key, row in config.read_rows(using, pks).items():
+        known.append((row, missing[key]))
     return known

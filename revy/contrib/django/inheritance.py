@@ -90,7 +90,7 @@ def _for_child(using: str, child: type, changes: list[Change]) -> list[Change]:
     rows = config.read_rows(using, [change.pk for change in changes])
     mirrored = []
     for change in changes:
-        row = rows.get(change.pk)
+        row = rows.get(config.key(change.pk))
         if row is None:
             continue  # this parent row has no child row of that model
         attributes = _translate(change.config, config, change)

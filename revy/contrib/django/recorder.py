@@ -162,13 +162,19 @@ def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
 
 
 def _serializable(config: ModelConfig, index: int, value: Any) -> Any:
-    """A value JSON cannot encode (a custom field's own type): its field's serialization,
-    `value_to_string`, as Django's serializers write it; `to_python` reads it back."""
+    """A value JSON cannot encode (a custom field's own type): the value the field prepares
+    for the database (`get_prep_value`), which its `to_python` reads back; failing that, its
+    serialization as Django's serializers write it (`value_to_string`)."""
     try:
         encode(value)
     except TypeError:
         field = config.fields[index]
-        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+        try:
+            prepared = field.get_prep_value(value)
+            encode(prepared)
+            return prepared
+        except (TypeError, ValueError):
+            return field.value_to_string(SimpleNamespace(**{field.attname: value}))
     return value
 
 

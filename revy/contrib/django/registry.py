@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import decimal
 import json
+import uuid
 from operator import itemgetter
 from typing import Any
 
@@ -128,6 +129,15 @@ class ModelConfig:
             return values[self.pk_index]
         return tuple(values[index] for index in self.pk_indexes)
 
+    def key(self, pk: Any) -> Any:
+        """Return `pk` in a form usable as a dict key: itself, or its content id for the rare
+        custom key types that are not hashable."""
+        try:
+            hash(pk)
+        except TypeError:
+            return self.content_id(pk)
+        return pk
+
     def content_id(self, pk: Any) -> str:
         """Return how history stores the row's primary key: its text, or for a composite key
         the JSON list of its parts."""
@@ -156,7 +166,7 @@ class ModelConfig:
         for start in range(0, len(pks), 1000):
             chunk = manager.filter(pk__in=pks[start : start + 1000])
             for row in chunk.values_list(*self.attnames):
-                rows[self.pk_of(row)] = tuple(row)
+                rows[self.key(self.pk_of(row))] = tuple(row)
         return rows
 
     def frozen(self, values: tuple) -> tuple:
@@ -308,10 +318,17 @@ def is_composite(model: type[models.Model]) -> bool:
 
 
 def content_id(model: type[models.Model], pk: Any) -> str:
-    """Return the `content_id` history stores for the row of `model` with this primary key."""
+    """Return the `content_id` history stores for the row of `model` with this primary key:
+    its text, as the database stores it."""
+    if type(pk) in _PLAIN_KEYS:  # hot path
+        return str(pk)
     if is_composite(model):
         return encode([value for value in pk])
-    return str(pk)
+    # A custom key type: the value the database stores, whatever the type's __str__ does.
+    return str(model._meta.pk.get_prep_value(pk))
+
+
+_PLAIN_KEYS = frozenset({int, str, uuid.UUID})
 
 
 def pk_from_content_id(model: type[models.Model], content_id: str) -> Any:

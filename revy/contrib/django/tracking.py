@@ -357,7 +357,8 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
             continue
         old = None
         for position, (span_actor, span_description, _, new) in enumerate(chain):
-            new = config.normal(index, new)
+            # An expression (Now(), Lower(...)) stands for the value the database stored.
+            new = after[index] if hasattr(new, "resolve_expression") else config.normal(index, new)
             if position and new == old:
                 continue
             attributes.append((index, ACTION_SET, old, new, span_actor, span_description))
@@ -391,7 +392,8 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
         chain = spans.get(index) or [[actor, description, start, final]]
         old = start
         for span_actor, span_description, _, new in chain:
-            new = config.normal(index, new)
+            # An expression (F(), Lower(...)) stands for the value the database stored.
+            new = final if hasattr(new, "resolve_expression") else config.normal(index, new)
             if new != old:
                 attributes.append(
                     (index, attribute_action(new), old, new, span_actor, span_description)

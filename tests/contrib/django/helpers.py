@@ -11,6 +11,7 @@ from django.db import models
 from django.utils import timezone
 
 from revy import Context
+from revy.contrib.django.registry import content_id
 from tests.history_models import AttributeDelta, ObjectDelta, Revision
 
 
@@ -53,7 +54,7 @@ def deltas_of(obj_or_model: Any, pk: Any = None) -> list[ObjectDelta]:
         model = obj_or_model
     return list(
         ObjectDelta.objects.filter(
-            content_type=ContentType.objects.get_for_model(model), content_id=str(pk)
+            content_type=ContentType.objects.get_for_model(model), content_id=content_id(model, pk)
         ).order_by("id")
     )
 

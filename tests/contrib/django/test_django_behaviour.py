@@ -148,11 +148,6 @@ def test_bulk_update_of_unknown_or_non_concrete_fields_raises_django_s_errors():
             Thing.objects.bulk_update([thing], ["labels"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk._bulk_create reads the attname of every unique_fields name before Django "
-    "validates them (AttributeError instead of ValueError for a reverse relation)",
-)
 def test_upsert_with_a_reverse_relation_in_unique_fields_raises_django_s_error():
     with Context(), pytest.raises(ValueError, match="concrete fields in unique_fields"):
         Label.objects.bulk_create(
@@ -191,11 +186,6 @@ def test_instance_assigned_to_a_foreign_key_id_is_recorded_as_its_key():
     assert changes(object_deltas(thing)[-1])["label_id"][0][2] == label.pk
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk._bulk_create records an expression's text (\"Lower(Value('LOUD'))\"), not "
-    "the value the database stored",
-)
 def test_bulk_create_with_an_expression_records_the_stored_value():
     with Context():
         (thing,) = Thing.objects.bulk_create([Thing(name=Lower(Value("LOUD")))])
@@ -212,11 +202,6 @@ def test_bulk_update_with_an_expression_records_the_stored_value():
     assert changes(object_deltas(thing)[-1])["rank"][0][1:3] == (1, 2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk._bulk_create serializes an expression with its field's value_to_string(): "
-    "Now() raises AttributeError and the user's write is rolled back (recorder._serializable)",
-)
 def test_bulk_create_with_now_records_the_stored_time():
     with Context():
         (thing,) = Thing.objects.bulk_create([Thing(name="thing", seen=Now())])
@@ -225,12 +210,6 @@ def test_bulk_create_with_now_records_the_stored_time():
     assert changes(only(object_deltas(thing)))["seen"][0][2] is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recorder._serializable falls back to the field's value_to_string(), which calls "
-    "str() on the value: a type whose __str__ is not text raises TypeError, and the user's "
-    "write is rolled back",
-)
 def test_custom_value_whose_str_is_not_text_is_recorded_as_saved():
     with Context():
         ticket = Ticket.objects.create(number=Wrapped(7))
@@ -238,11 +217,6 @@ def test_custom_value_whose_str_is_not_text_is_recorded_as_saved():
     assert changes(only(object_deltas(ticket)))["number"][0][2] in (7, "7")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bulk writes key rows by the primary key's Python value: a custom key type that "
-    "is not hashable (custom_pk's MyWrapper) raises TypeError and the write is rolled back",
-)
 def test_bulk_create_with_a_custom_primary_key_type():
     with Context():
         (ticket,) = Ticket.objects.bulk_create([Ticket(number=7)])

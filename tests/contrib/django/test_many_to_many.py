@@ -158,3 +158,22 @@ def test_ignored_conflicts_record_nothing_and_inserted_rows_a_create():
     assert [d.action for d in object_deltas(Tag.objects.get(name="taken"))] == []
     assert [d.action for d in object_deltas(Tag.objects.get(name="free"))] == ["Create"]
     assert snapshot(Tag, Tag.objects.get(name="free").pk).name == "free"
+
+
+def test_ignored_conflicts_without_a_unique_value_record_every_inserted_row(user):
+    from tests.testapp.models import Author
+
+    make_author(name="twin")  # there before, with the same content
+    with Context(actor=user):
+        Author.objects.bulk_create(
+            [Author(name="twin"), Author(name="twin"), Author(name="solo")],
+            ignore_conflicts=True,
+        )
+    twins = Author.objects.filter(name="twin").order_by("pk")
+    assert [len(object_deltas(twin)) for twin in twins] == [0, 1, 1]
+    solo = Author.objects.get(name="solo")
+    (created,) = object_deltas(solo)
+    assert snapshot(Author, solo.pk).name == "solo"
+    assert {child.actor_id for child in created.children.filter(field_name="name")} == {
+        str(user.pk)
+    }

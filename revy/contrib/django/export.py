@@ -12,7 +12,7 @@
      "id": "1"}, "changes": [{"field": "amount", "action": "Set", "old": "1200.00",
      "new": "1250.00", "actor": {"type": "auth.user", "id": "5"}, "description": ""}]}
 
-  `actor` is null for the system; an erased actor is `{"type": ..., "id": null}`.
+  `actor` is null for the system and for an erased actor (`revy.contrib.django.erasure`).
 - **CSV** (`csv`): a header, then one row per field change (`CSV_COLUMNS`), the object
   delta's columns repeated on each; a delta without field changes (a deletion, an event) has
   one row with the change columns empty. `old` and `new` are JSON (so `"5"` and `5` stay

@@ -50,6 +50,7 @@ __all__ = [
     "ObjectAbsent",
     "RevisionConflict",
     "diff",
+    "erase",
     "find_conflicts",
     "history_of",
     "revert",
@@ -410,4 +411,5 @@ def _json_value(field: models.Field, state: dict[str, Any] | None) -> Any:
 
 
 # Writing history back lives in `restore`; its names belong to this module's public API.
+from revy.contrib.django.erasure import erase  # noqa: E402
 from revy.contrib.django.restore import find_conflicts, revert, rollback  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import models
 from django.db.models import Count
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
@@ -162,6 +162,8 @@ class ChangesQuerySerializer(serializers.Serializer):
     )
 
 
+# One page object, although the feed is the view set's `list`: not an array of pages.
+@extend_schema_serializer(many=False)
 class ChangesPageSerializer(serializers.Serializer):
     """Object deltas in commit order, and where to resume."""
 

@@ -36,6 +36,7 @@ TEST_DEPS = [
     "hypothesis-graphql",
     "schemathesis",
     "pyyaml",
+    "celery",  # the Celery recipe of Context.capture()/restore(), run in eager mode
 ]
 # What the example project needs beyond revy[api]: GraphiQL's scripts as local static files.
 EXAMPLE_DEPS = ["graphene-django-graphiql-static"]
@@ -52,8 +53,11 @@ TYPED_MODULES = [
     "revy/context.py",
     "revy/contrib/django/apps.py",
     "revy/contrib/django/checks.py",
+    "revy/contrib/django/feed.py",
     "revy/contrib/django/headers.py",
+    "revy/contrib/django/references.py",
     "revy/contrib/django/settings.py",
+    "revy/contrib/django/tasks.py",
     "revy/contrib/django/utils.py",
     "revy_api/apps.py",
     "revy_api/checks.py",

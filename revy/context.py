@@ -10,6 +10,12 @@ Integrations (the Django app) attach their per-context state to the outermost bl
 and may register a boundary listener, called just before the actor, the attribute delta
 description or the enabled flag changes, so that they can attribute pending changes to the actor
 that made them.
+
+`Context.capture()` turns the current values into a small JSON-able token and
+`Context.restore(token)` continues them elsewhere (a task queue's worker, another thread). Plain
+values (descriptions, the enabled flag) are handled here; model instances (the actor, the
+revision) and the scope's request metadata belong to the integration, which registers a
+`TokenHook` (`set_token_hook`) to turn them into references and back.
 """
 
 from __future__ import annotations
@@ -17,10 +23,18 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable
-from typing import Any, Self, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, Self, TypeVar
 
-__all__ = ["Context", "Scope", "add_boundary_listener", "current_scope", "enabled_scope"]
+__all__ = [
+    "Context",
+    "Scope",
+    "TokenHook",
+    "add_boundary_listener",
+    "current_scope",
+    "enabled_scope",
+    "set_token_hook",
+]
 
 # Frame layout: (parent, scope, *value heads). A value head is None (never assigned) or a
 # tuple (value, previous head).
@@ -61,6 +75,41 @@ _frame_var: contextvars.ContextVar[_Frame | None] = contextvars.ContextVar(
 _boundary_listeners: list[Callable[[Scope], None]] = []
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: The version of the tokens `Context.capture()` writes.
+TOKEN_VERSION = 1
+_TOKEN_TEXT_KEYS = (
+    "revision_description",
+    "object_delta_description",
+    "attribute_delta_description",
+    "deletion_description",
+)
+# Keys of a token that only the integration's hook can read back.
+_TOKEN_HOOK_KEYS = frozenset({"actor", "revisions", "metadata"})
+_TOKEN_KEYS = frozenset({"revy", "enabled", *_TOKEN_TEXT_KEYS, *_TOKEN_HOOK_KEYS})
+
+
+class TokenHook(Protocol):
+    """How an integration captures and restores what `Context` cannot serialize itself."""
+
+    def dump(self, values: dict[str, Any], scope: Scope) -> dict[str, Any]:
+        """Return the JSON-able token entries for `values` (`actor` and `revision`, each
+        present only when assigned) and for the scope's own state."""
+        ...
+
+    def load(self, token: Mapping[str, Any]) -> tuple[dict[str, Any], Callable[[Scope], None]]:
+        """Return the context values a token names, and a function that puts the scope's
+        state back when the restored block opens a new scope."""
+        ...
+
+
+_token_hook: TokenHook | None = None
+
+
+def set_token_hook(hook: TokenHook | None) -> None:
+    """Register the hook `Context.capture()` and `Context.restore()` delegate to."""
+    global _token_hook
+    _token_hook = hook
 
 
 class Scope:
@@ -189,7 +238,7 @@ class Context:
     `attribute_delta_description` and `deletion_description`.
     """
 
-    __slots__ = ("_values",)
+    __slots__ = ("_on_enter", "_values")
 
     def __init__(self, **values: Any) -> None:
         unknown = set(values) - set(_KEYS)
@@ -201,6 +250,8 @@ class Context:
         # A lazy revision is wrapped when a block is entered, not here: a decorated function or a
         # reused instance must create one revision per block, never share one across calls.
         self._values = values
+        # Set by restore(): puts a captured scope's state back into a new scope.
+        self._on_enter: Callable[[Scope], None] | None = None
 
     # Blocks -------------------------------------------------------------------------------
 
@@ -217,6 +268,8 @@ class Context:
             index = _INDEX[key]
             frame[index] = (_wrap(key, value), frame[index])
         _frame_var.set(tuple(frame))
+        if parent is None and self._on_enter is not None:
+            self._on_enter(frame[_SCOPE])
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -236,22 +289,109 @@ class Context:
 
     def __call__(self, function: F) -> F:
         """Run every call of `function` (sync or async) in a fresh block with these values."""
-        values = self._values
         if inspect.iscoroutinefunction(function):
 
             @functools.wraps(function)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with Context(**values):
+                with self._fresh():
                     return await function(*args, **kwargs)
 
             return async_wrapper  # type: ignore[return-value]
 
         @functools.wraps(function)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with Context(**values):
+            with self._fresh():
                 return function(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+    def _fresh(self) -> Context:
+        """A new block with these values (each call of a decorated function gets its own)."""
+        block = Context(**self._values)
+        block._on_enter = self._on_enter
+        return block
+
+    # Carrying a context elsewhere ---------------------------------------------------------
+
+    @classmethod
+    def capture(cls) -> dict[str, Any]:
+        """Return a small JSON-able token of the current context, to continue it elsewhere.
+
+        The token holds the descriptions, the enabled flag and, through the integration (the
+        Django app), a reference to the actor (content type and primary key), the revision
+        written so far and the request metadata. Pass it to a task queue or a thread and open
+        `Context.restore(token)` there. Outside any context the token is empty: restoring it
+        opens a plain `Context()`.
+        """
+        token: dict[str, Any] = {"revy": TOKEN_VERSION}
+        frame = _frame_var.get()
+        if frame is None:
+            return token
+        for key in _TOKEN_TEXT_KEYS:
+            if value := _read(frame, key):
+                token[key] = value
+        if frame[_ENABLED] is not None:
+            token["enabled"] = bool(frame[_ENABLED][0])
+        values: dict[str, Any] = {}
+        if frame[_ACTOR] is not None:
+            values["actor"] = cls.get_actor()
+        revision_head = frame[_REVISION]
+        if revision_head is not None:
+            revision = revision_head[0]
+            # A lazy revision not created yet is left alone: capturing writes nothing.
+            if not isinstance(revision, _Lazy) or revision.resolved:
+                values["revision"] = cls.get_revision()
+        hook = _token_hook
+        if hook is None:
+            if any(value is not None for value in values.values()):
+                raise RuntimeError(
+                    "Context.capture() cannot refer to a model instance without an "
+                    "integration: add revy.contrib.django to INSTALLED_APPS."
+                )
+            return token
+        token.update(hook.dump(values, frame[_SCOPE]))
+        return token
+
+    @classmethod
+    def restore(cls, token: Mapping[str, Any]) -> Context:
+        """Return a block continuing the context `capture()` described in `token`.
+
+        Use it as any block: `with Context.restore(token): ...`, or as a decorator. Its
+        changes are recorded with the captured actor and descriptions; when it is the
+        outermost block, in the captured revision if that still exists (else in a new one
+        carrying the captured request metadata). Raises ValueError for a token that
+        `capture()` did not write.
+        """
+        if not isinstance(token, Mapping) or token.get("revy") != TOKEN_VERSION:
+            raise ValueError(
+                f"Not a context token of this version of revy (expected {{'revy': "
+                f"{TOKEN_VERSION}, ...}}, as Context.capture() returns it): {token!r}."
+            )
+        unknown = set(token) - _TOKEN_KEYS
+        if unknown:
+            raise ValueError(f"Unknown keys in a context token: {', '.join(sorted(unknown))}.")
+        values: dict[str, Any] = {}
+        for key in _TOKEN_TEXT_KEYS:
+            if key in token:
+                if not isinstance(token[key], str):
+                    raise ValueError(f"{key} must be text in a context token.")
+                values[key] = token[key]
+        if "enabled" in token:
+            if not isinstance(token["enabled"], bool):
+                raise ValueError("enabled must be true or false in a context token.")
+            values["enabled"] = token["enabled"]
+        on_enter = None
+        if _TOKEN_HOOK_KEYS & set(token):
+            if _token_hook is None:
+                raise RuntimeError(
+                    "Context.restore() cannot resolve this token's references without an "
+                    "integration: add revy.contrib.django to INSTALLED_APPS."
+                )
+            resolved, on_enter = _token_hook.load(token)
+            values.update(resolved)
+        block = cls(**values)
+        block._on_enter = on_enter
+        return block
 
     # Internals shared by the accessors ---------------------------------------------------
 

@@ -27,7 +27,7 @@ from revy_api.graphql.payloads import (
     RollbackResult,
     Snapshot,
 )
-from revy_api.graphql.queries import RevisionQuery
+from revy_api.graphql.queries import ChangesPage, RevisionQuery
 from revy_api.graphql.types import (
     ActorRef,
     AttributeAction,
@@ -46,6 +46,7 @@ __all__ = [
     "AsyncGraphQLView",
     "AttributeAction",
     "AttributeDelta",
+    "ChangesPage",
     "ContentRef",
     "DeltaAction",
     "FieldChange",

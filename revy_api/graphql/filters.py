@@ -62,7 +62,11 @@ def _actor_condition(value: str) -> Q:
         by_actor = Q(actor_type__isnull=True)
     else:
         by_actor = Q(actor_type_id=type_id, actor_id=pk)
-    attributes = get_attribute_delta_model()._base_manager.filter(by_actor, parent=OuterRef("pk"))
+    # Values Django assigned by itself (auto keys) make the system no actor: as REST's filter
+    # and the `actors` lists.
+    attributes = get_attribute_delta_model()._base_manager.filter(
+        by_actor, parent=OuterRef("pk"), automatic=False
+    )
     return by_actor | Q(Exists(attributes))
 
 

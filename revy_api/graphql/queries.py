@@ -20,10 +20,11 @@ import strawberry
 from strawberry import Info, relay
 from strawberry_django import django_resolver
 
-from revy.contrib.django.utils import get_revision_model
+from revy.contrib.django import feed
+from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api import inputs, operations
 from revy_api.graphql import arguments
-from revy_api.graphql.connections import resolve_connection
+from revy_api.graphql.connections import page_size, resolve_connection
 from revy_api.graphql.errors import bad_request, not_found, translating_errors
 from revy_api.graphql.filters import HistoryFilter, filter_revisions
 from revy_api.graphql.pages import attach_page
@@ -36,7 +37,7 @@ from revy_api.graphql.types import (
     RevisionConnection,
 )
 
-__all__ = ["RevisionQuery"]
+__all__ = ["ChangesPage", "RevisionQuery"]
 
 _TYPE = "The row's model as `app_label.model` (lower case), e.g. `ledger.transaction`."
 _ID = "The row's primary key (the row may have been deleted since)."
@@ -49,6 +50,20 @@ _NODE_TYPES: dict[str, type[relay.Node]] = {"Revision": Revision, "ObjectDelta":
 
 def _ids(pk: int | None) -> list[int]:
     return [pk] if pk is not None else []
+
+
+@strawberry.type(
+    name="ChangesPage", description="Object deltas in commit order, and where to resume."
+)
+class ChangesPage:
+    deltas: list[ObjectDelta] = strawberry.field(description="Oldest first.")
+    cursor: str = strawberry.field(
+        description="Pass it as `after` to get what follows: the position after the last "
+        "delta, or the one you sent when there is nothing new yet. Opaque."
+    )
+    has_more: bool = strawberry.field(
+        description="More deltas are ready now: ask again at once rather than waiting."
+    )
 
 
 @strawberry.type
@@ -205,3 +220,33 @@ class RevisionQuery:
             until=until,
             changes=field_changes(changes),
         )
+
+    @strawberry.field(
+        description="Every object delta you may see, once, in commit order, from a cursor: "
+        "a feed to follow history. A delta whose transaction commits after a later one is "
+        "never skipped."
+    )
+    @django_resolver
+    def changes(
+        self,
+        info: Info,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="The `cursor` of the previous page; omitted: from the beginning."
+            ),
+        ] = None,
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+    ) -> ChangesPage:
+        state = state_of(info)
+        state.require_login()
+        size = page_size(first)
+        if size == 0:
+            raise bad_request("first must be at least 1.", argument="first")
+        deltas = state.visible_deltas(get_object_delta_model()._base_manager.all())
+        try:
+            page = feed.changes(deltas, after=after or None, limit=size)
+        except feed.InvalidCursor as error:
+            raise bad_request(str(error), argument="after") from None
+        attach_page(page.deltas)
+        return ChangesPage(deltas=page.deltas, cursor=page.cursor, has_more=page.has_more)

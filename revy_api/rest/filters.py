@@ -5,7 +5,8 @@ revisions having at least one visible delta that matches all of them
 (`RevisionFilterBackend`), so both endpoints answer the same question.
 
 - `actor`: `app_label.model:pk` (e.g. `auth.user:5`) or `system`; a delta matches when it or
-  one of its attribute deltas was made by that actor.
+  one of its attribute deltas was made by that actor (values Django assigned by itself, such
+  as auto primary keys, make the system no actor: as in the `actors` lists).
 - `content_type`: `app_label.model`; `object_id`: the row's primary key.
 - `action`, `event_type`: exact values.
 - `since`, `until`: ISO 8601 bounds on `created_at`, both inclusive.
@@ -23,8 +24,9 @@ from django_filters import utils
 from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
+from revy.contrib.django.export import by_actor
 from revy.contrib.django.models import Actions
-from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.errors import BadRequest
 from revy_api.visibility import get_policy
@@ -93,16 +95,9 @@ class ActorFilter(filters.CharFilter):
     def filter(self, qs: QuerySet, value: Any) -> QuerySet:
         if value is None:
             return qs
-        type_id, actor_id = value
-        if type_id is None:
-            by_actor = Q(actor_type__isnull=True)
-        else:
-            by_actor = Q(actor_type_id=type_id, actor_id=actor_id)
-        # The same condition on the object delta and on its attribute deltas.
-        attributes = get_attribute_delta_model()._base_manager.filter(
-            by_actor, parent=OuterRef("pk")
-        )
-        return qs.filter(by_actor | Exists(attributes))
+        # The same rule as `manage.py revy_export --actor`: on the object delta or one of its
+        # attribute deltas, values Django assigned by itself (auto keys) not counting.
+        return by_actor(qs, *value)
 
 
 class DeltaFilterSet(filters.FilterSet):

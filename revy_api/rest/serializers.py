@@ -14,7 +14,7 @@ from typing import Any
 from django.db import models
 from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
@@ -27,6 +27,8 @@ from revy_api.rest.openapi import metadata_schema
 from revy_api.visibility import VisibilityPolicy, get_policy
 
 __all__ = [
+    "ChangesPageSerializer",
+    "ChangesQuerySerializer",
     "ConflictProblemSerializer",
     "ConflictSerializer",
     "DeletedObjectSerializer",
@@ -150,6 +152,36 @@ class ObjectDeltaPageSerializer(serializers.Serializer):
     next = serializers.URLField(allow_null=True)
     previous = serializers.URLField(allow_null=True)
     results = ObjectDeltaSerializer(many=True)
+
+
+class ChangesQuerySerializer(serializers.Serializer):
+    """The parameters of the changes feed."""
+
+    after = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="The `cursor` of the previous answer; omitted: from the beginning of history.",
+    )
+    page_size = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="Deltas per answer, from 1 to 500 (default 50; larger values are capped).",
+    )
+
+
+# One page object, although the feed is the view set's `list`: not an array of pages.
+@extend_schema_serializer(many=False)
+class ChangesPageSerializer(serializers.Serializer):
+    """Object deltas in commit order, and where to resume."""
+
+    results = ObjectDeltaSerializer(many=True)
+    cursor = serializers.CharField(
+        help_text="Send it as `after` to get what follows: the position after the last "
+        "result, or the one you sent when there is nothing new yet. Opaque."
+    )
+    has_more = serializers.BooleanField(
+        help_text="More deltas are ready now: ask again at once rather than waiting."
+    )
 
 
 # Revisions ----------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""The global history endpoints: revisions (and reverting them) and object deltas.
+"""The global history endpoints: revisions (and reverting them), object deltas, the feed.
 
-Both list newest first with cursor pagination and take the filters of
+Revisions and deltas list newest first with cursor pagination; `changes/` serves every delta
+in commit order from a resumable cursor (`revy.contrib.django.feed`). All take the filters of
 `revy_api.rest.filters`. A user sees only the deltas of models the visibility policy lets
 them view, and a revision only with its visible deltas (a revision with none is not found).
 """
@@ -10,14 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, viewsets
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import exceptions, mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from revy.contrib.django import feed
 from revy.contrib.django.recovery import deleted
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api import operations
@@ -26,7 +33,10 @@ from revy_api.rest import openapi
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
+from revy_api.rest.renderers import CSVRenderer, ExportRenderer, NDJSONRenderer, streaming_export
 from revy_api.rest.serializers import (
+    ChangesPageSerializer,
+    ChangesQuerySerializer,
     DeletedObjectSerializer,
     ObjectDeltaSerializer,
     RevertOptionsSerializer,
@@ -36,7 +46,7 @@ from revy_api.rest.serializers import (
 )
 from revy_api.visibility import VisibilityPolicy, get_policy
 
-__all__ = ["DeletedViewSet", "DeltaViewSet", "RevisionViewSet"]
+__all__ = ["ChangesViewSet", "DeletedViewSet", "DeltaViewSet", "RevisionViewSet"]
 
 
 class _ReadOnlyHistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet):
@@ -100,15 +110,57 @@ class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
         return Response({"reverted": revision.pk, "revision": undo.pk if undo else None})
 
 
+_EXPORT_RESPONSES = {
+    (200, NDJSONRenderer.media_type): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Every matching delta, one JSON object per line, newest first, streamed "
+        "(the format of `manage.py revy_export --format jsonl`).",
+    ),
+    (200, CSVRenderer.media_type): OpenApiResponse(
+        OpenApiTypes.STR,
+        description="Every matching delta, one row per field change after a header, newest "
+        "first, streamed (the format of `manage.py revy_export --format csv`).",
+    ),
+}
+
+
 @extend_schema_view(
-    list=extend_schema(summary="Object deltas of models you may view, newest first"),
-    retrieve=extend_schema(summary="An object delta with its attribute deltas"),
+    list=extend_schema(
+        summary="Object deltas of models you may view, newest first",
+        description="Object deltas with their attribute deltas (`changes`). With `Accept: "
+        "application/x-ndjson` or `text/csv` (or `?format=ndjson`, `?format=csv`): every delta "
+        "the filters select, streamed as an export instead of a page.",
+        responses={
+            (200, "application/json"): ObjectDeltaSerializer(many=True),
+            **_EXPORT_RESPONSES,
+        },
+    ),
+    retrieve=extend_schema(
+        summary="An object delta with its attribute deltas",
+        description="An object delta with its attribute deltas (`changes`).",
+    ),
 )
 class DeltaViewSet(_ReadOnlyHistoryViewSet):
-    """Object deltas with their attribute deltas (`changes`)."""
+    """Object deltas with their attribute deltas (`changes`).
+
+    The list is also an export: `Accept: application/x-ndjson` or `text/csv` (or
+    `?format=ndjson`, `?format=csv`) streams every delta the filters select.
+    """
 
     serializer_class = ObjectDeltaSerializer
     filter_backends = [DeltaFilterBackend]
+
+    def get_renderers(self) -> list[Any]:
+        renderers = super().get_renderers()
+        if getattr(self, "action", None) == "list":
+            renderers += [NDJSONRenderer(), CSVRenderer()]
+        return renderers
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        renderer = getattr(request, "accepted_renderer", None)
+        if isinstance(renderer, ExportRenderer):
+            return streaming_export(self.filter_queryset(self.get_queryset()), renderer)
+        return super().list(request, *args, **kwargs)
 
     def get_queryset(self) -> Any:
         deltas = get_object_delta_model()._base_manager.order_by("-id")
@@ -166,3 +218,55 @@ class DeletedViewSet(ProblemDetailsMixin, mixins.ListModelMixin, viewsets.Generi
                 field="content_type",
             )
         return self.get_visibility_policy().filter_deltas(self.request.user, deleted(model))
+
+
+class ChangesViewSet(ProblemDetailsMixin, viewsets.GenericViewSet):
+    """Every object delta you may see, once, in commit order: a feed to follow history.
+
+    Poll `GET changes/?after=<cursor>` with the `cursor` of the previous answer. A delta whose
+    transaction commits after a later one is never skipped (see `revy.contrib.django.feed`).
+    """
+
+    permission_classes = [IsAuthenticated]
+    pagination_class = None
+    filterset_class = DeltaFilterSet
+    filter_backends = [DeltaFilterBackend]
+    serializer_class = ObjectDeltaSerializer
+    max_page_size = 500
+    default_page_size = 50
+
+    def renders_problem_details(self) -> bool:
+        return True
+
+    def get_visibility_policy(self) -> VisibilityPolicy:
+        """Return the policy deciding which deltas the user sees."""
+        return get_policy()
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "policy": self.get_visibility_policy()}
+
+    def get_queryset(self) -> Any:
+        deltas = get_object_delta_model()._base_manager.all()
+        if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
+            return deltas.none()
+        visible = self.get_visibility_policy().filter_deltas(self.request.user, deltas)
+        return visible.prefetch_related("children")
+
+    @extend_schema(
+        summary="Every object delta you may see, in commit order, from a cursor",
+        parameters=[ChangesQuerySerializer],
+        responses=ChangesPageSerializer,
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Deltas after `after`, oldest first; resume with the answer's `cursor`."""
+        query = ChangesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        wanted = query.validated_data.get("page_size", self.default_page_size)
+        size = min(wanted, self.max_page_size)
+        deltas = self.filter_queryset(self.get_queryset())
+        try:
+            page = feed.changes(deltas, after=query.validated_data.get("after") or None, limit=size)
+        except feed.InvalidCursor as error:
+            raise exceptions.ValidationError({"after": [str(error)]}) from None
+        results = self.get_serializer(page.deltas, many=True).data
+        return Response({"results": results, "cursor": page.cursor, "has_more": page.has_more})

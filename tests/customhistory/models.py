@@ -23,6 +23,7 @@ class AuditDelta(AbstractObjectDelta):
             models.Index(fields=["actor_type", "actor_id"], name="audit_delta_actor"),
             models.Index(fields=["event_type"], name="audit_delta_event_type"),
             models.Index(fields=["created_at"], name="audit_delta_created"),
+            models.Index(fields=["transaction_id", "id"], name="audit_delta_feed"),
         ]
 
 

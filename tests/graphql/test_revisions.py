@@ -57,7 +57,7 @@ def test_revisions_lists_what_the_user_may_see_newest_first(gql, user, history):
     assert _descriptions(response) == ["system fix", "book"]
     first = response.data["revisions"]["edges"][1]["node"]
     assert first["deltaCount"] == 2  # the book and its author; not the note
-    # The system assigned the primary keys: it is an actor too (null).
+    # The system assigned the primary keys, which makes it no actor.
     assert first["actors"] == [{"type": "auth.user", "id": str(user.pk), "display": "alice"}]
     assert response.data["revisions"]["totalCount"] == 2
 
@@ -333,11 +333,8 @@ def test_filter_by_an_actor_who_took_part_through_a_field(superuser_gql, user, o
 
 
 def test_filter_by_the_system(superuser_gql, history):
-    # Primary keys are assigned by the system: every creation has a system attribute delta.
-    assert _descriptions(superuser_gql(LIST, {"filters": {"actor": "system"}})) == [
-        "system fix",
-        "note",
-        "book",
-    ]
+    # Primary keys are the system's values, but assigning them is nobody's action: the
+    # creations by alice and bob are not the system's (as in their `actors`).
+    assert _descriptions(superuser_gql(LIST, {"filters": {"actor": "system"}})) == ["system fix"]
     filters = {"actor": "system", "action": "UPDATE"}
     assert _descriptions(superuser_gql(LIST, {"filters": filters})) == ["system fix"]

@@ -130,7 +130,11 @@ def test_global_endpoints_and_their_filters(document):
     filters = {"actor", "content_type", "object_id", "action", "event_type", "since", "until"}
 
     assert filters | {"search", "cursor", "page_size"} <= _parameters(revisions, "query")
-    assert _parameters(revisions, "query") == _parameters(deltas, "query")
+    # /deltas/ is also an export: `format` chooses it in the query string.
+    assert _parameters(revisions, "query") | {"format"} == _parameters(deltas, "query")
+    assert {"application/x-ndjson", "text/csv"} <= set(deltas["responses"]["200"]["content"])
+    changes = _operation(document, "/api/changes/", "get")
+    assert {"after", "page_size", *filters} <= _parameters(changes, "query")
     assert revert["responses"]["409"]["content"]["application/problem+json"]["schema"] == {
         "$ref": "#/components/schemas/ConflictProblem"
     }

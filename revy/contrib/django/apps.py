@@ -34,10 +34,11 @@ class RevyConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         # events registers its recorder hook (aggregates, listeners) when imported.
-        from revy.contrib.django import checks, events, hooks, renames  # noqa: F401
+        from revy.contrib.django import checks, events, hooks, renames, tasks  # noqa: F401
 
         # Settings are not validated here: an exception would hide every problem but the
         # first, and the system checks (revy.E001...) report them all with a hint.
         checks.register()
         hooks.install()
+        tasks.install()
         post_migrate.connect(renames.on_post_migrate, sender=self, dispatch_uid="revy.renames")

@@ -52,6 +52,7 @@ __all__ = [
     "as_of",
     "deleted",
     "diff",
+    "erase",
     "find_conflicts",
     "history_of",
     "revert",
@@ -411,8 +412,9 @@ def _json_value(field: models.Field, state: dict[str, Any] | None) -> Any:
     return json.loads(encode(field.get_default()))
 
 
-# Writing history back lives in `restore`, whole tables at a past time in `asof` and deleted
-# rows in `recovery`; their names belong to this module's public API.
+# Writing history back lives in `restore`, whole tables at a past time in `asof`, deleted
+# rows in `recovery` and erasure in `erasure`; their names belong to this module's public API.
 from revy.contrib.django.asof import as_of  # noqa: E402
+from revy.contrib.django.erasure import erase  # noqa: E402
 from revy.contrib.django.recovery import deleted  # noqa: E402
 from revy.contrib.django.restore import find_conflicts, revert, rollback  # noqa: E402

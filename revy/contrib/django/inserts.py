@@ -19,7 +19,9 @@ class Table:
     parameters however many rows, where a multi-row VALUES list makes the driver and the
     server parse thousands. Other databases get a multi-row VALUES list, or `executemany`
     when no ids are needed. Columns of a swapped model that revy does not know get their
-    field default. The SQL text is built once per shape.
+    field default; columns with a database default (`db_default`, such as a delta's
+    `transaction_id`) are left out, for the database to fill in within the same statement.
+    The SQL text is built once per shape.
     """
 
     def __init__(self, model: type[models.Model], attnames: tuple[str, ...]) -> None:
@@ -32,7 +34,9 @@ class Table:
         self.extra = [
             field
             for field in opts.concrete_fields
-            if field.attname not in attnames and not field.primary_key
+            if field.attname not in attnames
+            and not field.primary_key
+            and not field.has_db_default()
         ]
         self._sql_cache: dict[tuple, str] = {}
 

@@ -35,6 +35,7 @@ __all__ = [
     "AbstractObjectDelta",
     "AbstractRevision",
     "AttributeDelta",
+    "CurrentTransactionId",
     "HistoryProtectedError",
     "ObjectDelta",
     "ObjectDeltaAggregate",
@@ -93,6 +94,26 @@ def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
 # Django loads the referring rows before calling an on_delete handler unless it is lazy: a
 # query set is enough to count them.
 KEEP_HISTORY.lazy_sub_objs = True
+
+
+class CurrentTransactionId(models.Func):
+    """The id of the transaction writing a row: the database default of a delta's
+    `transaction_id`, which orders the changes feed (`revy.contrib.django.feed`).
+
+    PostgreSQL: `pg_current_xact_id()` (64 bits, never wraps around), computed by the server
+    inside the INSERT itself, so recording it costs no round trip. Other databases have one
+    writer at a time, so ids already follow commit order: 0 there.
+    """
+
+    output_field = models.BigIntegerField()
+    arity = 0
+
+    def as_sql(self, compiler, connection, **extra_context):
+        return "0", []
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        # xid8 has no cast to bigint; its text form is the decimal number.
+        return "(pg_current_xact_id()::text::bigint)", []
 
 
 class AbstractRevision(models.Model):
@@ -211,6 +232,11 @@ class AbstractObjectDelta(models.Model):
     content = GenericForeignKey("content_type", "content_id")
     data = models.JSONField(_("data"), null=True, blank=True, encoder=JSONEncoder)
     created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    # The writing transaction (PostgreSQL; 0 elsewhere), filled in by the database: with the
+    # id, the order of the changes feed, which never skips a delta that commits late.
+    transaction_id = models.BigIntegerField(
+        _("transaction id"), db_default=CurrentTransactionId(), editable=False
+    )
 
     objects = ObjectDeltaQuerySet.as_manager()
 
@@ -297,6 +323,8 @@ class ObjectDelta(AbstractObjectDelta):
             models.Index(fields=["actor_type", "actor_id"], name="revy_delta_actor_idx"),
             models.Index(fields=["event_type"], name="revy_delta_event_type_idx"),
             models.Index(fields=["created_at"], name="revy_delta_created_idx"),
+            # The changes feed: deltas in (transaction, id) order from a cursor.
+            models.Index(fields=["transaction_id", "id"], name="revy_delta_feed_idx"),
         ]
 
 

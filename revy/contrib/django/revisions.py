@@ -208,3 +208,23 @@ def update_revision_metadata(values: dict[str, Any]) -> None:
             type(revision)._base_manager.using(key[1]).filter(pk=revision.pk).update(
                 metadata=revision.metadata
             )
+
+
+def adopt_revision(scope: Any, using: str, revision: models.Model) -> None:
+    """Make an existing revision the one `scope` writes to on `using`.
+
+    `Context.restore()` uses it so that a task continues the revision of the request that
+    queued it.
+    """
+    scope.extras[("revision", using)] = _RevisionHolder(
+        type(revision), revision.pk, {}, using, instance=revision
+    )
+
+
+def written_revisions(scope: Any) -> dict[str, Any]:
+    """Map each database to the id of the revision `scope` has written there (and still has)."""
+    found = {}
+    for key, holder in list(scope.extras.items()):
+        if isinstance(key, tuple) and key[0] == "revision" and holder.is_valid(key[1]):
+            found[key[1]] = holder.pk
+    return found

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from revy import Context
 from revy.contrib.django.history import snapshot
+from tests.conftest import count_queries
 from tests.factories import make_author, object_deltas
 from tests.history_models import AttributeDelta, ObjectDelta, Revision
 from tests.testapp.models import Author, Book
@@ -110,3 +111,27 @@ def test_stale_content_types_lose_their_history_with_prune_stale():
     assert "Deleted 1 object deltas" in out.getvalue()
     call_command("remove_stale_contenttypes", "--include-stale-apps", interactive=False)
     assert not ContentType.objects.filter(app_label="dropped").exists()
+
+
+def test_prune_works_in_batches_of_keys_whatever_the_size(monkeypatch):
+    """Batches follow each other by key: the statements grow with the number of batches (a
+    handful each), every old delta and empty revision goes, and nothing newer."""
+    from revy.contrib.django.management.commands import revy_prune
+
+    for index in range(7):
+        with Context():
+            make_author(name=f"a{index}")
+    age(days=400)
+    with Context():
+        kept = make_author(name="new")
+    monkeypatch.setattr(revy_prune, "BATCH", 2)
+    cutoff = (timezone.now() - datetime.timedelta(days=30)).isoformat()
+    with count_queries() as queries:
+        output = prune("--before", cutoff)
+    assert [delta.content_id for delta in ObjectDelta.objects.all()] == [str(kept.pk)]
+    assert Revision.objects.count() == 1
+    assert AttributeDelta.objects.exclude(content_id=str(kept.pk)).count() == 0
+    assert "Deleted 7 object deltas and 7 empty revisions" in output
+    # 4 delta batches (3 deletes in a transaction, 1 read each, + the empty read), then 4
+    # revision batches (1 read, 1 delete) + the empty read: bounded by batches, not rows.
+    assert len(queries.statements) <= 4 * 6 + 1 + 4 * 2 + 1

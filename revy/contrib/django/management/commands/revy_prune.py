@@ -14,10 +14,11 @@ its content type can then be deleted (`remove_stale_contenttypes`).
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterator
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import router, transaction
-from django.db.models import F, Window
+from django.db.models import F, QuerySet, Window
 from django.db.models.functions import RowNumber
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import get_current_timezone, is_naive, make_aware
@@ -49,6 +50,23 @@ def parse_cutoff(value: str) -> datetime.datetime:
     if is_naive(moment):
         moment = make_aware(moment, get_current_timezone())
     return moment
+
+
+def key_batches(queryset: QuerySet) -> Iterator[list[int]]:
+    """Yield the keys of `queryset` in batches of `BATCH`, in key order, for deleting.
+
+    Keyset batches: each starts where the last ended instead of scanning again past what was
+    deleted, and only one batch of keys is ever in memory.
+    """
+    queryset = queryset.order_by("pk")
+    last = None
+    while True:
+        batch = queryset if last is None else queryset.filter(pk__gt=last)
+        ids = list(batch.values_list("pk", flat=True)[:BATCH])
+        if not ids:
+            return
+        last = ids[-1]
+        yield ids
 
 
 class Command(BaseCommand):
@@ -117,10 +135,7 @@ class Command(BaseCommand):
             self.stdout.write(f"Would delete {deltas.count()} object deltas {scope}.")
             return
         total = 0
-        while True:
-            ids = list(deltas.values_list("id", flat=True)[:BATCH])
-            if not ids:
-                break
+        for ids in key_batches(deltas):
             with transaction.atomic(using=using):
                 get_attribute_delta_model()._base_manager.using(using).filter(
                     parent_id__in=ids
@@ -141,10 +156,10 @@ class Command(BaseCommand):
         empty = get_revision_model()._base_manager.using(using).filter(object_deltas__isnull=True)
         if cutoff is not None:
             empty = empty.filter(created_at__lt=cutoff)
-        revisions = empty.count()
-        get_revision_model()._base_manager.using(using).filter(
-            id__in=list(empty.values_list("id", flat=True))
-        )._raw_delete(using)
+        revisions = 0
+        for ids in key_batches(empty):
+            get_revision_model()._base_manager.using(using).filter(id__in=ids)._raw_delete(using)
+            revisions += len(ids)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Deleted {total} object deltas and {revisions} empty revisions {scope}."

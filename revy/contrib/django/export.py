@@ -1,0 +1,261 @@
+"""History as JSON lines or CSV, streamed in constant memory.
+
+`manage.py revy_export` and the APIs' `/deltas/` (with `Accept: application/x-ndjson` or
+`text/csv`) write the same formats:
+
+- **JSON lines** (`jsonl`): one object delta per line, the APIs' object delta JSON without
+  the `display` texts (which would cost a query per model and chunk)::
+
+    {"id": 7, "revision": 3, "action": "Update", "event_type": "ledger.transaction.updated",
+     "description": "", "created_at": "2026-11-30T14:35:07.123456+00:00",
+     "actor": {"type": "auth.user", "id": "5"}, "content": {"type": "ledger.transaction",
+     "id": "1"}, "changes": [{"field": "amount", "action": "Set", "old": "1200.00",
+     "new": "1250.00", "actor": {"type": "auth.user", "id": "5"}, "description": ""}]}
+
+  `actor` is null for the system and for an erased actor (`revy.contrib.django.erasure`).
+- **CSV** (`csv`): a header, then one row per field change (`CSV_COLUMNS`), the object
+  delta's columns repeated on each; a delta without field changes (a deletion, an event) has
+  one row with the change columns empty. `old` and `new` are JSON (so `"5"` and `5` stay
+  apart). Free-text cells (the descriptions) that a spreadsheet would run as a formula
+  (starting with `=`, `+`, `-`, `@`, tab or carriage return) are prefixed with `'`.
+
+Deltas are read by keyset pagination on the primary key (`chunk_size` object deltas and their
+attribute deltas per step, as tuples, no model instances), so memory stays flat whatever the
+size of the history and no long-running server-side cursor holds the table.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Exists, OuterRef, Q
+
+from revy.contrib.django.utils import get_attribute_delta_model
+
+__all__ = [
+    "CSV_COLUMNS",
+    "FORMATS",
+    "by_actor",
+    "csv_lines",
+    "jsonl_lines",
+    "lines",
+    "records",
+]
+
+FORMATS = ("jsonl", "csv")
+CHUNK_SIZE = 2000
+
+CSV_COLUMNS = (
+    "delta_id",
+    "revision_id",
+    "created_at",
+    "action",
+    "event_type",
+    "content_type",
+    "content_id",
+    "actor_type",
+    "actor_id",
+    "description",
+    "field",
+    "change_action",
+    "old",
+    "new",
+    "change_actor_type",
+    "change_actor_id",
+    "change_description",
+)
+
+_DELTA_COLUMNS = (
+    "id",
+    "revision_id",
+    "action",
+    "event_type",
+    "description",
+    "created_at",
+    "actor_type_id",
+    "actor_id",
+    "content_type_id",
+    "content_id",
+)
+_CHANGE_COLUMNS = (
+    "parent_id",
+    "field_name",
+    "action",
+    "old_value",
+    "new_value",
+    "actor_type_id",
+    "actor_id",
+    "description",
+)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def by_actor(queryset: models.QuerySet, type_id: int | None, actor_id: Any) -> models.QuerySet:
+    """Object deltas made by an actor, or with a field change by them (None, None: the system).
+
+    Values Django assigned by itself (auto keys, `auto_now`) are the system's but nobody's
+    action: they do not make the system an actor of a delta.
+    """
+    if type_id is None:
+        condition = Q(actor_type__isnull=True)
+    else:
+        condition = Q(actor_type_id=type_id, actor_id=str(actor_id))
+    changes = get_attribute_delta_model()._base_manager.filter(
+        condition, parent=OuterRef("pk"), automatic=False
+    )
+    return queryset.filter(condition | Exists(changes))
+
+
+def _label(content_type_id: int | None, cache: dict[int, str]) -> str | None:
+    if content_type_id is None:
+        return None
+    label = cache.get(content_type_id)
+    if label is None:
+        content_type = ContentType.objects.get_for_id(content_type_id)
+        label = cache[content_type_id] = f"{content_type.app_label}.{content_type.model}"
+    return label
+
+
+def _ref(content_type_id: int | None, object_id: Any, cache: dict[int, str]) -> Any:
+    if content_type_id is None:
+        return None
+    return {"type": _label(content_type_id, cache), "id": object_id}
+
+
+def records(
+    queryset: models.QuerySet, *, newest_first: bool = False, chunk_size: int = CHUNK_SIZE
+) -> Iterator[dict[str, Any]]:
+    """Yield the export record of every object delta of `queryset`, by id.
+
+    Two queries per `chunk_size` deltas (the deltas, then their field changes); the
+    queryset's own ordering and slicing are replaced.
+    """
+    using = queryset.db
+    changes_table = get_attribute_delta_model()._base_manager.using(using)
+    labels: dict[int, str] = {}
+    order = "-pk" if newest_first else "pk"
+    last = None
+    while True:
+        chunk = queryset.order_by(order)
+        if last is not None:
+            chunk = chunk.filter(pk__lt=last) if newest_first else chunk.filter(pk__gt=last)
+        rows = list(chunk.values_list(*_DELTA_COLUMNS)[:chunk_size])
+        if not rows:
+            return
+        last = rows[-1][0]
+        by_parent: dict[Any, list[dict[str, Any]]] = {row[0]: [] for row in rows}
+        for parent, field, action, old, new, type_id, actor_id, description in (
+            changes_table.filter(parent_id__in=list(by_parent))
+            .order_by("parent_id", "pk")
+            .values_list(*_CHANGE_COLUMNS)
+        ):
+            by_parent[parent].append(
+                {
+                    "field": field,
+                    "action": action,
+                    "old": old,
+                    "new": new,
+                    "actor": _ref(type_id, actor_id, labels),
+                    "description": description,
+                }
+            )
+        for (
+            pk,
+            revision_id,
+            action,
+            event_type,
+            description,
+            created_at,
+            actor_type_id,
+            actor_id,
+            content_type_id,
+            content_id,
+        ) in rows:
+            yield {
+                "id": pk,
+                "revision": revision_id,
+                "action": action,
+                "event_type": event_type,
+                "description": description,
+                "created_at": created_at.isoformat(),
+                "actor": _ref(actor_type_id, actor_id, labels),
+                "content": _ref(content_type_id, content_id, labels),
+                "changes": by_parent[pk],
+            }
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def jsonl_lines(items: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Yield one JSON line (ending with a newline) per record."""
+    for record in items:
+        yield _json(record) + "\n"
+
+
+def _text(value: str) -> str:
+    """A free-text cell a spreadsheet shows as text, never runs as a formula."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_lines(items: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Yield the CSV header, then one line per field change (see `CSV_COLUMNS`)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def flush() -> str:
+        text = buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+        return text
+
+    writer.writerow(CSV_COLUMNS)
+    yield flush()
+    for record in items:
+        actor = record["actor"] or {}
+        content = record["content"]
+        head = [
+            record["id"],
+            record["revision"],
+            record["created_at"],
+            record["action"],
+            record["event_type"],
+            content["type"],
+            content["id"],
+            actor.get("type", ""),
+            actor.get("id") or "",
+            _text(record["description"]),
+        ]
+        if not record["changes"]:
+            writer.writerow(head + [""] * 7)
+        for change in record["changes"]:
+            change_actor = change["actor"] or {}
+            writer.writerow(
+                [
+                    *head,
+                    change["field"],
+                    change["action"],
+                    _json(change["old"]),
+                    _json(change["new"]),
+                    change_actor.get("type", ""),
+                    change_actor.get("id") or "",
+                    _text(change["description"]),
+                ]
+            )
+        yield flush()
+
+
+def lines(format: str, items: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """Yield `items` in `format` ("jsonl" or "csv")."""
+    if format == "jsonl":
+        return jsonl_lines(items)
+    if format == "csv":
+        return csv_lines(items)
+    raise ValueError(f"Unknown export format {format!r}: use one of {', '.join(FORMATS)}.")

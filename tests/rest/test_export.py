@@ -1,0 +1,78 @@
+"""/deltas/ as an export: `Accept: application/x-ndjson` or `text/csv`, streamed."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from django.http import StreamingHttpResponse
+from rest_framework.test import APIClient
+
+from revy import Context
+from revy.contrib.django import export
+from tests.factories import make_author, make_book
+from tests.history_models import ObjectDelta
+from tests.rest.conftest import grant, token_client
+
+pytestmark = pytest.mark.django_db
+
+
+def body(response) -> str:
+    assert response.status_code == 200, response.content
+    assert isinstance(response, StreamingHttpResponse)
+    return b"".join(response.streaming_content).decode()
+
+
+@pytest.fixture
+def books(user):
+    with Context(actor=user):
+        author = make_author(name="Ann")
+        make_book(author=author, title="One")
+        make_book(author=author, title="Two")
+    return author
+
+
+def test_ndjson_streams_every_matching_delta_newest_first(admin_api, books, user):
+    response = admin_api.get("/api/deltas/", HTTP_ACCEPT="application/x-ndjson")
+    assert response["Content-Type"] == "application/x-ndjson; charset=utf-8"
+    records = [json.loads(line) for line in body(response).splitlines()]
+    ids = list(ObjectDelta.objects.order_by("-id").values_list("id", flat=True))
+    assert [r["id"] for r in records] == ids
+    # The format of `manage.py revy_export --format jsonl`.
+    assert records == list(export.records(ObjectDelta.objects.all(), newest_first=True))
+
+
+def test_csv_is_the_command_s_csv(admin_api, books):
+    response = admin_api.get(
+        "/api/deltas/", {"content_type": "testapp.book"}, HTTP_ACCEPT="text/csv"
+    )
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(body(response))))
+    assert {r["content_type"] for r in rows} == {"testapp.book"}
+    assert {json.loads(r["new"]) for r in rows if r["field"] == "title"} == {"One", "Two"}
+
+
+def test_format_in_the_query_string_works_too(admin_api, books):
+    response = admin_api.get("/api/deltas/", {"format": "csv"})
+    assert body(response).startswith(",".join(export.CSV_COLUMNS))
+
+
+def test_an_export_shows_only_models_the_user_may_view(books, user):
+    grant(user, "testapp.view_author")
+    response = token_client(user).get("/api/deltas/", HTTP_ACCEPT="application/x-ndjson")
+    records = [json.loads(line) for line in body(response).splitlines()]
+    assert {r["content"]["type"] for r in records} == {"testapp.author"}
+
+
+def test_one_delta_has_no_export_format(admin_api, books):
+    delta = ObjectDelta.objects.first()
+    response = admin_api.get(f"/api/deltas/{delta.pk}/", HTTP_ACCEPT="text/csv")
+    assert response.status_code == 406
+
+
+def test_anonymous_exports_are_refused():
+    response = APIClient().get("/api/deltas/", HTTP_ACCEPT="text/csv")
+    assert response.status_code in (401, 403)
+    assert response["Content-Type"] == "application/problem+json"

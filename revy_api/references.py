@@ -15,6 +15,12 @@ from django.db import models
 
 from revy.contrib.django.registry import content_id, pk_from_content_id
 
+__all__ = [
+    "References",
+    "content_type_for_label",
+    "type_label",
+]
+
 
 def type_label(content_type_id: int) -> str:
     """Return `app_label.model` for a content type id (cached by Django)."""

@@ -19,6 +19,17 @@ from revy_api import inputs, operations
 from revy_api.errors import BadRequest
 from revy_api.graphql.errors import bad_request
 
+__all__ = [
+    "checked",
+    "diff_point",
+    "model_for",
+    "node_pk",
+    "pk_for",
+    "point",
+    "revision_for",
+]
+
+
 T = TypeVar("T")
 
 

@@ -34,6 +34,15 @@ from strawberry_django.relay.utils import resolve_edge_class
 from revy_api.graphql.errors import bad_request
 from revy_api.graphql.pages import attach_page
 
+__all__ = [
+    "HistoryConnection",
+    "HistoryEdge",
+    "page_size",
+    "resolve_connection",
+    "resolve_grouped_connections",
+]
+
+
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 

@@ -17,6 +17,13 @@ from django.db.models import prefetch_related_objects
 
 from revy_api.references import References
 
+__all__ = [
+    "Page",
+    "attach_page",
+    "page_of",
+]
+
+
 _PAGE = "_revy_page"
 
 

@@ -18,7 +18,15 @@ from revy.contrib.django.registry import ModelConfig, config_for
 from revy_api import operations
 from revy_api.graphql.types import Revision
 
-__all__ = ["FieldChange", "ObjectDiff", "RevertResult", "RollbackResult", "Snapshot"]
+__all__ = [
+    "FieldChange",
+    "ObjectDiff",
+    "RevertResult",
+    "RollbackResult",
+    "Snapshot",
+    "field_changes",
+    "recorded_state",
+]
 
 
 @strawberry.type(description="One field's value at two points.")

@@ -18,6 +18,13 @@ from revy_api import operations
 from revy_api.graphql.errors import forbidden, translating_errors
 from revy_api.visibility import VisibilityPolicy, get_policy
 
+__all__ = [
+    "RequestState",
+    "get_request",
+    "state_of",
+]
+
+
 _ATTRIBUTE = "_revy_graphql_state"
 
 

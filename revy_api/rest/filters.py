@@ -31,7 +31,14 @@ from revy_api import inputs
 from revy_api.errors import BadRequest
 from revy_api.visibility import get_policy
 
-__all__ = ["DeltaFilterBackend", "DeltaFilterSet", "MomentFilter", "RevisionFilterBackend"]
+__all__ = [
+    "ActorFilter",
+    "ContentTypeFilter",
+    "DeltaFilterBackend",
+    "DeltaFilterSet",
+    "MomentFilter",
+    "RevisionFilterBackend",
+]
 
 SYSTEM = inputs.SYSTEM
 

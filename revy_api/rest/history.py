@@ -115,6 +115,8 @@ def _cascaded_reference(row: CascadedRow) -> dict[str, Any]:
 class HistoryMixin(ProblemDetailsMixin):
     """Per-object history endpoints for a ModelViewSet (see the module documentation)."""
 
+    #: Read by `RevyAutoSchema`: this view serves history actions, ETags and If-Match.
+    serves_history = True
     history_pagination_class = HistoryCursorPagination
     etag_actions = ("retrieve", "update", "partial_update", "rollback")
     problem_responses = {

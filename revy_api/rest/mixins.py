@@ -107,6 +107,9 @@ class RevisionContextMixin(ProblemDetailsMixin):
     details before the handler runs, so nothing is written.
     """
 
+    #: Read by `RevyAutoSchema`: writes of this view take the revision headers.
+    opens_revision_context = True
+
     #: The validated revision headers of the current request.
     revision_headers: RevisionHeaders | None = None
 

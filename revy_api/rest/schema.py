@@ -118,12 +118,10 @@ class RevyAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema plus revy's headers and error responses."""
 
     def _revy_view(self, name: str) -> bool:
-        # Imported here: the mixins import this module to use it as their schema.
-        from revy_api.rest.history import HistoryMixin
-        from revy_api.rest.mixins import RevisionContextMixin
-
-        kind = {"context": RevisionContextMixin, "history": HistoryMixin}[name]
-        return isinstance(self.view, kind)
+        # Told by attributes the mixins set, not isinstance(): the mixins import this module
+        # to use it as their schema.
+        attribute = {"context": "opens_revision_context", "history": "serves_history"}[name]
+        return getattr(self.view, attribute, False) is True
 
     @property
     def _action(self) -> str | None:

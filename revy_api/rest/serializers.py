@@ -27,6 +27,7 @@ from revy_api.rest.openapi import metadata_schema
 from revy_api.visibility import VisibilityPolicy, get_policy
 
 __all__ = [
+    "ChangeSerializer",
     "ChangesPageSerializer",
     "ChangesQuerySerializer",
     "ConflictProblemSerializer",
@@ -43,6 +44,7 @@ __all__ = [
     "RevisionDetailSerializer",
     "RevisionSerializer",
     "RollbackPointSerializer",
+    "RollbackResultSerializer",
     "conflicts_json",
 ]
 

@@ -10,6 +10,9 @@ from rest_framework.routers import SimpleRouter
 
 from revy_api.rest.views import ChangesViewSet, DeletedViewSet, DeltaViewSet, RevisionViewSet
 
+__all__ = ["router", "urlpatterns"]
+
+
 app_name = "revy_api"
 
 router = SimpleRouter()

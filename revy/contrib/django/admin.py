@@ -57,7 +57,13 @@ from revy.contrib.django.utils import (
 if TYPE_CHECKING:
     from django.template.response import _TemplateForResponseT  # django-stubs' alias
 
-__all__ = ["AttributeDeltaInline", "HistoryAdminMixin", "ObjectDeltaAdmin", "RevisionAdmin"]
+__all__ = [
+    "AttributeDeltaInline",
+    "HistoryAdminMixin",
+    "ObjectDeltaAdmin",
+    "ReadOnlyAdminMixin",
+    "RevisionAdmin",
+]
 
 
 class ReadOnlyAdminMixin:

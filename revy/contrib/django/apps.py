@@ -3,6 +3,11 @@ from django.conf import settings
 
 from revy.contrib.django.settings import DEFAULTS, NO_CONTENTTYPES, Problem
 
+__all__ = [
+    "RevyConfig",
+]
+
+
 # Django's swappable-model machinery (and the migrations it writes) reads these names from
 # settings directly, so give them revy's defaults when the project does not set them.
 for _name in ("REVY_REVISION_MODEL", "REVY_OBJECT_DELTA_MODEL", "REVY_ATTRIBUTE_DELTA_MODEL"):

@@ -49,7 +49,14 @@ from django.utils import timezone
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_object_delta_model
 
-__all__ = ["AsOfQuerySet", "as_of"]
+__all__ = [
+    "AsOfQuery",
+    "AsOfQuerySet",
+    "PastJoin",
+    "PastTable",
+    "as_of",
+    "past_rows_sql",
+]
 
 
 def as_of(

@@ -71,10 +71,14 @@ class _Table:
         quote = connection.ops.quote_name
         by_attname = {field.attname: field for field in opts.concrete_fields}
         self.name = quote(opts.db_table)
+        # As `inserts.Table`: columns with a database default (a delta's transaction_id) are
+        # left out, for the database to fill in within the same statement.
         self.extra = [
             field
             for field in opts.concrete_fields
-            if field.attname not in attnames and not field.primary_key
+            if field.attname not in attnames
+            and not field.primary_key
+            and not field.has_db_default()
         ]
         self.columns = ", ".join(
             quote(field.column) for field in [by_attname[name] for name in attnames] + self.extra

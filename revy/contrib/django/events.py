@@ -27,7 +27,15 @@ from revy.contrib.django.inserts import table
 from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.utils import get_object_delta_model
 
-__all__ = ["event_listener", "model_event_listener", "record_event"]
+__all__ = [
+    "after_write",
+    "aggregates_of",
+    "event_listener",
+    "has_listeners",
+    "model_event_listener",
+    "record_event",
+    "remove_listener",
+]
 
 logger = logging.getLogger("revy.events")
 

@@ -29,7 +29,17 @@ from django.db import connections, models
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
-__all__ = ["START", "ChangesPage", "InvalidCursor", "changes", "decode_cursor", "encode_cursor"]
+__all__ = [
+    "START",
+    "ChangesPage",
+    "InvalidCursor",
+    "after_position",
+    "changes",
+    "committed",
+    "decode_cursor",
+    "encode_cursor",
+    "position_of",
+]
 
 _SALT = "revy.contrib.django.feed"
 

@@ -11,6 +11,12 @@ from typing import Any
 
 from django.db import connections, models
 
+__all__ = [
+    "Table",
+    "max_parameters",
+    "table",
+]
+
 
 class Table:
     """Batched INSERTs into one history table, for a fixed list of columns.

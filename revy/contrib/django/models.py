@@ -34,11 +34,13 @@ __all__ = [
     "AbstractAttributeDelta",
     "AbstractObjectDelta",
     "AbstractRevision",
+    "Actions",
     "AttributeDelta",
     "CurrentTransactionId",
     "HistoryProtectedError",
     "ObjectDelta",
     "ObjectDeltaAggregate",
+    "ObjectDeltaQuerySet",
     "ObjectSnapshot",
     "Revision",
 ]

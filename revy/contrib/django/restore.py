@@ -15,19 +15,26 @@ from django.db import models, router, transaction
 
 from revy.context import Context
 from revy.contrib.django.encoding import decode
-from revy.contrib.django.history import (
-    ObjectAbsent,
-    RevisionConflict,
-    _describe_point,
-    _point,
-    _recorded_fields,
-    _Row,
-    _state_at,
-)
 from revy.contrib.django.recovery import cascade_of
 from revy.contrib.django.registry import pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
+from revy.contrib.django.states import (
+    ObjectAbsent,
+    RevisionConflict,
+    Row,
+    describe_point,
+    recorded_fields,
+    resolve_point,
+    state_at,
+)
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+
+__all__ = [
+    "find_conflicts",
+    "revert",
+    "rollback",
+]
+
 
 # Actions whose later occurrence makes undoing a creation or a deletion lose data.
 _CHANGE_ACTIONS = ("Create", "Update", "Delete")
@@ -88,14 +95,14 @@ def rollback(
     its state there is unknown. `using` names the row's database (default: the one the
     router writes the model to); its history is read and written there.
     """
-    point = _point(revision, delta, at)
+    point = resolve_point(revision, delta, at)
     if point is None:
         raise TypeError("rollback() needs a point: revision=, delta= or at=.")
-    row = _Row(model, pk, using)
-    state = _state_at(row, point)
+    row = Row(model, pk, using)
+    state = state_at(row, point)
     if state is None:
         raise ObjectAbsent(
-            f"{row.label} did not exist at {_describe_point(point)}; there is no state to "
+            f"{row.label} did not exist at {describe_point(point)}; there is no state to "
             "roll back to."
         )
     using = row.using
@@ -144,7 +151,7 @@ def _recreate(
 
 def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
     """Set the instance's recorded fields from a stored state (schema changes tolerated)."""
-    for field in _recorded_fields(type(instance)):
+    for field in recorded_fields(type(instance)):
         if field.primary_key:
             continue
         if field.attname in state:
@@ -336,7 +343,7 @@ def _undo(delta: models.Model, using: str, check: RestoreCheck | None = None) ->
     elif current is not None:
         if check is not None:
             check("change", current)
-        fields = {field.attname: field for field in _recorded_fields(model)}
+        fields = {field.attname: field for field in recorded_fields(model)}
         for name, old in _old_values(delta).items():
             field = fields.get(name)
             if field is not None and not field.primary_key:  # masked and removed fields stay

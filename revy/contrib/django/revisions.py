@@ -19,6 +19,18 @@ from revy.contrib.django.encoding import encode
 from revy.contrib.django.inserts import table
 from revy.contrib.django.utils import get_revision_model
 
+__all__ = [
+    "adopt_revision",
+    "current_revision",
+    "current_revision_id",
+    "marker_alive",
+    "pending_revision",
+    "transaction_marker",
+    "update_revision_metadata",
+    "written_revisions",
+]
+
+
 _REVISION_COLUMNS = ("description", "created_at", "metadata")
 
 

@@ -21,6 +21,10 @@ from revy.contrib.django.erasure import erase
 from revy.contrib.django.management.options import parse_row_option
 from revy.contrib.django.utils import get_object_delta_model
 
+__all__ = [
+    "Command",
+]
+
 
 class Command(BaseCommand):
     help = "Erase a person's or a row's values from history, keeping its structure."

@@ -26,6 +26,11 @@ from revy.contrib.django.management.options import (
 from revy.contrib.django.references import reference
 from revy.contrib.django.utils import get_object_delta_model
 
+__all__ = [
+    "Command",
+]
+
+
 SYSTEM = "system"
 
 

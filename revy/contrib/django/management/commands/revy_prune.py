@@ -32,6 +32,7 @@ from revy.contrib.django.utils import (
 
 __all__ = [
     "Command",
+    "key_batches",
     "parse_cutoff",
 ]
 

@@ -145,13 +145,28 @@ def _install_for_tests(session: nox.Session, django: str) -> None:
     session.install("-e", ".[api,postgres]", django, *TEST_DEPS, *EXAMPLE_DEPS)
 
 
-def _pytest(session: nox.Session, env: dict[str, str | None]) -> None:
-    _pytest_with(session, env)
+def _pytest(session: nox.Session, env: dict[str, str | None], django: str) -> None:
+    # The searches for counterexamples (fuzzers, the model-based history test) take minutes:
+    # they run once per database, on the first Django version; the other sessions run the
+    # rest of the suite. `-m search` in posargs runs them anywhere.
+    first = django == DJANGO_MATRIX[0].args[1]
+    _pytest_with(session, env, *(() if first else ("-m", "not search")))
 
 
 def _pytest_with(session: nox.Session, env: dict[str, str | None], *args: str) -> None:
+    # Two processes (pytest-xdist; each has its own test database): CI has two cores. `-n 0`
+    # in posargs runs in one process.
     session.run(
-        "python", "-m", "pytest", "-p", "no:cacheprovider", *args, *session.posargs, env=env
+        "python",
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-n",
+        "2",
+        *args,
+        *session.posargs,
+        env=env,
     )
 
 
@@ -161,7 +176,7 @@ def tests(session: nox.Session, django: str) -> None:
     """Run the test suite on SQLite."""
     _install_for_tests(session, django)
     # REVY_DB unset: SQLite, even if the caller's shell has the PostgreSQL env loaded.
-    _pytest(session, {"REVY_DB": None})
+    _pytest(session, {"REVY_DB": None}, django)
 
 
 @nox.session
@@ -170,14 +185,16 @@ def tests_postgres(session: nox.Session, django: str) -> None:
     """Run the test suite on PostgreSQL (started with scripts/postgres.sh)."""
     _install_for_tests(session, django)
     # (with --install-only, session.run skips both the server start and pytest)
-    _pytest(session, _postgres_env(session))
+    _pytest(session, _postgres_env(session), django)
 
 
 @nox.session(python="3.11")
 def tests_custom_history(session: nox.Session) -> None:
     """Run the test suite on SQLite with custom history models (REVY_*_MODEL) swapped in."""
     _install_for_tests(session, "django>=5.2,<5.3")
-    _pytest_with(session, {"REVY_DB": None}, "--ds=tests.settings_custom_history")
+    _pytest_with(
+        session, {"REVY_DB": None}, "--ds=tests.settings_custom_history", "-m", "not search"
+    )
 
 
 # Django's own test suite with revy installed (scripts/django_suite.py): what runtests needs

@@ -14,7 +14,14 @@ from rest_framework.authentication import SessionAuthentication, TokenAuthentica
 from example.garage.models import Car, Cylinder, Engine
 from example.ledger.models import Account, Transaction
 from example.organizations.models import Membership, Organization
-from revy_api.rest import DeltaViewSet, HistoryMixin, RevisionContextMixin, RevisionViewSet
+from revy_api.rest import (
+    ChangesViewSet,
+    DeletedViewSet,
+    DeltaViewSet,
+    HistoryMixin,
+    RevisionContextMixin,
+    RevisionViewSet,
+)
 from revy_api.rest.pagination import LinkHeaderPagination
 
 
@@ -129,6 +136,18 @@ class RevisionsViewSet(RevisionViewSet):
 
 class DeltasViewSet(DeltaViewSet):
     """revy's `/deltas/`, with the demo's authentication."""
+
+    authentication_classes = AUTHENTICATION
+
+
+class DeletedObjectsViewSet(DeletedViewSet):
+    """revy's `/deleted/`, with the demo's authentication."""
+
+    authentication_classes = AUTHENTICATION
+
+
+class ChangeFeedViewSet(ChangesViewSet):
+    """revy's `/changes/`, with the demo's authentication."""
 
     authentication_classes = AUTHENTICATION
 

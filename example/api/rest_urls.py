@@ -24,6 +24,8 @@ router.register("cylinders", rest.CylinderViewSet)
 # authentication classes.
 router.register("revisions", rest.RevisionsViewSet, basename="revision")
 router.register("deltas", rest.DeltasViewSet, basename="delta")
+router.register("deleted", rest.DeletedObjectsViewSet, basename="deleted")
+router.register("changes", rest.ChangeFeedViewSet, basename="change")
 
 
 @extend_schema(exclude=True)  # the document does not describe itself, whatever the settings

@@ -2,7 +2,7 @@
 
 - `RevisionContextMixin`: one revision per request, revision headers, `X-Revision-Id`.
 - `HistoryMixin`: `history/`, `snapshot/`, `diff/` and `rollback/` on a ModelViewSet.
-- `revy_api.rest.urls`: `revisions/` (with `revert/`) and `deltas/`.
+- `revy_api.rest.urls`: `revisions/` (with `revert/`), `deltas/`, `deleted/` and `changes/`.
 - `problem_exception_handler`: RFC 9457 problem details, for revy's errors or your whole API.
 """
 
@@ -11,9 +11,11 @@ from revy_api.rest.history import HistoryMixin
 from revy_api.rest.mixins import ProblemDetailsMixin, RevisionContextMixin
 from revy_api.rest.pagination import HistoryCursorPagination
 from revy_api.rest.schema import RevyAutoSchema
-from revy_api.rest.views import DeltaViewSet, RevisionViewSet
+from revy_api.rest.views import ChangesViewSet, DeletedViewSet, DeltaViewSet, RevisionViewSet
 
 __all__ = [
+    "ChangesViewSet",
+    "DeletedViewSet",
     "DeltaViewSet",
     "HistoryCursorPagination",
     "HistoryMixin",

@@ -172,6 +172,7 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
 
 @extend_schema_view(
     list=extend_schema(
+        operation_id="listDeletedObjects",
         summary="Rows of a model deleted now, with their last state, newest first",
         parameters=[
             OpenApiParameter(
@@ -253,6 +254,7 @@ class ChangesViewSet(ProblemDetailsMixin, viewsets.GenericViewSet):
         return visible.prefetch_related("children")
 
     @extend_schema(
+        operation_id="listChanges",
         summary="Every object delta you may see, in commit order, from a cursor",
         parameters=[ChangesQuerySerializer],
         responses=ChangesPageSerializer,

@@ -36,6 +36,9 @@ from tests.conftest import report_line
 from tests.factories import make_book
 from tests.testapp.models import Car, Engine
 
+# A search for counterexamples: once per database per CI run (see noxfile.py).
+pytestmark = pytest.mark.search
+
 EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "25"))
 SDL = schema.as_str()
 HISTORY_QUERY_FIELDS = ["revisions", "revision", "node", "objectHistory", "snapshot", "objectDiff"]

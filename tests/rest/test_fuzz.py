@@ -55,6 +55,9 @@ from revy.contrib.django.utils import get_object_delta_model  # noqa: E402
 from tests.conftest import report_line  # noqa: E402
 from tests.rest.conftest import grant, token_client  # noqa: E402
 
+# A search for counterexamples: once per database per CI run (see noxfile.py).
+pytestmark = pytest.mark.search
+
 EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "4"))
 STEPS = int(os.environ.get("REVY_FUZZ_STEPS", "20"))
 LONG = "REVY_FUZZ_EXAMPLES" in os.environ

@@ -95,7 +95,8 @@ from tests.trustapp.models import (
     Tag,
 )
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# A search for counterexamples: once per database per CI run (see noxfile.py).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.search]
 
 # Profiles -----------------------------------------------------------------------------------
 

@@ -156,9 +156,19 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
             renderers += [NDJSONRenderer(), CSVRenderer()]
         return renderers
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # A method the view does not handle answers 405 whatever `?format=` asks for (DRF
+        # negotiates first, and the export formats exist for `list` only: 404 otherwise).
+        if getattr(self, "action", None) is None:
+            force = True
+        return super().perform_content_negotiation(request, force)
+
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
         renderer = getattr(request, "accepted_renderer", None)
         if isinstance(renderer, ExportRenderer):
+            # An export has no pages, but a bad page size is a 400 as for a page.
+            if self.paginator is not None:
+                self.paginator.get_page_size(request)
             return streaming_export(self.filter_queryset(self.get_queryset()), renderer)
         return super().list(request, *args, **kwargs)
 

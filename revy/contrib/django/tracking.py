@@ -305,10 +305,9 @@ def _record_saved(self, state, saving: _Saving) -> None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
         saved = config.indexes_of(update_fields)
-        stored = config.normalize(current)
-        if not any(
-            stored[index] != base[index] and stored[index] is not DEFERRED for index in saved
-        ):
+        # What the save wrote, values Django set during it (auto_now) included: a save that
+        # only moves an auto_now field changed the row, and history follows the row.
+        if not any(after[index] != base[index] and after[index] is not DEFERRED for index in saved):
             _after_save(self, state, config, update_fields)
             state.pending = transaction_marker(using, own_block=saving.own_block)
             return

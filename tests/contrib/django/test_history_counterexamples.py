@@ -171,7 +171,6 @@ def test_an_update_of_a_joined_field_raises_django_s_own_error():
         Doc.objects.update(owner__code="x")
 
 
-@pytest.mark.xfail(strict=True, reason="Core: a save changing only auto_now fields records nothing")
 def test_a_save_that_only_moves_auto_now_is_recorded():
     item, _ = created(Item, code="a")
     doc, _ = created(Doc, owner=item, title="t")

@@ -140,10 +140,8 @@ def test_tracked_update_fields_save_costs_the_same(user, build):
     assert tracked == untracked + OBJECT_AND_ATTRIBUTE_DELTAS + REVISION
 
 
-@BUILDERS
-def test_a_save_that_changes_nothing_costs_what_django_costs(user, build):
-    book = make_book()
-    instance = build(book)
+def test_a_save_that_changes_nothing_costs_what_django_costs(user):
+    instance = new_review(make_book())
     instance.save()
     model = type(instance)
     untracked = statements(model.objects.get(pk=instance.pk).save)
@@ -152,6 +150,21 @@ def test_a_save_that_changes_nothing_costs_what_django_costs(user, build):
         tracked = statements(loaded.save)
     assert tracked == untracked
     assert history_counts() == (0, 0, 0)
+
+
+def test_a_save_that_only_moves_auto_now_records_it(user):
+    # The row changed (Django set `updated` to now), so history does too: an Update whose
+    # one attribute delta is the system's automatic value, not an actor's change.
+    instance = new_stamped(make_book())
+    instance.save()
+    before = history_counts()
+    untracked = statements(Stamped.objects.get(pk=instance.pk).save)
+    with Context.via_actor(user):
+        loaded = Stamped.objects.get(pk=instance.pk)
+        tracked = statements(loaded.save)
+    assert tracked == untracked + OBJECT_AND_ATTRIBUTE_DELTAS + REVISION
+    revisions, objects, attributes = (a - b for a, b in zip(history_counts(), before, strict=True))
+    assert (revisions, objects, attributes) == (1, 1, 1)
 
 
 # Delete --------------------------------------------------------------------------------------

@@ -291,8 +291,14 @@ def _record_saved(self, state, saving: _Saving) -> None:
     )
     after = config.values_of(self)
     written = config.normalize(after)
+    written_indexes = None if update_fields is None else set(config.indexes_of(update_fields))
     expressions = [
-        index for index in config.recorded if hasattr(current[index], "resolve_expression")
+        index
+        for index in config.recorded
+        if hasattr(current[index], "resolve_expression")
+        # An expression `update_fields` leaves out was not written: it stays the instance's
+        # pending assignment, resolved by the save that writes it.
+        and (written_indexes is None or index in written_indexes)
     ]
     if expressions:
         # F() expressions and database defaults: the values are only known to the database.

@@ -223,7 +223,6 @@ def test_a_content_type_rolled_back_with_the_user_s_transaction_is_not_kept():
     assert [delta.action for delta in history_of(link)] == ["Create"]
 
 
-@pytest.mark.xfail(strict=True, reason="Core: an unsaved expression is taken as saved")
 def test_an_expression_left_out_by_update_fields_is_recorded_when_saved():
     item, _ = created(Item, code="a", count=0)
     with Context():

@@ -134,9 +134,6 @@ KNOWN_BUGS = {
         "test_reverting_the_deletion_of_a_child_creates_its_parent_row_once, "
         "test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation"
     ),
-    "expression_left_unsaved": (
-        "test_an_expression_left_out_by_update_fields_is_recorded_when_saved"
-    ),
 }
 _avoid = os.environ.get("REVY_PROPERTY_AVOID")
 if _avoid is None:

@@ -161,6 +161,10 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
         # negotiates first, and the export formats exist for `list` only: 404 otherwise).
         if getattr(self, "action", None) is None:
             force = True
+        elif not force and request.query_params.get("format") == "":
+            # DRF would ignore it; the document lists the formats there are (found by the
+            # API fuzzer: `?format=` was accepted against the documented enum).
+            raise exceptions.ValidationError({"format": ["Name a format: json, ndjson or csv."]})
         return super().perform_content_negotiation(request, force)
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:

@@ -98,3 +98,10 @@ def test_an_export_checks_the_page_size_as_a_page_does(admin_api):
     response = admin_api.get("/api/deltas/?format=ndjson&page_size=-5")
     assert response.status_code == 400
     assert response.json()["errors"]["page_size"]
+
+
+def test_an_empty_format_is_a_bad_request(admin_api):
+    # Found by the API fuzzer on PostgreSQL: `?format=` answered 200 against the documented enum.
+    response = admin_api.get("/api/deltas/?format=")
+    assert response.status_code == 400
+    assert response.json()["errors"]["format"]

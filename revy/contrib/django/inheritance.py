@@ -13,12 +13,15 @@ table involved.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+from collections.abc import Iterator
 from typing import Any
 
-from revy.contrib.django.recorder import Change, state_json
+from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, children_of, config_for
 
-__all__ = ["related_changes", "with_relatives"]
+__all__ = ["existing_parents", "related_changes", "with_relatives"]
 
 _MIRRORED = ("Create", "Update")
 
@@ -71,6 +74,25 @@ def _translate(source: ModelConfig, target: ModelConfig, change: Change) -> list
     return attributes
 
 
+# Parent rows that existed before a child row was inserted onto them, with their stored
+# values: Django then updates the parent's table instead of inserting into it.
+_existing: contextvars.ContextVar[dict[tuple, tuple] | None] = contextvars.ContextVar(
+    "revy_existing_parents", default=None
+)
+
+
+@contextlib.contextmanager
+def existing_parents(rows: dict[tuple, tuple]) -> Iterator[None]:
+    """While a child row is inserted onto parent rows that exist (`{(model, key): values}`,
+    values as stored), record the parents' changes as updates of those values, not creations.
+    A restore of a multi-table child uses it (the parent row may have been restored first)."""
+    token = _existing.set(rows)
+    try:
+        yield
+    finally:
+        _existing.reset(token)
+
+
 def _for_parent(change: Change, parent: type) -> Change | None:
     config = config_for(parent)
     if config is None:
@@ -78,6 +100,18 @@ def _for_parent(change: Change, parent: type) -> Change | None:
     source = change.config
     values = tuple(change.values[source.indexes[attname]] for attname in config.attnames)
     attributes = _translate(source, config, change)
+    existing = _existing.get()
+    before = None if existing is None else existing.get((parent, config.key(change.pk)))
+    if change.action == "Create" and before is not None:
+        # Inserted onto an existing parent row: the parent was updated, if at all.
+        attributes = [
+            (index, attribute_action(values[index]), before[index], values[index], actor, text)
+            for index, _, _, _, actor, text in attributes
+            if values[index] != before[index]
+        ]
+        if not attributes:
+            return None
+        return _like(change, config, values, attributes, action="Update")
     if change.action == "Update" and not attributes:
         return None  # only the child's own fields changed
     return _like(change, config, values, attributes)
@@ -104,11 +138,17 @@ def _for_child(using: str, child: type, changes: list[Change]) -> list[Change]:
     return mirrored
 
 
-def _like(change: Change, config: ModelConfig, values: tuple, attributes: list[Any]) -> Change:
+def _like(
+    change: Change,
+    config: ModelConfig,
+    values: tuple,
+    attributes: list[Any],
+    action: str | None = None,
+) -> Change:
     return Change(
         config,
         config.pk_of(values),
-        change.action,
+        action or change.action,
         actor=change.actor,
         description=change.description,
         data=state_json(config, values),

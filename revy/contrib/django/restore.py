@@ -15,8 +15,9 @@ from django.db import models, router, transaction
 
 from revy.context import Context
 from revy.contrib.django.encoding import decode
+from revy.contrib.django.inheritance import existing_parents
 from revy.contrib.django.recovery import cascade_of
-from revy.contrib.django.registry import pk_from_content_id
+from revy.contrib.django.registry import config_for, pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.states import (
     ObjectAbsent,
@@ -140,7 +141,16 @@ def _recreate(
     if check is not None:
         check("add", instance)
     if model._meta.parents:
-        instance.save(using=using, force_insert=True)
+        # Django inserts the parent rows that are missing and updates those that exist (one
+        # may have been restored first): history records each parent as what happened to it.
+        existing = {}
+        for parent in model._meta.get_parent_list():
+            config = config_for(parent)
+            if config is not None:
+                for key, row in config.read_rows(using, [instance.pk]).items():
+                    existing[(parent, key)] = config.normalize(row)
+        with existing_parents(existing):
+            instance.save(using=using, force_insert=True)
         return instance
     for field in model._meta.concrete_fields:
         if getattr(field, "auto_now", False):

@@ -257,7 +257,6 @@ def test_bulk_create_through_a_proxy_model_is_recorded():
     assert snapshot(Item, item.pk).code == "a"
 
 
-@pytest.mark.xfail(strict=True, reason="Core: re-creating a child records its parent row twice")
 def test_reverting_the_deletion_of_a_child_creates_its_parent_row_once():
     shop, _ = created(Shop, name="corner")
     deletion = deleted(Shop.objects.get(pk=shop.pk))
@@ -269,7 +268,6 @@ def test_reverting_the_deletion_of_a_child_creates_its_parent_row_once():
     assert list(actions.values_list("action", flat=True)) == ["Create", "Delete", "Create"]
 
 
-@pytest.mark.xfail(strict=True, reason="Core: re-creating a child records its parent row twice")
 def test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation():
     shop, creation = created(Shop, name="corner")
     deleted(Shop.objects.get(pk=shop.pk))

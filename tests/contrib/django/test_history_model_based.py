@@ -129,12 +129,7 @@ EXAMPLES = os.environ.get("REVY_PROPERTY_EXAMPLES")
 # Paths through known core bugs that the machine steps around until main fixes them, so that
 # it keeps finding other bugs instead of the same one. Each is pinned by a strict-xfail test
 # in test_history_counterexamples.py (named here); when that test passes, drop the name.
-KNOWN_BUGS = {
-    "mti_recreate": (
-        "test_reverting_the_deletion_of_a_child_creates_its_parent_row_once, "
-        "test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation"
-    ),
-}
+KNOWN_BUGS = {}
 _avoid = os.environ.get("REVY_PROPERTY_AVOID")
 if _avoid is None:
     AVOID = frozenset(KNOWN_BUGS)

@@ -178,7 +178,9 @@ class RevisionQuery:
         type: Annotated[str, strawberry.argument(description=_TYPE)],
         at: Annotated[
             datetime.datetime,
-            strawberry.argument(description="The moment (after every change made at or before it)."),
+            strawberry.argument(
+                description="The moment (after every change made at or before it)."
+            ),
         ],
         first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
         after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,

@@ -318,7 +318,7 @@ def test_objects_as_of_an_overflowing_moment_never_fails(gql, user, shelf, at):
     assert len(page["edges"]) == expected
 
 
-def test_objects_as_of_with_a_datetime_that_is_none_is_a_graphql_error(gql, user):
+def test_objects_as_of_an_unparsable_datetime_fails_validation(gql, user):
     gql.login(user)
 
     response = gql(AS_OF, {"type": "testapp.book", "at": "yesterday"})
@@ -357,9 +357,7 @@ def test_objects_as_of_bad_arguments_are_bad_requests(gql, user, shelf, variable
     grant(user, "testapp.view_book")
     gql.login(user)
 
-    response = gql(
-        AS_OF, {"type": "testapp.book", "at": shelf["before"].isoformat(), **variables}
-    )
+    response = gql(AS_OF, {"type": "testapp.book", "at": shelf["before"].isoformat(), **variables})
 
     assert response.codes == ["BAD_REQUEST"]
     assert response.errors[0]["extensions"]["argument"] == argument

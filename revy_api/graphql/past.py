@@ -37,7 +37,7 @@ from revy_api.graphql.pages import page_of
 from revy_api.graphql.payloads import recorded_state
 from revy_api.graphql.state import state_of
 from revy_api.graphql.types import ActorRef, ObjectDelta, Revision, prefetch_revisions
-from revy_api.references import type_label
+from revy_api.references import References, type_label
 
 __all__ = [
     "DeletedObject",
@@ -51,6 +51,15 @@ __all__ = [
 
 
 # Deleted rows ------------------------------------------------------------------------------
+
+
+def _actors(deletions: list[Any]) -> References:
+    """The actors of a page of deletions, one query per actor model (the deleted rows
+    themselves, which a page's references would also look for, are gone)."""
+    references = References()
+    for deletion in deletions:
+        references.want(deletion.actor_type_id, deletion.actor_id)
+    return references.load()
 
 
 @strawberry_django.type(
@@ -80,7 +89,7 @@ class DeletedObject:
     @strawberry_django.field(description="Who deleted it; null for the system (a cascade).")
     @django_resolver
     def actor(self, root: Any) -> ActorRef | None:
-        ref = page_of(root).ref(root.actor_type_id, root.actor_id)
+        ref = page_of(root).batch("deleting actors", _actors).ref(root.actor_type_id, root.actor_id)
         return ActorRef(**ref) if ref is not None else None
 
     @strawberry_django.field(description="Why it was deleted.")

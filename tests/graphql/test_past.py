@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from strawberry import relay
 
 from revy import Context
-from revy.contrib.django.history import deleted
+from revy.contrib.django.history import as_of, deleted
 from tests.conftest import count_queries
 from tests.contrib.django.helpers import change, moment
 from tests.factories import make_author
@@ -387,3 +389,38 @@ def test_objects_as_of_costs_the_same_for_2_and_20_rows_and_any_history(gql, use
     assert {edge["node"]["state"]["pages"] for edge in large_data["objectsAsOf"]["edges"]} == {8}
     print(f"objectsAsOf ({gql.view}): {len(small)} queries for 2 rows, {len(large)} for 20")
     assert len(small) == len(large)
+
+
+@given(size=st.integers(min_value=1, max_value=9))
+@settings(
+    max_examples=12,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+def test_pages_of_either_list_are_the_whole_list_once_whatever_their_size(gql, user, size):
+    grant(user, "testapp.view_book")
+    if not Book.objects.exists():  # the same rows for every example
+        author = make_author()
+        with Context(actor=user):
+            for number in range(7):
+                book = Book.objects.create(author=author, title=f"b{number}")
+                change(book, pages=number)
+        deleted_books(5, [user, None])
+    gql.login(user)
+    at = moment()
+
+    def walk(query: str, field: str, **variables) -> list[str]:
+        seen, after = [], None
+        while True:
+            page = gql(query, {**variables, "first": size, "after": after}).ok()[field]
+            seen += [edge["node"]["id"] for edge in page["edges"]]
+            if not page["pageInfo"]["hasNextPage"]:
+                return seen
+            after = page["pageInfo"]["endCursor"]
+
+    past = walk(AS_OF, "objectsAsOf", type="testapp.book", at=at.isoformat())
+    assert past == [str(book.pk) for book in as_of(Book, at).order_by("pk")]
+    gone = walk(DELETED, "deletedObjects", type="testapp.book")
+    assert gone == [deletion.content_id for deletion in deleted(Book)]
+    assert len(past) == 7 and len(gone) == 5

@@ -8,7 +8,8 @@
   framework's authentication classes (tokens work as over REST), every error coded.
 - `history_field()`: a row's history on any strawberry-django type.
 - Types: `Revision`, `ObjectDelta` (Relay nodes), `AttributeDelta`, `ActorRef`, `ContentRef`,
-  their connections, and the results of snapshots, diffs, rollbacks and reverts.
+  their connections, the results of snapshots, diffs, rollbacks and reverts, and the rows of
+  `deletedObjects` (`DeletedObject`) and `objectsAsOf` (`PastObject`).
 
 Errors reach clients as GraphQL errors with a stable `extensions.code` (see
 `revy_api.graphql.errors`).
@@ -20,6 +21,13 @@ from revy_api.graphql.fields import history_field
 from revy_api.graphql.filters import HistoryFilter
 from revy_api.graphql.limits import QueryLimits
 from revy_api.graphql.mutations import RevisionMutation
+from revy_api.graphql.past import (
+    DeletedObject,
+    DeletedObjectConnection,
+    PastObject,
+    PastObjectConnection,
+    PastObjectEdge,
+)
 from revy_api.graphql.payloads import (
     FieldChange,
     ObjectDiff,
@@ -48,6 +56,8 @@ __all__ = [
     "AttributeDelta",
     "ChangesPage",
     "ContentRef",
+    "DeletedObject",
+    "DeletedObjectConnection",
     "DeltaAction",
     "FieldChange",
     "GraphQLView",
@@ -57,6 +67,9 @@ __all__ = [
     "ObjectDelta",
     "ObjectDeltaConnection",
     "ObjectDiff",
+    "PastObject",
+    "PastObjectConnection",
+    "PastObjectEdge",
     "QueryLimits",
     "RevertResult",
     "Revision",

@@ -28,6 +28,12 @@ from revy_api.graphql.connections import page_size, resolve_connection
 from revy_api.graphql.errors import bad_request, not_found, translating_errors
 from revy_api.graphql.filters import HistoryFilter, filter_revisions
 from revy_api.graphql.pages import attach_page
+from revy_api.graphql.past import (
+    DeletedObjectConnection,
+    PastObjectConnection,
+    deleted_objects,
+    objects_as_of,
+)
 from revy_api.graphql.payloads import ObjectDiff, Snapshot, field_changes
 from revy_api.graphql.state import state_of
 from revy_api.graphql.types import (
@@ -145,6 +151,41 @@ class RevisionQuery:
         state.require_view(model, pk)
         deltas = state.history(model, pk, aggregates=bool(aggregates)).order_by("-id")
         return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)
+
+    @strawberry.field(
+        description="The rows of a model that are deleted now (their latest recorded change "
+        "is a deletion), newest deletion first; only deletions you may see."
+    )
+    @django_resolver
+    def deleted_objects(
+        self,
+        info: Info,
+        type: Annotated[str, strawberry.argument(description=_TYPE)],
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> DeletedObjectConnection:
+        return deleted_objects(info, type, first=first, after=after)
+
+    @strawberry.field(
+        description="The rows of a model as they were at a moment, by primary key: rows "
+        "deleted since included, rows created since not (FORBIDDEN without the view of the "
+        "model's history)."
+    )
+    @django_resolver
+    def objects_as_of(
+        self,
+        info: Info,
+        type: Annotated[str, strawberry.argument(description=_TYPE)],
+        at: Annotated[
+            datetime.datetime,
+            strawberry.argument(
+                description="The moment (after every change made at or before it)."
+            ),
+        ],
+        first: Annotated[int | None, strawberry.argument(description=_FIRST)] = None,
+        after: Annotated[str | None, strawberry.argument(description=_AFTER)] = None,
+    ) -> PastObjectConnection:
+        return objects_as_of(info, type, at, first=first, after=after)
 
     @strawberry.field(
         description="A row as it was at one point (the latest recorded state without one); "

@@ -46,6 +46,7 @@ __all__ = [
     "ObjectDeltaConnection",
     "Revision",
     "RevisionConnection",
+    "prefetch_revisions",
 ]
 
 
@@ -123,7 +124,7 @@ class AttributeDelta:
         return _actor(root)
 
 
-def _prefetch_revisions(deltas: list[Any]) -> None:
+def prefetch_revisions(deltas: list[Any]) -> None:
     """Load the revisions of a page of deltas at once, and make them a page of their own."""
     prefetch_related_objects(deltas, "revision")
     attach_page({delta.revision_id: delta.revision for delta in deltas}.values())
@@ -157,7 +158,7 @@ class ObjectDelta(relay.Node):
     @strawberry_django.field(description="The revision this change belongs to.")
     @django_resolver
     def revision(self, root: Any) -> Revision:
-        page_of(root).batch("revisions", _prefetch_revisions)
+        page_of(root).batch("revisions", prefetch_revisions)
         return root.revision
 
     @strawberry_django.field(description="Who made the change; null for the system.")

@@ -41,7 +41,16 @@ pytestmark = pytest.mark.search
 
 EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "25"))
 SDL = schema.as_str()
-HISTORY_QUERY_FIELDS = ["revisions", "revision", "node", "objectHistory", "snapshot", "objectDiff"]
+HISTORY_QUERY_FIELDS = [
+    "revisions",
+    "revision",
+    "node",
+    "objectHistory",
+    "snapshot",
+    "objectDiff",
+    "deletedObjects",
+    "objectsAsOf",
+]
 QUERY_FIELDS = [*HISTORY_QUERY_FIELDS, "books", "cars"]
 MUTATION_FIELDS = ["rollbackObject", "revertRevision"]
 EXAMPLE_SDL = example_schema.as_str()
@@ -99,6 +108,7 @@ def fuzz_client(gql, django_user_model):
         book = make_book(title="Dune")
         car = Car.objects.create(manufacturer="Volvo")
         Engine.objects.create(car=car)
+        make_book(title="Gone").delete()  # for deletedObjects
     for number in range(3):
         with Context(revision_description=f"edit {number}"):
             book.pages = number

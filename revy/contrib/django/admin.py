@@ -2,8 +2,9 @@
 
 `HistoryAdminMixin` replaces a ModelAdmin's "History" page with the object's revy history
 (its aggregates' changes, as far as the viewer may see them), the field changes of each
-delta, and a "Restore this version" button: a POST (CSRF-protected). A restore is recorded as
-a new revision by the requesting user.
+delta (fields by their `verbose_name`, related rows by name), and a "Restore this version"
+button: a POST (CSRF-protected). A restore is recorded as a new revision by the requesting
+user; restoring the state the object already has records nothing and says so.
 
 Access needs both the ModelAdmin and the visibility policy (`revy.contrib.django.access`, the
 one REST and GraphQL ask, `REVY_API["VISIBILITY_POLICY"]`):
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Count, Q
 from django.http import (
     Http404,
@@ -217,17 +219,19 @@ class HistoryAdminMixin:
         deltas = list(
             policy.filter_history(request.user, self.model, pk, aggregates=True)
             .select_related("content_type", "actor_type", "revision")
-            .prefetch_related("children")[: self.history_page_size]
+            .prefetch_related("actor", "children", "children__actor")[: self.history_page_size]
         )
         own_type = None
+        describe = _DiffLabels(request.user, policy, deltas)
         for delta in deltas:
             delta.actor_label = _actor_label(delta)
             delta.changes = [
                 {
-                    "field": child.field_name,
+                    "field": describe.label(delta, child.field_name),
+                    "attname": child.field_name,
                     "action": child.action,
-                    "old": child.old_value,
-                    "new": child.new_value,
+                    "old": describe.value(delta, child.field_name, child.old_value),
+                    "new": describe.value(delta, child.field_name, child.new_value),
                     "actor": _actor_label(child),
                     "description": child.description,
                 }
@@ -299,17 +303,90 @@ def _restore(model_admin: HistoryAdminMixin, request, object_id, delta_id) -> Ht
         actor=request.user,
         revision_description=model_admin.get_revision_description(request, delta),
     ):
+        latest = _latest_delta_id(model_admin.model, pk)
         try:
             history.rollback(model_admin.model, pk, delta=delta, check=check)
         except history.HistoryError as error:
             model_admin.message_user(request, str(error), messages.ERROR)
         else:
-            model_admin.message_user(
-                request, _("The version was restored and recorded as a new revision.")
-            )
+            # A rollback to the state the row has records nothing: say so, claim nothing.
+            if _latest_delta_id(model_admin.model, pk) == latest:
+                message = _("The object already is in this state: nothing was restored.")
+            else:
+                message = _("The version was restored and recorded as a new revision.")
+            model_admin.message_user(request, message, messages.INFO)
     url = reverse(
         f"admin:{opts.app_label}_{opts.model_name}_history",
         args=[object_id],
         current_app=model_admin.admin_site.name,
     )
     return HttpResponseRedirect(url)
+
+
+def _latest_delta_id(model: type[models.Model], pk: Any) -> int | None:
+    """The id of the row's newest delta: a restore that records nothing leaves it as it is."""
+    return history.history_of(model, pk).values_list("pk", flat=True).first()
+
+
+class _DiffLabels:
+    """Field labels and related rows' names for the diffs of one history page.
+
+    Attribute deltas name fields by attname (`engine_id`) and store related rows by key: the
+    page shows the field's `verbose_name` and `str()` of the related row, when it exists and
+    the viewer may see its model's history, else the stored key. The related rows are loaded
+    up front, one query per related model, whatever the number of deltas.
+    """
+
+    def __init__(self, user: Any, policy: VisibilityPolicy, deltas: list[Any]) -> None:
+        self._fields: dict[tuple[int, str], models.Field | None] = {}
+        wanted: dict[models.Field, set[Any]] = {}
+        for delta in deltas:
+            for child in delta.children.all():
+                field = self._field(delta, child.field_name)
+                if field is None or not field.is_relation or not field.many_to_one:
+                    continue
+                for value in (child.old_value, child.new_value):
+                    key = _target_key(field, value)
+                    if key is not None:
+                        wanted.setdefault(field, set()).add(key)
+        self._names: dict[tuple[type[models.Model], str, Any], str] = {}
+        loaded: dict[tuple[type[models.Model], str], set[Any]] = {}
+        for field, keys in wanted.items():
+            target = field.target_field
+            if policy.can_view_model(user, target.model):
+                loaded.setdefault((target.model, target.attname), set()).update(keys)
+        for (model, attname), keys in loaded.items():
+            for row in model._base_manager.filter(**{f"{attname}__in": keys}):
+                self._names[(model, attname, getattr(row, attname))] = str(row)
+
+    def _field(self, delta: Any, attname: str) -> models.Field | None:
+        key = (delta.content_type_id, attname)
+        if key not in self._fields:
+            model = delta.content_type.model_class()
+            fields = {} if model is None else {f.attname: f for f in model._meta.concrete_fields}
+            self._fields[key] = fields.get(attname)
+        return self._fields[key]
+
+    def label(self, delta: Any, attname: str) -> str:
+        """The field's `verbose_name`, or the stored name for a field the model lost."""
+        field = self._field(delta, attname)
+        return attname if field is None else str(field.verbose_name)
+
+    def value(self, delta: Any, attname: str, value: Any) -> Any:
+        """The related row's name for a foreign key, else the stored value."""
+        field = self._field(delta, attname)
+        if field is None or not field.is_relation or not field.many_to_one:
+            return value
+        target = field.target_field
+        key = _target_key(field, value)
+        return self._names.get((target.model, target.attname, key), value)
+
+
+def _target_key(field: models.Field, value: Any) -> Any:
+    """The stored value as the related model's key, or None when no row can have it."""
+    if value is None:
+        return None
+    try:
+        return field.target_field.to_python(value)
+    except (ValidationError, TypeError, ValueError):
+        return None

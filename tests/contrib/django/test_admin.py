@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client, override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from revy import Context
 from revy.contrib.django.access import VisibilityPolicy
 from revy.contrib.django.admin import HistoryAdminMixin
-from tests.factories import history_counts, make_author, object_deltas
+from tests.factories import history_counts, make_author, make_book, object_deltas
 from tests.history_models import ObjectDelta, Revision
 from tests.testapp.models import Author, Book, Car, Cylinder, Engine
 
 pytestmark = pytest.mark.django_db
+
+# The history page: session, user, the object, its deltas, their actors, their attribute
+# deltas, those's actors, and one query per related model named in the diffs.
+HISTORY_PAGE_QUERIES = 8
 
 
 def admin_url(model, view: str) -> str:
@@ -322,14 +328,20 @@ def test_the_policy_decides_the_page_and_the_restore(superuser_client, book):
     assert history_counts() == before
 
 
-def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
-    _, client = staff("testapp.view_car")
+def _car_with_resized_engine():
+    """A car whose engine went from 6 to 8 cylinders (a change in the car's history)."""
     with Context():
         car = Car.objects.create(manufacturer="Volvo")
         engine = Engine.objects.create(car=car, num_cylinders=6)
     with Context():
         engine.num_cylinders = 8
         engine.save()
+    return car
+
+
+def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
+    _, client = staff("testapp.view_car")
+    car = _car_with_resized_engine()
     url = reverse("admin:testapp_car_history", args=[car.pk])
 
     page = client.get(url).content.decode()
@@ -353,3 +365,77 @@ def test_the_delta_and_revision_admins_list_only_what_the_policy_shows(book):
     author_delta = object_deltas(Author)[-1]
     detail = client.get(reverse(admin_url(ObjectDelta, "change"), args=[author_delta.pk]))
     assert detail.status_code == 302  # the admin's answer for an object it does not find
+
+
+# Restoring the current version; labels and related names in diffs ---------------------------
+
+
+def test_restoring_the_current_version_says_so_and_records_nothing(superuser_client, book):
+    _, client = superuser_client
+    current = object_deltas(book)[-1]
+    token = client.get(history_url(book)).cookies["csrftoken"].value
+    before = history_counts()
+
+    response = client.post(restore_url(book, current), {"csrfmiddlewaretoken": token}, follow=True)
+
+    assert response.redirect_chain == [(history_url(book), 302)]
+    shown = [(message.level, str(message)) for message in response.context["messages"]]
+    assert shown == [(messages.INFO, "The object already is in this state: nothing was restored.")]
+    assert history_counts() == before
+    book.refresh_from_db()
+    assert book.title == "Second"
+
+
+def _retitle_author(book, names, actor=None):
+    """Point `book` at a new author per name, one revision each; return the authors."""
+    authors = []
+    for name in names:
+        with Context(actor=actor):
+            book.author = make_author(name=name)
+            book.save()
+        authors.append(book.author)
+    return authors
+
+
+def test_diffs_show_field_labels_and_related_objects_names(superuser_client, book):
+    _, client = superuser_client
+    first_author = book.author
+    _, gone = _retitle_author(book, ["Ann", "Gone"])
+    _retitle_author(book, ["Bea"])
+    gone_pk = gone.pk
+    with Context():
+        gone.delete()  # no book refers to it any more: the diff shows its id
+
+    page = client.get(history_url(book)).content.decode()
+
+    assert ">author_id<" not in page
+    assert '<code title="author_id">author</code>' in page
+    assert f"<del>{first_author.name}</del>" in page and "<ins>Ann</ins>" in page
+    assert f"<del>{gone_pk}</del>" in page and "<ins>Bea</ins>" in page
+
+
+def test_diffs_of_aggregated_rows_show_their_own_fields_labels(superuser_client):
+    _, client = superuser_client
+    car = _car_with_resized_engine()
+
+    page = client.get(reverse("admin:testapp_car_history", args=[car.pk])).content.decode()
+
+    assert '<code title="num_cylinders">num cylinders</code>' in page
+
+
+def _history_page_queries(client, user, changes):
+    """Queries of the history page of a book whose author changed `changes` times."""
+    book = make_book(title=f"Book with {changes} authors")
+    names = [f"Author {changes}.{number}" for number in range(changes)]
+    _retitle_author(book, names, actor=user)
+    client.get(history_url(book))  # the session and the user, loaded as on every page
+    with CaptureQueriesContext(connection) as queries:
+        page = client.get(history_url(book)).content.decode()
+    assert page.count(f"<ins>Author {changes}.") == changes
+    return [query["sql"] for query in queries]
+
+
+def test_the_history_page_needs_the_same_queries_for_1_and_5_changed_relations(superuser_client):
+    user, client = superuser_client
+    one, five = _history_page_queries(client, user, 1), _history_page_queries(client, user, 5)
+    assert len(one) == len(five) == HISTORY_PAGE_QUERIES, five

@@ -25,41 +25,15 @@ from django.db import connections, models, router
 from django.utils import timezone
 
 from revy.contrib.django import events, sqlencoding
+from revy.contrib.django.models import Actions
+from revy.contrib.django.recorder import ATTRIBUTE_DELTA_COLUMNS, OBJECT_DELTA_COLUMNS
 from revy.contrib.django.registry import ModelConfig, content_type_id, is_composite
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
 __all__ = ["ACTION_BASELINE", "SetBasedBaseline"]
 
-ACTION_BASELINE = "Baseline"
-
-_OBJECT_DELTA_COLUMNS = (
-    "revision_id",
-    "actor_type_id",
-    "actor_id",
-    "action",
-    "event_type",
-    "description",
-    "content_type_id",
-    "content_id",
-    "data",
-    "created_at",
-)
-_ATTRIBUTE_DELTA_COLUMNS = (
-    "revision_id",
-    "parent_id",
-    "actor_type_id",
-    "actor_id",
-    "action",
-    "description",
-    "content_type_id",
-    "content_id",
-    "field_name",
-    "old_value",
-    "new_value",
-    "created_at",
-    "automatic",
-)
+ACTION_BASELINE = Actions.BASELINE.value
 
 
 class _Table:
@@ -121,8 +95,8 @@ class SetBasedBaseline:
         self.using = using
         self.connection = connection = connections[using]
         self.quote = connection.ops.quote_name
-        self.deltas = _Table(get_object_delta_model(), _OBJECT_DELTA_COLUMNS, connection)
-        self.attributes = _Table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS, connection)
+        self.deltas = _Table(get_object_delta_model(), OBJECT_DELTA_COLUMNS, connection)
+        self.attributes = _Table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS, connection)
         from revy.contrib.django.models import ObjectDeltaAggregate
 
         self.aggregates = _Table(

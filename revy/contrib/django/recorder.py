@@ -27,6 +27,8 @@ from revy.contrib.django.utils import (
 )
 
 __all__ = [
+    "ATTRIBUTE_DELTA_COLUMNS",
+    "OBJECT_DELTA_COLUMNS",
     "Change",
     "actor_key",
     "after_write",
@@ -54,7 +56,8 @@ class _Automatic:
 
 AUTOMATIC = _Automatic()
 
-_OBJECT_DELTA_COLUMNS = (
+# The history columns revy writes, in the order its INSERTs (and revy_baseline's) list them.
+OBJECT_DELTA_COLUMNS = (
     "revision_id",
     "actor_type_id",
     "actor_id",
@@ -66,7 +69,7 @@ _OBJECT_DELTA_COLUMNS = (
     "data",
     "created_at",
 )
-_ATTRIBUTE_DELTA_COLUMNS = (
+ATTRIBUTE_DELTA_COLUMNS = (
     "revision_id",
     "parent_id",
     "actor_type_id",
@@ -255,7 +258,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
         )
         for change in changes
     ]
-    ids = table(get_object_delta_model(), _OBJECT_DELTA_COLUMNS).insert(using, rows)
+    ids = table(get_object_delta_model(), OBJECT_DELTA_COLUMNS).insert(using, rows)
     attribute_rows = []
     for change, delta_id in zip(changes, ids, strict=True):
         if not change.attributes:
@@ -281,7 +284,7 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
                     actor is AUTOMATIC,
                 )
             )
-    table(get_attribute_delta_model(), _ATTRIBUTE_DELTA_COLUMNS).insert(
+    table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS).insert(
         using, attribute_rows, returning=False
     )
     for hook in _after_write:

@@ -85,7 +85,14 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
     ):
         return _django_update(self, **kwargs)
     using = _write_db(self)
-    if SET_BASED_UPDATES and not self.query.is_sliced and not self.query.combinator:
+    # Querysets Django checks or rewrites before updating (slices, unions, annotations it
+    # inlines or refuses) keep the batched path, which leaves that to Django's update().
+    if (
+        SET_BASED_UPDATES
+        and not self.query.is_sliced
+        and not self.query.combinator
+        and not self.query.annotations
+    ):
         writer = SetBasedUpdate.build(config, using)
         if not isinstance(writer, str):
             with guard(using):

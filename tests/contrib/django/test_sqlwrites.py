@@ -13,8 +13,9 @@ import decimal
 import uuid
 
 import pytest
+from django.core.exceptions import FieldError
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F, Value
+from django.db.models import Count, F, Value
 from django.db.models.functions import Concat
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -139,6 +140,24 @@ def test_an_update_of_an_empty_filter_runs_nothing():
     with Context(), StatementCounter() as counter:
         assert Book.objects.filter(pk__in=[]).update(title="none") == 0
     assert counter.statements == 0
+
+
+def test_django_refuses_what_it_refuses_without_revy():
+    # Found by Django's own test suite: ordering by an aggregate is refused by update().
+    Book.objects.create(author=make_author(), title="a")
+    with Context(), pytest.raises(FieldError, match="ordering by an aggregate"):
+        Book.objects.annotate(n=Count("tags")).order_by("n").update(title="b")
+    with Context(), pytest.raises(TypeError, match="slice"):
+        Book.objects.all()[:1].update(title="b")
+
+
+def test_annotations_referenced_by_the_values_are_inlined_as_django_does():
+    book = Book.objects.create(author=make_author(), title="a", pages=2)
+    with Context():
+        Book.objects.annotate(double=F("pages") * 2).update(pages=F("double"))
+    book.refresh_from_db()
+    assert book.pages == 4
+    assert changes(object_deltas(book)[-1])["pages"][0][1:3] == (2, 4)
 
 
 def test_a_failing_update_writes_nothing_and_raises_what_django_raises():

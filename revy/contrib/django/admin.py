@@ -559,6 +559,7 @@ class HistoryAdminMixin:
                 {
                     "deletion": deletion,
                     "state": state,
+                    "name": _name(state),
                     "actor": _actor_label(deletion),
                     "history_url": self._url("history", object_id),
                     "recover_url": (
@@ -766,7 +767,7 @@ class _ObjectNames:
         row = self._rows.get((delta.content_type_id, delta.content_id))
         if row is None and delta.data is not None:
             row = build_instance(model, delta.data)
-        label = str(row) if row is not None else f"#{delta.content_id}"
+        label = _name(row) if row is not None else f"#{delta.content_id}"
         pk = pk_from_content_id(model, delta.content_id)
         return (
             f"{model._meta.verbose_name}: {label}",
@@ -842,7 +843,7 @@ def _write_row(
     return {
         "action": write.action,
         "verb": _VERBS[write.action],
-        "object": f"{opts.verbose_name}: {write.instance}",
+        "object": f"{opts.verbose_name}: {_name(write.instance)}",
         "url": _admin_history_url(site, write.model, write.pk),
         "changes": [
             {
@@ -854,11 +855,23 @@ def _write_row(
             for change in write.changes
         ],
         "effects": [
-            f"{_VERBS[action]} {type(row)._meta.verbose_name}: {row}" for action, row in effects
+            f"{_VERBS[action]} {type(row)._meta.verbose_name}: {_name(row)}"
+            for action, row in effects
         ]
         + ([_("and %(count)s rows you may not see") % {"count": hidden}] if hidden else []),
         "refused": write.refused,
     }
+
+
+def _name(row: models.Model) -> str:
+    """`str(row)`, or its model and key when that needs a row that is gone.
+
+    A deleted row's `__str__` may follow a foreign key to a row deleted with it.
+    """
+    try:
+        return str(row)
+    except ObjectDoesNotExist:
+        return f"{type(row)._meta.verbose_name} #{row.pk}"
 
 
 def _can_see(user: Any, policy: VisibilityPolicy, row: models.Model) -> bool:

@@ -180,6 +180,7 @@ def revert_preview(revision: models.Model, *, check: Check | None = None) -> Res
                 _checked(PlannedWrite("change", model, pk, instance, changes, delta=delta), check)
             )
             states[key] = after
+    _link([write.instance for write in preview.writes if write.action == "add"])
     return preview
 
 
@@ -240,4 +241,26 @@ def rollback_preview(
                 "add", row.model, row.pk, instance, _changes(None, _state_of(instance))
             )
             preview.writes.append(_checked(write, check))
+        _link([write.instance for write in preview.writes])
     return preview
+
+
+def _link(instances: list[models.Model]) -> None:
+    """Point the foreign keys of rows re-created together at each other's instances.
+
+    A re-created row's `__str__` may name the row it refers to ("Engine of Trabant 601"),
+    which does not exist yet: it is one of the others.
+    """
+    found = {(type(row)._meta.concrete_model, row.pk): row for row in instances}
+    for row in instances:
+        for relation in type(row)._meta.concrete_fields:
+            if (
+                not (relation.many_to_one or relation.one_to_one)
+                or not relation.target_field.primary_key
+            ):
+                continue
+            target = found.get(
+                (relation.related_model._meta.concrete_model, relation.value_from_object(row))
+            )
+            if target is not None:
+                setattr(row, relation.name, target)

@@ -360,7 +360,8 @@ def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
     page = client.get(url).content.decode()
 
     assert "testapp.car.created" in page
-    assert "testapp.engine" not in page and "<ins>8</ins>" not in page
+    # (Not "<ins>8</ins>": on PostgreSQL the car itself may get id 8.)
+    assert "testapp.engine" not in page and 'title="num_cylinders"' not in page
 
 
 def test_the_delta_and_revision_admins_list_only_what_the_policy_shows(book):

@@ -510,3 +510,44 @@ def test_permissions_of_the_revision_pages_are_the_revision_admins():
     revision = Revision.objects.latest("id")
     assert client.get(revision_url(revision)).status_code == 403
     assert Permission.objects.filter(codename=f"view_{Revision._meta.model_name}").exists()
+
+
+# Rows whose name needs a row deleted with them (the demo's engines name their car) -----------
+
+
+@pytest.fixture
+def scrapped_demo_car():
+    from example.garage.models import Car as DemoCar
+    from example.garage.models import Cylinder as DemoCylinder
+    from example.garage.models import Engine as DemoEngine
+
+    with Context(revision_description="Build"):
+        car = DemoCar.objects.create(manufacturer="Trabant", model="601")
+        engine = DemoEngine.objects.create(car=car, num_cylinders=2)
+        for position in (1, 2):
+            DemoCylinder.objects.create(engine=engine, position=position)
+    pk = car.pk
+    with Context(revision_description="Scrap"):
+        car.delete()
+    return pk, object_deltas(DemoCar, pk)[-1]
+
+
+@pytest.mark.urls("example.project.urls")
+def test_pages_name_deleted_rows_whose_name_needs_a_row_deleted_with_them(
+    superuser_client, scrapped_demo_car
+):
+    _, client = superuser_client
+    pk, deletion = scrapped_demo_car
+
+    recover = client.get(f"/admin/garage/car/{pk}/history/restore/{deletion.pk}/")
+    revision = client.get(revision_url(deletion.revision))
+    revert = client.get(revert_url(deletion.revision))
+    engines = client.get("/admin/garage/engine/revy-deleted/")
+
+    assert recover.status_code == revision.status_code == revert.status_code == 200
+    # Re-created together: the engine is named after the car re-created with it.
+    assert "engine: Engine of Trabant 601" in recover.content.decode()
+    assert "Cylinder 2 of Engine of Trabant 601" in recover.content.decode()
+    assert "engine #" in revision.content.decode()
+    assert "Engine of Trabant 601" in revert.content.decode()
+    assert engines.status_code == 200 and "engine #" in engines.content.decode()

@@ -268,7 +268,7 @@ class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         check = functools.partial(policy.check_restore, request.user)
         preview = previews.revert_preview(revision, check=check)
         shown = _visible(preview.conflicts, request.user, policy)
-        describe = _ValueLabels(request.user, policy, _preview_values(preview.writes))
+        describe = _preview_labels(request.user, policy, preview.writes)
         context = {
             **self.admin_site.each_context(request),
             **self._page_context(request, revision),
@@ -504,12 +504,10 @@ class HistoryAdminMixin:
         except history.HistoryError as error:
             self.message_user(request, str(error), messages.ERROR)
             return HttpResponseRedirect(self._url("history", object_id))
-        describe = _ValueLabels(request.user, policy, _preview_values(preview.writes))
-        opts = self.model._meta
+        describe = _preview_labels(request.user, policy, preview.writes)
         context = {
             **self._base_context(request, object_id, obj),
-            "title": _("Restore %(object)s?")
-            % {"object": obj if obj is not None else f"{opts.verbose_name} {pk}"},
+            "title": _("Restore %(object)s?") % {"object": _name(state)},
             "delta": delta,
             "writes": [
                 _write_row(write, describe, self.admin_site, request.user, policy)
@@ -807,13 +805,26 @@ def _conflict_row(conflict: Any) -> dict[str, Any]:
     }
 
 
-def _preview_values(writes: list[previews.PlannedWrite]) -> list[tuple[Any, str, Any]]:
-    return [
-        (write.model, change.attname, value)
+def _preview_labels(
+    user: Any, policy: VisibilityPolicy, writes: list[previews.PlannedWrite]
+) -> _ValueLabels:
+    """Labels for a preview's values; keys of rows re-created with it are named too."""
+    describe = _ValueLabels(
+        user,
+        policy,
+        (
+            (write.model, change.attname, value)
+            for write in writes
+            for change in write.changes
+            for value in (change.old, change.new)
+        ),
+    )
+    describe.name_rows(
+        write.instance
         for write in writes
-        for change in write.changes
-        for value in (change.old, change.new)
-    ]
+        if write.action == "add" and policy.can_view_model(user, write.model)
+    )
+    return describe
 
 
 _VERBS = {"add": _("Re-create"), "change": _("Change"), "delete": _("Delete")}
@@ -895,7 +906,11 @@ class _ValueLabels:
         wanted: dict[models.Field, set[Any]] = {}
         for model, attname, value in values:
             field = self._field(model, attname)
-            if field is None or not field.is_relation or not field.many_to_one:
+            if (
+                field is None
+                or not field.is_relation
+                or not (field.many_to_one or field.one_to_one)
+            ):
                 continue
             key = _target_key(field, value)
             if key is not None:
@@ -909,6 +924,12 @@ class _ValueLabels:
         for (model, attname), keys in loaded.items():
             for row in model._base_manager.filter(**{f"{attname}__in": keys}):
                 self._names[(model, attname, getattr(row, attname))] = str(row)
+
+    def name_rows(self, rows: Iterable[models.Model]) -> None:
+        """Name these rows too (rows about to be re-created, which the database lacks)."""
+        for row in rows:
+            model = type(row)._meta.concrete_model
+            self._names.setdefault((model, model._meta.pk.attname, row.pk), _name(row))
 
     def _field(self, model: Any, attname: str) -> models.Field | None:
         key = (model, attname)
@@ -925,7 +946,7 @@ class _ValueLabels:
     def value(self, model: Any, attname: str, value: Any) -> Any:
         """The related row's name for a foreign key, else the stored value."""
         field = self._field(model, attname)
-        if field is None or not field.is_relation or not field.many_to_one:
+        if field is None or not field.is_relation or not (field.many_to_one or field.one_to_one):
             return value
         target = field.target_field
         key = _target_key(field, value)

@@ -548,6 +548,10 @@ def test_pages_name_deleted_rows_whose_name_needs_a_row_deleted_with_them(
     # Re-created together: the engine is named after the car re-created with it.
     assert "engine: Engine of Trabant 601" in recover.content.decode()
     assert "Cylinder 2 of Engine of Trabant 601" in recover.content.decode()
+    # The engine's car, about to be re-created, is named too (not by its id).
+    assert '<code title="car_id">car</code>' in recover.content.decode()
+    assert "<ins>Trabant 601</ins>" in recover.content.decode()
+    assert "Restore Trabant 601?" in recover.content.decode()
     assert "engine #" in revision.content.decode()
     assert "Engine of Trabant 601" in revert.content.decode()
     assert engines.status_code == 200 and "engine #" in engines.content.decode()

@@ -38,6 +38,7 @@ __all__ = [
     "state_of",
     "watch",
     "watch_new",
+    "watched_pks",
 ]
 
 
@@ -198,7 +199,7 @@ def attribute(
     if current is None:
         current = config.values_of(instance)
     checkpoint = state.checkpoint
-    if checkpoint is not None and current == checkpoint:
+    if checkpoint is not None and config.same_row(current, checkpoint):
         return current
     # What is kept (spans, checkpoint) must not change when the instance's values are
     # changed in place afterwards.
@@ -211,7 +212,7 @@ def attribute(
         old = None if checkpoint is None else checkpoint[index]
         if new is old or new is DEFERRED or old is DEFERRED:
             continue
-        if checkpoint is not None and new == old:
+        if checkpoint is not None and config.same(index, new, old):
             continue
         chain = spans.get(index)
         if chain is None:
@@ -225,6 +226,24 @@ def attribute(
             chain.append([actor, description, old, new])
     state.checkpoint = current
     return current
+
+
+def watched_pks(model: type[models.Model]) -> list[Any]:
+    """The primary keys of the instances of `model` this context watches with a known base:
+    those whose base a bulk write must refresh (`refresh_bases`)."""
+    scope = enabled_scope()
+    if scope is None:
+        return []
+    concrete = model._meta.concrete_model
+    found = []
+    for ref in scope.tracked:
+        instance = ref()
+        if instance is None or instance._meta.concrete_model is not concrete:
+            continue
+        state = state_of(instance)
+        if state is not None and state.base is not None and instance.pk is not None:
+            found.append(instance.pk)
+    return found
 
 
 def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str) -> None:

@@ -29,61 +29,12 @@ from revy.contrib.django.models import Actions
 from revy.contrib.django.recorder import ATTRIBUTE_DELTA_COLUMNS, OBJECT_DELTA_COLUMNS
 from revy.contrib.django.registry import ModelConfig, content_type_id, is_composite
 from revy.contrib.django.snapshots import STATE_ACTIONS
+from revy.contrib.django.sqlwrites import HistoryTable
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
 __all__ = ["ACTION_BASELINE", "SetBasedBaseline"]
 
 ACTION_BASELINE = Actions.BASELINE.value
-
-
-class _Table:
-    """A history table's quoted name and columns: revy's, then a custom model's extra ones
-    (given their default, as the Python path gives them)."""
-
-    def __init__(self, model: type[models.Model], attnames: tuple[str, ...], connection) -> None:
-        opts = model._meta
-        quote = connection.ops.quote_name
-        by_attname = {field.attname: field for field in opts.concrete_fields}
-        self.name = quote(opts.db_table)
-        # As `inserts.Table`: columns with a database default (a delta's transaction_id) are
-        # left out, for the database to fill in within the same statement.
-        self.extra = [
-            field
-            for field in opts.concrete_fields
-            if field.attname not in attnames
-            and not field.primary_key
-            and not field.has_db_default()
-        ]
-        self.columns = ", ".join(
-            quote(field.column) for field in [by_attname[name] for name in attnames] + self.extra
-        )
-        self.pk = quote(opts.pk.column)
-        self.connection = connection
-
-    @property
-    def insert(self) -> str:
-        return f"INSERT INTO {self.name} ({self.columns}) "
-
-    def with_ctes(self, statement: str, ctes: str) -> str:
-        """`statement` (an INSERT into this table) with common table expressions before its
-        SELECT."""
-        assert statement.startswith(self.insert)
-        return f"{self.insert}WITH {ctes} {statement[len(self.insert) :]}"
-
-    def unsupported(self) -> str | None:
-        for field in self.extra:
-            if field.unique:
-                return f"the history model's extra field {field.name} is unique"
-        return None
-
-    def extra_values(self) -> tuple[str, list[Any]]:
-        """SQL placeholders and parameters of the extra columns (leading comma included)."""
-        if not self.extra:
-            return "", []
-        values = [
-            field.get_db_prep_save(field.get_default(), self.connection) for field in self.extra
-        ]
-        return ", " + ", ".join(["%s"] * len(values)), values
 
 
 class SetBasedBaseline:
@@ -95,11 +46,13 @@ class SetBasedBaseline:
         self.using = using
         self.connection = connection = connections[using]
         self.quote = connection.ops.quote_name
-        self.deltas = _Table(get_object_delta_model(), OBJECT_DELTA_COLUMNS, connection)
-        self.attributes = _Table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS, connection)
+        self.deltas = HistoryTable(get_object_delta_model(), OBJECT_DELTA_COLUMNS, connection)
+        self.attributes = HistoryTable(
+            get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS, connection
+        )
         from revy.contrib.django.models import ObjectDeltaAggregate
 
-        self.aggregates = _Table(
+        self.aggregates = HistoryTable(
             ObjectDeltaAggregate, ("delta_id", "content_type_id", "content_id"), connection
         )
         self.encoders = {
@@ -132,7 +85,7 @@ class SetBasedBaseline:
         if sqlencoding.text_key(config.fields[config.pk_index], connection, "c0") is None:
             return "a primary key without a SQL text form"
         for model_ in (get_object_delta_model(), get_attribute_delta_model()):
-            table = _Table(model_, (), connection)
+            table = HistoryTable(model_, (), connection)
             reason = table.unsupported()
             if reason is not None:
                 return reason

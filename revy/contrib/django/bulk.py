@@ -31,15 +31,21 @@ from revy.contrib.django import attribution, deletion, recorder, tracking
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
+from revy.contrib.django.sqlwrites import SetBasedUpdate
 from revy.contrib.django.transactions import atomic_unit, guard
 
 __all__ = [
+    "SET_BASED_UPDATES",
     "install",
     "uninstall",
 ]
 
 
 DEFERRED = models.DEFERRED
+
+# QuerySet.update() on PostgreSQL is recorded in its own statement where `SetBasedUpdate`
+# can (see `sqlwrites`); tests turn this off to compare with the Python path.
+SET_BASED_UPDATES = True
 
 _django_update = QuerySet.update
 _django_bulk_create = QuerySet.bulk_create
@@ -79,6 +85,18 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
     ):
         return _django_update(self, **kwargs)
     using = _write_db(self)
+    if SET_BASED_UPDATES and not self.query.is_sliced and not self.query.combinator:
+        writer = SetBasedUpdate.build(config, using)
+        if not isinstance(writer, str):
+            with guard(using):
+                done = writer.run(self, kwargs, attribution.watched_pks(self.model))
+            if done is not None:
+                count, updated = done
+                self._result_cache = None
+                if updated:
+                    rows = config.read_rows(using, updated)
+                    attribution.refresh_bases(self.model, rows, using)
+                return count
     indexes = frozenset(config.index_of(name) for name in kwargs)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
@@ -156,7 +174,9 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
         created = _django_bulk_create(self, objs, *args, **kwargs)
         for obj, values in zip(objs, assigned, strict=True):
             after = config.values_of(obj)
-            if after != values:  # values Django or the database set are the system's
+            if not config.same_row(
+                after, values
+            ):  # values Django or the database set are the system's
                 state = attribution.state_of(obj)
                 attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
         if upsert:

@@ -178,7 +178,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         attributes = [
             (index, attribute_action(new), old, new, None, deletion_description)
             for index, (old, new) in enumerate(zip(row, after, strict=True))
-            if old != new and index in config.recorded
+            if not config.same(index, old, new) and index in config.recorded
         ]
         if attributes:
             changes.append(

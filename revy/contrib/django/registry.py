@@ -34,6 +34,7 @@ __all__ = [
     "is_composite",
     "is_tracked",
     "pk_from_content_id",
+    "same_json",
     "stored_form",
     "through_models",
     "tracked_models",
@@ -61,6 +62,7 @@ class ModelConfig:
         "fields",
         "has_aggregates",
         "indexes",
+        "json",
         "label",
         "links",
         "masked",
@@ -115,6 +117,13 @@ class ModelConfig:
             index
             for index, field in enumerate(self.fields)
             if field.get_internal_type() in _MUTABLE_TYPES
+        )
+        # JSON values Python finds equal although the database stores different ones: 0 and
+        # false, 1 and true (`same`).
+        self.json = frozenset(
+            index
+            for index, field in enumerate(self.fields)
+            if field.get_internal_type() == "JSONField"
         )
         self.normalizers = tuple(
             (index, normalizer)
@@ -239,6 +248,17 @@ class ModelConfig:
                     return value
         return value
 
+    def same(self, index: int, a: Any, b: Any) -> bool:
+        """True when two values of one field are the same stored value (`0` and `False` are
+        not, in a JSONField)."""
+        return a == b and (index not in self.json or same_json(a, b))
+
+    def same_row(self, a: tuple | None, b: tuple | None) -> bool:
+        """`same` for every field of two rows."""
+        if a != b:
+            return False
+        return not self.json or a is None or all(same_json(a[i], b[i]) for i in self.json)
+
     def values_of(self, instance: models.Model) -> tuple:
         """Return the instance's current field values, `DEFERRED` for fields not loaded."""
         # Hot path: one C-level itemgetter call when every field is loaded.
@@ -251,6 +271,25 @@ class ModelConfig:
 
 _MUTABLE_TYPES = frozenset({"JSONField", "ArrayField", "HStoreField"})
 _CONTAINERS = (dict, list)
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Equality of JSON values: as Python's, except that booleans equal booleans only."""
+    if type(a) is bool or type(b) is bool:
+        return type(a) is type(b) and a == b
+    if type(a) is dict:
+        return (
+            type(b) is dict
+            and a.keys() == b.keys()
+            and all(same_json(value, b[key]) for key, value in a.items())
+        )
+    if type(a) in (list, tuple):
+        return (
+            type(b) in (list, tuple)
+            and len(a) == len(b)
+            and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+        )
+    return a == b
 
 
 def _copy(value: Any) -> Any:

@@ -20,18 +20,24 @@ from revy.contrib.django.inserts import table
 from revy.contrib.django.utils import get_revision_model
 
 __all__ = [
+    "REVISION_COLUMNS",
     "adopt_revision",
+    "created_revision",
     "current_revision",
     "current_revision_id",
+    "existing_revision_id",
     "marker_alive",
+    "new_revision_values",
     "pending_revision",
+    "revision_row",
     "transaction_marker",
     "update_revision_metadata",
     "written_revisions",
 ]
 
 
-_REVISION_COLUMNS = ("description", "created_at", "metadata")
+# The columns of a revision revy writes (a custom revision model's others get their default).
+REVISION_COLUMNS = ("description", "created_at", "metadata")
 
 
 def transaction_marker(using: str, own_block: bool = False) -> tuple | None:
@@ -122,15 +128,55 @@ class _RevisionHolder:
 
 def _new_revision(using: str, metadata: dict | None) -> _RevisionHolder:
     model = get_revision_model()
-    now = timezone.now()
-    connection = connections[using]
-    description = Context.get_revision_description() or ""
-    (pk,) = table(model, _REVISION_COLUMNS).insert(
-        using,
-        [(description, connection.ops.adapt_datetimefield_value(now), encode(metadata or {}))],
-    )
-    values = {"description": description, "created_at": now, "metadata": metadata or {}}
+    values = _revision_values(metadata)
+    (pk,) = table(model, REVISION_COLUMNS).insert(using, [revision_row(values, using)])
     return _RevisionHolder(model, pk, values, using)
+
+
+def _revision_values(metadata: dict | None) -> dict[str, Any]:
+    return {
+        "description": Context.get_revision_description() or "",
+        "created_at": timezone.now(),
+        "metadata": metadata or {},
+    }
+
+
+def revision_row(values: dict[str, Any], using: str) -> tuple:
+    """The database values of a new revision's `REVISION_COLUMNS`, from `new_revision_values`."""
+    connection = connections[using]
+    return (
+        values["description"],
+        connection.ops.adapt_datetimefield_value(values["created_at"]),
+        encode(values["metadata"]),
+    )
+
+
+def existing_revision_id(using: str) -> Any | None:
+    """The id of the revision the next write on `using` goes to, if its row exists already
+    (a revision given to the context, or the scope's, created by an earlier write); None when
+    that write would create it. Nothing is written."""
+    revision = Context.get_revision()
+    if revision is not None:
+        return _given_revision(revision, using).pk
+    scope = current_scope()
+    if scope is None:
+        return None
+    holder = scope.extras.get(("revision", using))
+    return holder.pk if holder is not None and holder.is_valid(using) else None
+
+
+def new_revision_values(using: str) -> dict[str, Any]:
+    """The field values of the revision a write on `using` would create now, for writers that
+    create it in their own statement (see `created_revision`)."""
+    scope = current_scope()
+    return _revision_values(scope.extras.get("metadata") if scope is not None else None)
+
+
+def created_revision(using: str, pk: Any, values: dict[str, Any]) -> None:
+    """Make the revision a writer created with `new_revision_values` the scope's revision."""
+    scope = current_scope()
+    if scope is not None:
+        scope.extras[("revision", using)] = _RevisionHolder(get_revision_model(), pk, values, using)
 
 
 def current_revision(using: str) -> models.Model:

@@ -275,9 +275,11 @@ def _written(instance, saving: _Saving, adding: bool) -> bool:
         for index in config.indexes_of(saving.update_fields)
         if current[index] is not DEFERRED
         and not hasattr(current[index], "resolve_expression")
-        and current[index] != base[index]
+        and not config.same(index, current[index], base[index])
     ]
-    return bool(changed) and all(row[index] == current[index] for index in changed)
+    return bool(changed) and all(
+        config.same(index, row[index], current[index]) for index in changed
+    )
 
 
 def _record_saved(self, state, saving: _Saving) -> None:
@@ -303,7 +305,9 @@ def _record_saved(self, state, saving: _Saving) -> None:
     if expressions:
         # F() expressions and database defaults: the values are only known to the database.
         written = _resolve_expressions(state, config, using, current, written, expressions)
-    if after != state.checkpoint:  # values Django set during the save are the system's
+    if not config.same_row(
+        after, state.checkpoint
+    ):  # values Django set during the save are the system's
         attribute(self, state, config, AUTOMATIC, "", after)
     spans = state.spans or {}
     after = written
@@ -313,8 +317,12 @@ def _record_saved(self, state, saving: _Saving) -> None:
         saved = config.indexes_of(update_fields)
         # What the save wrote, values Django set during it (auto_now) included: a save that
         # only moves an auto_now field changed the row, and history follows the row.
-        if not any(after[index] != base[index] and after[index] is not DEFERRED for index in saved):
-            _after_save(self, state, config, update_fields)
+        if not any(
+            after[index] is not DEFERRED and not config.same(index, after[index], base[index])
+            for index in saved
+        ):
+            # `written`, not the instance: an expression that changed nothing is no value.
+            _after_save(self, state, config, update_fields, base, written)
             state.pending = transaction_marker(using, own_block=saving.own_block)
             return
         change = update_change(config, self, base, after, saved, spans, actor, description)
@@ -373,7 +381,7 @@ def creation_change(config, instance, after, spans, actor, description) -> Chang
         for position, (span_actor, span_description, _, new) in enumerate(chain):
             # An expression (Now(), Lower(...)) stands for the value the database stored.
             new = after[index] if hasattr(new, "resolve_expression") else config.normal(index, new)
-            if position and new == old:
+            if position and config.same(index, new, old):
                 continue
             attributes.append((index, ACTION_SET, old, new, span_actor, span_description))
             old = new
@@ -401,14 +409,14 @@ def update_change(config, instance, base, after, saved, spans, actor, descriptio
         if index not in saved:
             continue
         start, final = base[index], after[index]
-        if final is DEFERRED or final == start:
+        if final is DEFERRED or config.same(index, final, start):
             continue
         chain = spans.get(index) or [[actor, description, start, final]]
         old = start
         for span_actor, span_description, _, new in chain:
             # An expression (F(), Lower(...)) stands for the value the database stored.
             new = final if hasattr(new, "resolve_expression") else config.normal(index, new)
-            if new != old:
+            if not config.same(index, new, old):
                 attributes.append(
                     (index, attribute_action(new), old, new, span_actor, span_description)
                 )

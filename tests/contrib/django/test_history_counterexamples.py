@@ -8,6 +8,7 @@ the marker and the switch go, and the test stays as its regression test.
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import pytest
@@ -20,7 +21,8 @@ from django.db.models.functions import Lower
 from revy import Context
 from revy.contrib.django import registry
 from revy.contrib.django.history import diff, history_of, revert, rollback, snapshot
-from tests.contrib.django.helpers import change, created, deleted, last_revision
+from tests.contrib.django.helpers import change, changed_fields, created, deleted, last_revision
+from tests.factories import object_deltas
 from tests.trustapp.models import Doc, Group, Item, Membership, Place, ProxyItem, Shop, Stock, Tag
 
 pytestmark = pytest.mark.django_db
@@ -298,3 +300,46 @@ def test_ignore_conflicts_on_a_model_with_a_json_field_is_recorded():
     b, c = Item.objects.get(code="b"), Item.objects.get(code="c")
     assert [delta.action for delta in history_of(Item, b.pk)] == ["Create"]
     assert snapshot(Item, c.pk).data == c.data == {"z": 1, "a": [2, {"k": None}]}
+
+
+def test_an_expression_saved_without_effect_is_not_kept_as_the_value_history_compares_with():
+    # F("count") + 0 changes nothing, and the instance still holds the expression afterwards:
+    # the next save's old value was that expression (recorded as its repr), not the count.
+    item = Item.objects.create(code="f0", count=5)
+    with Context():
+        item.count = F("count") + 0
+        item.save(update_fields=["code", "count"])
+        item.count = F("count") + 2
+        item.save()
+
+    last = object_deltas(item)[-1]
+    assert changed_fields(last) == {"count": (5, 7)}
+
+
+JSON_CHANGES = [(0, False), (1, True), ({"a": 0}, {"a": False}), ([1], [True])]
+
+
+@pytest.mark.parametrize(("old", "new"), JSON_CHANGES)
+def test_a_json_value_python_finds_equal_to_the_old_one_is_recorded_by_save(old, new):
+    # 0 == False and 1 == True in Python; in JSON they are different values, and the
+    # database stores the new one.
+    item = Item.objects.create(code="j0", data=old)
+    with Context():
+        item.data = new
+        item.save()
+
+    last = object_deltas(item)[-1]
+    assert last.action == "Update"
+    assert json.dumps(last.data["data"]) == json.dumps(new)
+    assert json.dumps(changed_fields(last)["data"]) == json.dumps([old, new])
+
+
+@pytest.mark.parametrize(("old", "new"), JSON_CHANGES)
+def test_a_json_value_python_finds_equal_to_the_old_one_is_recorded_by_update(old, new):
+    item = Item.objects.create(code="j1", data=old)
+    with Context():
+        Item.objects.filter(pk=item.pk).update(data=new)
+
+    last = object_deltas(item)[-1]
+    assert last.action == "Update"
+    assert json.dumps(changed_fields(last)["data"]) == json.dumps([old, new])

@@ -166,7 +166,7 @@ class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     date_hierarchy = "created_at"
     revision_template = "revy/admin/revision.html"
     revert_template = "revy/admin/revert_preview.html"
-    #: The changes listed on a revision page (its newest first are not cut: oldest first).
+    #: At most this many changes are listed on a revision page (oldest first); the rest are counted.
     revision_page_size = 200
 
     def get_queryset(self, request: HttpRequest):

@@ -42,7 +42,7 @@ TEST_DEPS = [
 EXAMPLE_DEPS = ["graphene-django-graphiql-static"]
 # The browser tests drive Debian's chromium (/usr/bin/chromium) through Playwright, whose wheel
 # ships its driver: no browser is ever downloaded (`playwright install` is never run).
-BROWSER_DEPS = ["playwright"]
+BROWSER_DEPS = ["playwright", "pillow"]
 # Pinned so that a new ruff release can't turn a green build red on its own.
 LINT_DEPS = ["ruff==0.17.6"]
 # The type checker and the stubs it reads Django and DRF through; pinned for the same reason.

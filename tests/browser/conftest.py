@@ -146,3 +146,39 @@ def log_in(page: Any, username: str = "admin", password: str = "admin") -> None:
     page.fill("#id_password", password)
     page.click("input[type=submit]")
     page.wait_for_url("**/admin/")
+
+
+@pytest.fixture
+def screenshots(tmp_path: Any) -> Any:
+    """Save a page's screenshot and check it; returns the saving function.
+
+    Saved under `REVY_SCREENSHOT_DIR` when set (the nox session keeps them for review), else
+    in the test's temporary directory. Each is checked to be a PNG of the whole viewport that
+    shows a page (not one flat colour), and that the page fits the viewport's width: nothing,
+    diffs included, makes it scroll sideways.
+    """
+    from pathlib import Path
+
+    directory = Path(os.environ.get("REVY_SCREENSHOT_DIR") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def save(page: Any, name: str) -> Path:
+        from io import BytesIO
+
+        from PIL import Image
+
+        path = directory / f"{name}.png"
+        data = page.screenshot(path=str(path))
+        image = Image.open(BytesIO(data))
+        viewport = page.viewport_size
+        assert image.format == "PNG"
+        assert image.size == (viewport["width"], viewport["height"]), image.size
+        colours = image.convert("RGB").getcolors(maxcolors=1 << 16)
+        assert colours is None or len(colours) > 16, f"{path} looks blank"
+        overflow = page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{path}: the page is {overflow}px wider than the viewport"
+        return path
+
+    return save

@@ -146,9 +146,22 @@ def test_restore_without_a_csrf_token_is_refused(superuser_client, book):
     assert book.title == "Second"
 
 
-def test_restore_by_get_is_not_allowed(superuser_client, book):
+def test_restore_by_get_shows_the_diff_between_now_and_that_version_and_writes_nothing(
+    superuser_client, book
+):
     _, client = superuser_client
-    assert client.get(restore_url(book, object_deltas(book)[0])).status_code == 405
+    before = history_counts()
+
+    response = client.get(restore_url(book, object_deltas(book)[0]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "<del>Second</del>" in page and "<ins>First</ins>" in page
+    assert 'class="button default revy-confirm-restore"' in page
+    assert f'action="{restore_url(book, object_deltas(book)[0])}"' in page
+    assert history_counts() == before
+    book.refresh_from_db()
+    assert book.title == "Second"
 
 
 def test_view_only_staff_sees_history_without_restore_buttons_and_cannot_restore(book):
@@ -347,7 +360,8 @@ def test_the_page_shows_only_the_aggregated_changes_the_viewer_may_see():
     page = client.get(url).content.decode()
 
     assert "testapp.car.created" in page
-    assert "testapp.engine" not in page and "<ins>8</ins>" not in page
+    # (Not "<ins>8</ins>": on PostgreSQL the car itself may get id 8.)
+    assert "testapp.engine" not in page and 'title="num_cylinders"' not in page
 
 
 def test_the_delta_and_revision_admins_list_only_what_the_policy_shows(book):

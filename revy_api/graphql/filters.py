@@ -12,9 +12,10 @@ import datetime
 
 import strawberry
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 
-from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy.contrib.django.export import actor_condition
+from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.graphql.arguments import checked
 from revy_api.graphql.state import RequestState
@@ -57,17 +58,8 @@ class HistoryFilter:
 
 def _actor_condition(value: str) -> Q:
     """Deltas the actor made, or took part in through one of their attribute deltas."""
-    type_id, pk = checked(inputs.actor, value, argument="actor")
-    if type_id is None:
-        by_actor = Q(actor_type__isnull=True)
-    else:
-        by_actor = Q(actor_type_id=type_id, actor_id=pk)
-    # Values Django assigned by itself (auto keys) make the system no actor: as REST's filter
-    # and the `actors` lists.
-    attributes = get_attribute_delta_model()._base_manager.filter(
-        by_actor, parent=OuterRef("pk"), automatic=False
-    )
-    return by_actor | Q(Exists(attributes))
+    # The rule and the query shape of REST's filter and `revy_export --actor`.
+    return actor_condition(*checked(inputs.actor, value, argument="actor"))
 
 
 def delta_conditions(filters: HistoryFilter | None) -> Q:

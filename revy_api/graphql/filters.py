@@ -14,7 +14,7 @@ import strawberry
 from django.db import models
 from django.db.models import Q
 
-from revy.contrib.django.export import actor_condition
+from revy.contrib.django.export import actor_condition, window_condition
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.graphql.arguments import checked
@@ -86,14 +86,13 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
     if filters.event_type:
         event_type = checked(inputs.text, filters.event_type, "eventType", argument="eventType")
         conditions &= Q(event_type=event_type)
-    if filters.since is not None:
-        conditions &= Q(
-            created_at__gte=checked(inputs.moment, filters.since, "since", argument="since")
-        )
-    if filters.until is not None:
-        conditions &= Q(
-            created_at__lte=checked(inputs.moment, filters.until, "until", argument="until")
-        )
+    if filters.since is not None or filters.until is not None:
+        since = until = None
+        if filters.since is not None:
+            since = checked(inputs.moment, filters.since, "since", argument="since")
+        if filters.until is not None:
+            until = checked(inputs.moment, filters.until, "until", argument="until")
+        conditions &= window_condition(since, until)
     if filters.search:
         text = checked(inputs.search, filters.search, argument="search")
         conditions &= (

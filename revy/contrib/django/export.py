@@ -27,14 +27,15 @@ size of the history and no long-running server-side cursor holds the table.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db import connections, models, router
+from django.db.models import Exists, F, Func, OuterRef, Q
 
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
@@ -42,12 +43,14 @@ __all__ = [
     "CSV_COLUMNS",
     "DENSE_ACTOR_ROWS",
     "FORMATS",
+    "SMALL_WINDOW_ROWS",
     "actor_condition",
     "by_actor",
     "csv_lines",
     "jsonl_lines",
     "lines",
     "records",
+    "window_condition",
 ]
 
 FORMATS = ("jsonl", "csv")
@@ -140,6 +143,48 @@ def actor_condition(type_id: int | None, actor_id: Any, using: str | None = None
         return Q(pk__in=own.values("pk").union(changes.values("parent_id"), all=True))
     probe = changes.filter(parent__gte=OuterRef("pk"), parent__lte=OuterRef("pk"))
     return condition | Q(Exists(probe))
+
+
+#: Up to this many object deltas in a `since`/`until` window, `window_condition` lists them
+#: from the `created_at` index on PostgreSQL; beyond, it filters deltas newest first.
+SMALL_WINDOW_ROWS = 20_000
+
+
+def window_condition(
+    since: datetime.datetime | None, until: datetime.datetime | None, using: str | None = None
+) -> Q:
+    """The object deltas recorded in `[since, until]` (either may be None), as a Q.
+
+    On PostgreSQL a window of at most `SMALL_WINDOW_ROWS` deltas becomes `id = ANY(ARRAY(<their
+    ids from the (created_at, id) index>))`: a page newest first then reads only the window,
+    where the plain range let the planner scan ids backwards from the newest delta to the
+    window (700,000 deltas for an hour a day into a million). One capped index-only count
+    decides; a larger window keeps the plain range, which is right for recent windows (a
+    large old window still scans from the newest delta: see `benchmarks/API-SCALE.md`).
+    """
+    condition = Q()
+    if since is not None:
+        condition &= Q(created_at__gte=since)
+    if until is not None:
+        condition &= Q(created_at__lte=until)
+    model = get_object_delta_model()
+    using = using or router.db_for_read(model)
+    if not condition or connections[using].vendor != "postgresql":
+        return condition
+    window = model._base_manager.using(using).filter(condition).order_by()
+    if window.values("pk")[:SMALL_WINDOW_ROWS].count() >= SMALL_WINDOW_ROWS:
+        return condition
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    return Q(_AnyOf(F("pk"), ArraySubquery(window.values("pk"))))
+
+
+class _AnyOf(Func):
+    """`value = ANY(array)` (PostgreSQL): the array is built once, as an InitPlan."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = models.BooleanField()
 
 
 def by_actor(queryset: models.QuerySet, type_id: int | None, actor_id: Any) -> models.QuerySet:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import inspect
 from collections import defaultdict
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 import strawberry
@@ -72,6 +72,9 @@ class HistoryConnection(DjangoCursorConnection[NodeType]):
         description="The rows of this page and their cursors."
     )
     known_total: strawberry.Private[int | None] = None
+    # Builds the queryset to count when it differs from the page's (query shapes that suit a
+    # page newest first can cost a scan of history to count): called only for totalCount.
+    count_source: strawberry.Private[Callable[[], models.QuerySet] | None] = None
 
     @strawberry.field(
         description=f"How many rows there are in all pages, counted up to {TOTAL_COUNT_CAP:,}: "
@@ -80,10 +83,11 @@ class HistoryConnection(DjangoCursorConnection[NodeType]):
     def total_count(self) -> int:
         if self.known_total is not None:
             return min(self.known_total, TOTAL_COUNT_CAP)
-        assert self.total_count_qs is not None
+        rows = self.count_source() if self.count_source is not None else self.total_count_qs
+        assert rows is not None
         # django_resolver runs the COUNT in a worker thread in an async execution (and then
         # returns an awaitable, which strawberry awaits).
-        return django_resolver(capped_count)(self.total_count_qs)  # type: ignore[return-value]
+        return django_resolver(capped_count)(rows)  # type: ignore[return-value]
 
 
 def page_size(first: int | None) -> int:
@@ -102,8 +106,11 @@ def resolve_connection(
     *,
     first: int | None,
     after: str | None,
+    count_source: Callable[[], models.QuerySet] | None = None,
 ) -> HistoryConnection:
     """Return one page of `queryset` (ordered) as `connection`.
+
+    `count_source` builds the queryset `totalCount` counts, if not `queryset`.
 
     Runs synchronously: call it from a resolver wrapped with `django_resolver`.
     """
@@ -117,6 +124,7 @@ def resolve_connection(
     if inspect.isawaitable(result):  # pragma: no cover - only without django_resolver
         raise RuntimeError("resolve_connection() must run in a synchronous resolver.")
     attach_page(edge.node for edge in result.edges)
+    result.count_source = count_source
     return result
 
 

@@ -12,7 +12,7 @@ import datetime
 
 import strawberry
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 
 from revy.contrib.django.export import actor_condition, window_condition
 from revy.contrib.django.utils import get_object_delta_model
@@ -56,13 +56,13 @@ class HistoryFilter:
     )
 
 
-def _actor_condition(value: str) -> Q:
+def _actor_condition(value: str, paged: bool) -> Q:
     """Deltas the actor made, or took part in through one of their attribute deltas."""
-    # The rule and the query shape of REST's filter and `revy_export --actor`.
-    return actor_condition(*checked(inputs.actor, value, argument="actor"))
+    # The rule and the query shapes of REST's filter and `revy_export --actor`.
+    return actor_condition(*checked(inputs.actor, value, argument="actor"), paged=paged)
 
 
-def delta_conditions(filters: HistoryFilter | None) -> Q:
+def delta_conditions(filters: HistoryFilter | None, *, paged: bool = True) -> Q:
     """Return the object delta conditions `filters` ask for (an empty Q for none).
 
     Values are checked as REST checks them (`revy_api.inputs`); BAD_REQUEST names the
@@ -72,7 +72,7 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
     if filters is None:
         return conditions
     if filters.actor:
-        conditions &= _actor_condition(filters.actor)
+        conditions &= _actor_condition(filters.actor, paged)
     if filters.content_type:
         found = checked(
             inputs.content_type, filters.content_type, "contentType", argument="contentType"
@@ -104,11 +104,21 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
 
 
 def filter_revisions(
-    queryset: models.QuerySet, filters: HistoryFilter | None, state: RequestState
+    queryset: models.QuerySet,
+    filters: HistoryFilter | None,
+    state: RequestState,
+    *,
+    paged: bool = True,
 ) -> models.QuerySet:
-    """Narrow revisions to those with a visible delta matching `filters`."""
-    conditions = delta_conditions(filters)
+    """Narrow revisions to those with a visible delta matching `filters`.
+
+    `paged`: for a page newest first (an EXISTS per revision, as REST's `/revisions/`, which
+    stops with the page); else for a count (the matching deltas' revisions, read once).
+    """
+    conditions = delta_conditions(filters, paged=paged)
     if not conditions:
         return queryset
     deltas = state.visible_deltas(get_object_delta_model()._base_manager.filter(conditions))
+    if paged:
+        return queryset.filter(Exists(deltas.filter(revision=OuterRef("pk"))))
     return queryset.filter(pk__in=deltas.values("revision_id"))

@@ -106,7 +106,9 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 DENSE_ACTOR_ROWS = 5000
 
 
-def actor_condition(type_id: int | None, actor_id: Any, using: str | None = None) -> Q:
+def actor_condition(
+    type_id: int | None, actor_id: Any, using: str | None = None, *, paged: bool = True
+) -> Q:
     """The object deltas an actor made or changed a field of (None, None: the system), as a Q.
 
     Values Django assigned by itself (auto keys, `auto_now`) are the system's but nobody's
@@ -125,6 +127,9 @@ def actor_condition(type_id: int | None, actor_id: Any, using: str | None = None
       compares `parent_id` by a range (`>=` and `<=` the delta's id), which the database
       cannot turn into a hash of all the actor's rows (it did for `=`: 100,000 rows hashed
       for each page of a 3% actor).
+
+    `paged=False` (to count or read every match, not a page newest first) always takes the
+    first shape, without the counts: the second tests every delta of history then.
     """
     if type_id is None:
         condition = Q(actor_type__isnull=True)
@@ -136,9 +141,11 @@ def actor_condition(type_id: int | None, actor_id: Any, using: str | None = None
     )
     if using is not None:
         own, changes = own.using(using), changes.using(using)
-    rows = own.values("pk")[:DENSE_ACTOR_ROWS].count()
-    if rows < DENSE_ACTOR_ROWS:
-        rows += changes.values("pk")[:DENSE_ACTOR_ROWS].count()
+    rows = 0
+    if paged:
+        rows = own.values("pk")[:DENSE_ACTOR_ROWS].count()
+        if rows < DENSE_ACTOR_ROWS:
+            rows += changes.values("pk")[:DENSE_ACTOR_ROWS].count()
     if rows < DENSE_ACTOR_ROWS:
         return Q(pk__in=own.values("pk").union(changes.values("parent_id"), all=True))
     probe = changes.filter(parent__gte=OuterRef("pk"), parent__lte=OuterRef("pk"))

@@ -37,6 +37,7 @@ __all__ = [
     "TOTAL_COUNT_CAP",
     "HistoryConnection",
     "HistoryEdge",
+    "capped_count",
     "page_size",
     "resolve_connection",
     "resolve_grouped_connections",
@@ -83,11 +84,17 @@ class HistoryConnection(DjangoCursorConnection[NodeType]):
     def total_count(self) -> int:
         if self.known_total is not None:
             return min(self.known_total, TOTAL_COUNT_CAP)
-        rows = self.count_source() if self.count_source is not None else self.total_count_qs
-        assert rows is not None
-        # django_resolver runs the COUNT in a worker thread in an async execution (and then
+        source, rows = self.count_source, self.total_count_qs
+
+        def count() -> int:
+            # Building the queryset may query too (the filters' capped counts).
+            counted = source() if source is not None else rows
+            assert counted is not None
+            return capped_count(counted)
+
+        # django_resolver runs the queries in a worker thread in an async execution (and then
         # returns an awaitable, which strawberry awaits).
-        return django_resolver(capped_count)(rows)  # type: ignore[return-value]
+        return django_resolver(count)()  # type: ignore[return-value]
 
 
 def page_size(first: int | None) -> int:

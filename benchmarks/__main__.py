@@ -259,8 +259,10 @@ def run_api_scale(args: argparse.Namespace) -> int:
         load = report.load_average()
         results = api.measure(sizes, api.progress)
         load = f"{load}, after: {report.load_average()}"
+        sizes_lines = api.storage(sizes)
     print()
     print("\n".join(api.table(results)))
+    print("\n".join(sizes_lines))
     if args.report:
         given = sys.argv[1:]
         header = [
@@ -272,7 +274,7 @@ def run_api_scale(args: argparse.Namespace) -> int:
             f"{sizes.attribute_deltas:,} attribute deltas; {sizes.requests} timed requests per "
             "line through Django's test client (session authentication, every middleware).",
         ]
-        api.write_report(args.report, results, header)
+        api.write_report(args.report, results, header, sizes_lines)
         print(f"Markdown report: {args.report}")
     return 0
 

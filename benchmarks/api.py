@@ -14,13 +14,16 @@ one of them in 3% of the revisions, the system in 10%; nine deltas in ten change
 ten categories. Users: `admin` (superuser), `viewer` (may view categories only, so sees a
 tenth of the history), `busy` (the 3% actor) and `idle` (never acted).
 
-With `--keep` the database (`revy_bench_api_<sizes>`) is kept, and a later run with the same
-sizes measures it again without seeding.
+With `--keep` the database (`revy_bench_api_<sizes>`, or `$REVY_BENCH_API_DB`) is kept, and a
+later run with the same sizes measures it again without seeding (migrations run first, so a
+new index is built on the kept history). The report ends with the size of every history table
+and index, and the bytes per change (object delta) they add up to.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import time
@@ -38,6 +41,9 @@ from django.test.utils import CaptureQueriesContext
 EXPLAIN_OVER = 0.02
 # The goal of every list and filter: median at most this, with a constant query count.
 GOAL_P50 = 0.02
+# An endpoint whose warm-up request took longer than this is timed `SLOW_REQUESTS` times.
+SLOW_OVER = 1.0
+SLOW_REQUESTS = 3
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class ScaleSizes:
         return self.object_deltas * self.attributes_per_delta
 
     def database_name(self) -> str:
-        return f"revy_bench_api_{self.object_deltas}"
+        return os.environ.get("REVY_BENCH_API_DB") or f"revy_bench_api_{self.object_deltas}"
 
 
 SCALE = ScaleSizes(
@@ -401,7 +407,9 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
     for endpoint in _endpoints(ids):
         client = clients[endpoint.user]
         for _ in range(2):  # warm up: caches, the server's buffers
+            started = time.perf_counter()
             _check(_request(client, endpoint), endpoint)
+            warm = time.perf_counter() - started
         with CaptureQueriesContext(connection) as captured:
             body = _check(_request(client, endpoint), endpoint)
         queries = list(captured.captured_queries)
@@ -411,7 +419,7 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
                 _check(_request(client, endpoint, body["next"]), endpoint)
             queries_next = len(later.captured_queries)
         times = []
-        for _ in range(sizes.requests):
+        for _ in range(sizes.requests if warm <= SLOW_OVER else SLOW_REQUESTS):
             started = time.perf_counter()
             _check(_request(client, endpoint), endpoint)
             times.append(time.perf_counter() - started)
@@ -439,6 +447,55 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
         )
         results.append(result)
     return results
+
+
+# Storage ---------------------------------------------------------------------------------
+
+
+def storage(sizes: ScaleSizes) -> list[str]:
+    """The size of every history table and index (PostgreSQL), and bytes per change."""
+    from revy.contrib.django.utils import (
+        get_attribute_delta_model,
+        get_object_delta_model,
+        get_revision_model,
+    )
+
+    tables = [
+        model._meta.db_table
+        for model in (get_revision_model(), get_object_delta_model(), get_attribute_delta_model())
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT t.relname, i.relname, pg_relation_size(i.oid) FROM pg_class t "
+            "JOIN pg_index x ON x.indrelid = t.oid JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE t.relname = ANY(%s) ORDER BY t.relname, i.relname",
+            [tables],
+        )
+        indexes = cursor.fetchall()
+        cursor.execute(
+            "SELECT relname, pg_table_size(oid) FROM pg_class WHERE relname = ANY(%s) "
+            "ORDER BY relname",
+            [tables],
+        )
+        heaps = cursor.fetchall()
+    mb = lambda size: f"{size / 1e6:,.1f} MB"  # noqa: E731
+    lines = ["| Relation | Size |", "| --- | ---: |"]
+    for table, size in heaps:
+        lines.append(f"| {table} (rows, TOAST) | {mb(size)} |")
+    for table, index, size in indexes:
+        lines.append(f"| {table}: index {index} | {mb(size)} |")
+    heap = sum(size for _, size in heaps)
+    index_total = sum(size for _, _, size in indexes)
+    total = heap + index_total
+    per_change = total / sizes.object_deltas
+    lines += [
+        f"| **all history** (rows {mb(heap)}, indexes {mb(index_total)}) | **{mb(total)}** |",
+        "",
+        f"{per_change:,.0f} bytes per change (object delta, with its "
+        f"{sizes.attributes_per_delta} attribute deltas and its share of a revision): "
+        f"{per_change:,.0f} MB per million changes.",
+    ]
+    return lines
 
 
 # Report ----------------------------------------------------------------------------------
@@ -492,7 +549,9 @@ def explains(results: list[EndpointResult]) -> list[str]:
     return lines
 
 
-def write_report(path: str, results: list[EndpointResult], header: list[str]) -> None:
+def write_report(
+    path: str, results: list[EndpointResult], header: list[str], sizes_lines: list[str] = ()
+) -> None:
     data = json.dumps([asdict(result) for result in results]).replace(">", "\\u003e")
     text = "\n".join(
         [
@@ -505,6 +564,7 @@ def write_report(path: str, results: list[EndpointResult], header: list[str]) ->
             "## EXPLAIN ANALYZE of the slow queries",
             "",
             *(explains(results) or ["No query took more than 20 ms."]),
+            *(["## Storage", "", *sizes_lines, ""] if sizes_lines else []),
             f"<!-- revy-bench-api-data {data} -->",
             "",
         ]

@@ -14,7 +14,8 @@ import strawberry
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
-from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy.contrib.django.export import actor_condition, window_condition
+from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.graphql.arguments import checked
 from revy_api.graphql.state import RequestState
@@ -55,22 +56,13 @@ class HistoryFilter:
     )
 
 
-def _actor_condition(value: str) -> Q:
+def _actor_condition(value: str, paged: bool) -> Q:
     """Deltas the actor made, or took part in through one of their attribute deltas."""
-    type_id, pk = checked(inputs.actor, value, argument="actor")
-    if type_id is None:
-        by_actor = Q(actor_type__isnull=True)
-    else:
-        by_actor = Q(actor_type_id=type_id, actor_id=pk)
-    # Values Django assigned by itself (auto keys) make the system no actor: as REST's filter
-    # and the `actors` lists.
-    attributes = get_attribute_delta_model()._base_manager.filter(
-        by_actor, parent=OuterRef("pk"), automatic=False
-    )
-    return by_actor | Q(Exists(attributes))
+    # The rule and the query shapes of REST's filter and `revy_export --actor`.
+    return actor_condition(*checked(inputs.actor, value, argument="actor"), paged=paged)
 
 
-def delta_conditions(filters: HistoryFilter | None) -> Q:
+def delta_conditions(filters: HistoryFilter | None, *, paged: bool = True) -> Q:
     """Return the object delta conditions `filters` ask for (an empty Q for none).
 
     Values are checked as REST checks them (`revy_api.inputs`); BAD_REQUEST names the
@@ -80,7 +72,7 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
     if filters is None:
         return conditions
     if filters.actor:
-        conditions &= _actor_condition(filters.actor)
+        conditions &= _actor_condition(filters.actor, paged)
     if filters.content_type:
         found = checked(
             inputs.content_type, filters.content_type, "contentType", argument="contentType"
@@ -94,14 +86,13 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
     if filters.event_type:
         event_type = checked(inputs.text, filters.event_type, "eventType", argument="eventType")
         conditions &= Q(event_type=event_type)
-    if filters.since is not None:
-        conditions &= Q(
-            created_at__gte=checked(inputs.moment, filters.since, "since", argument="since")
-        )
-    if filters.until is not None:
-        conditions &= Q(
-            created_at__lte=checked(inputs.moment, filters.until, "until", argument="until")
-        )
+    if filters.since is not None or filters.until is not None:
+        since = until = None
+        if filters.since is not None:
+            since = checked(inputs.moment, filters.since, "since", argument="since")
+        if filters.until is not None:
+            until = checked(inputs.moment, filters.until, "until", argument="until")
+        conditions &= window_condition(since, until)
     if filters.search:
         text = checked(inputs.search, filters.search, argument="search")
         conditions &= (
@@ -113,11 +104,21 @@ def delta_conditions(filters: HistoryFilter | None) -> Q:
 
 
 def filter_revisions(
-    queryset: models.QuerySet, filters: HistoryFilter | None, state: RequestState
+    queryset: models.QuerySet,
+    filters: HistoryFilter | None,
+    state: RequestState,
+    *,
+    paged: bool = True,
 ) -> models.QuerySet:
-    """Narrow revisions to those with a visible delta matching `filters`."""
-    conditions = delta_conditions(filters)
+    """Narrow revisions to those with a visible delta matching `filters`.
+
+    `paged`: for a page newest first (an EXISTS per revision, as REST's `/revisions/`, which
+    stops with the page); else for a count (the matching deltas' revisions, read once).
+    """
+    conditions = delta_conditions(filters, paged=paged)
     if not conditions:
         return queryset
     deltas = state.visible_deltas(get_object_delta_model()._base_manager.filter(conditions))
+    if paged:
+        return queryset.filter(Exists(deltas.filter(revision=OuterRef("pk"))))
     return queryset.filter(pk__in=deltas.values("revision_id"))

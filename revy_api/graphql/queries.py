@@ -87,9 +87,16 @@ class RevisionQuery:
     ) -> RevisionConnection:
         state = state_of(info)
         state.require_login()
-        revisions = state.visible_revisions(get_revision_model()._base_manager.all())
-        revisions = filter_revisions(revisions, filters, state).order_by("-id")
-        return resolve_connection(RevisionConnection, revisions, info, first=first, after=after)
+        visible = state.visible_revisions(get_revision_model()._base_manager.all())
+        revisions = filter_revisions(visible, filters, state).order_by("-id")
+        return resolve_connection(
+            RevisionConnection,
+            revisions,
+            info,
+            first=first,
+            after=after,
+            count_source=lambda: filter_revisions(visible, filters, state, paged=False),
+        )
 
     @strawberry.field(description="One revision, by its Relay id (NOT_FOUND if not visible).")
     @django_resolver

@@ -24,7 +24,7 @@ from django_filters import utils
 from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
-from revy.contrib.django.export import by_actor
+from revy.contrib.django.export import by_actor, window_condition
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
@@ -124,11 +124,19 @@ class DeltaFilterSet(filters.FilterSet):
     event_type = filters.CharFilter(
         max_length=inputs.MAX_TEXT, help_text="e.g. `ledger.transaction.updated`."
     )
+    # Applied together by `filter_queryset` (`export.window_condition`: the query shape
+    # depends on the window's size).
     since = MomentFilter(
-        field_name="created_at", lookup_expr="gte", help_text="Recorded at or after (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="gte",
+        method="filter_window",
+        help_text="Recorded at or after (ISO 8601).",
     )
     until = MomentFilter(
-        field_name="created_at", lookup_expr="lte", help_text="Recorded at or before (ISO 8601)."
+        field_name="created_at",
+        lookup_expr="lte",
+        method="filter_window",
+        help_text="Recorded at or before (ISO 8601).",
     )
     search = filters.CharFilter(
         method="filter_search",
@@ -139,6 +147,17 @@ class DeltaFilterSet(filters.FilterSet):
     class Meta:
         model = get_object_delta_model()
         fields: list[str] = []
+
+    def filter_window(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
+        return queryset  # both bounds at once, in `filter_queryset`
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        queryset = super().filter_queryset(queryset)
+        data = self.form.cleaned_data
+        since, until = data.get("since"), data.get("until")
+        if since is None and until is None:
+            return queryset
+        return queryset.filter(window_condition(since, until, using=queryset.db))
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         return queryset.filter(

@@ -62,6 +62,26 @@ def test_revisions_lists_what_the_user_may_see_newest_first(gql, user, history):
     assert response.data["revisions"]["totalCount"] == 2
 
 
+def test_total_count_stops_counting_at_its_cap(gql, history, monkeypatch):
+    """An exact count of a filtered history reads all of it: totalCount counts up to a cap,
+    in one query whatever the size of history."""
+    from django.contrib.auth import get_user_model
+
+    from revy_api.graphql import connections
+    from tests.conftest import count_queries
+
+    monkeypatch.setattr(connections, "TOTAL_COUNT_CAP", 2)
+    admin = get_user_model().objects.create_superuser("root", password="x")
+    gql.login(admin)
+    with count_queries() as queries:
+        data = gql("{ revisions(first: 1) { totalCount } }").ok()
+    assert data["revisions"]["totalCount"] == 2  # of 3
+    counts = [sql for sql in queries.statements if "COUNT(" in sql.upper()]
+    assert len(counts) == 1 and "LIMIT 2" in counts[0]
+    monkeypatch.setattr(connections, "TOTAL_COUNT_CAP", 10)
+    assert gql("{ revisions(first: 1) { totalCount } }").ok()["revisions"]["totalCount"] == 3
+
+
 def test_a_revision_shows_only_its_visible_deltas(gql, user, history):
     grant(user, "testapp.view_book")
     gql.login(user)

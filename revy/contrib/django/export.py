@@ -27,25 +27,30 @@ size of the history and no long-running server-side cursor holds the table.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db import connections, models, router
+from django.db.models import Exists, F, Func, OuterRef, Q
 
-from revy.contrib.django.utils import get_attribute_delta_model
+from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
 __all__ = [
     "CSV_COLUMNS",
+    "DENSE_ACTOR_ROWS",
     "FORMATS",
+    "SMALL_WINDOW_ROWS",
+    "actor_condition",
     "by_actor",
     "csv_lines",
     "jsonl_lines",
     "lines",
     "records",
+    "window_condition",
 ]
 
 FORMATS = ("jsonl", "csv")
@@ -96,20 +101,105 @@ _CHANGE_COLUMNS = (
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def by_actor(queryset: models.QuerySet, type_id: int | None, actor_id: Any) -> models.QuerySet:
-    """Object deltas made by an actor, or with a field change by them (None, None: the system).
+#: Up to this many rows of an actor in either delta table, `actor_condition` lists the
+#: actor's deltas from the actor indexes; beyond, it tests deltas newest first (see there).
+DENSE_ACTOR_ROWS = 5000
+
+
+def actor_condition(
+    type_id: int | None, actor_id: Any, using: str | None = None, *, paged: bool = True
+) -> Q:
+    """The object deltas an actor made or changed a field of (None, None: the system), as a Q.
 
     Values Django assigned by itself (auto keys, `auto_now`) are the system's but nobody's
     action: they do not make the system an actor of a delta.
+
+    Building the condition costs one or two small queries (an index-only count of the actor's
+    rows, capped at `DENSE_ACTOR_ROWS`), which choose the shape a page newest first needs
+    whatever the actor's share of history (measured at a million deltas in
+    `benchmarks/API-SCALE.md`):
+
+    - an actor with few rows: `id IN (<their object deltas> UNION ALL <the parents of their
+      attribute deltas>)`, two index scans as long as what the actor did (an actor without
+      deltas matches nothing without reading history);
+    - an actor with many rows: their own deltas, or a probe of the attribute delta index per
+      delta, so a page stops after about `page size * history / actor rows` deltas. The probe
+      compares `parent_id` by a range (`>=` and `<=` the delta's id), which the database
+      cannot turn into a hash of all the actor's rows (it did for `=`: 100,000 rows hashed
+      for each page of a 3% actor).
+
+    `paged=False` (to count or read every match, not a page newest first) always takes the
+    first shape, without the counts: the second tests every delta of history then.
     """
     if type_id is None:
         condition = Q(actor_type__isnull=True)
     else:
         condition = Q(actor_type_id=type_id, actor_id=str(actor_id))
-    changes = get_attribute_delta_model()._base_manager.filter(
-        condition, parent=OuterRef("pk"), automatic=False
+    own = get_object_delta_model()._base_manager.filter(condition).order_by()
+    changes = (
+        get_attribute_delta_model()._base_manager.filter(condition, automatic=False).order_by()
     )
-    return queryset.filter(condition | Exists(changes))
+    if using is not None:
+        own, changes = own.using(using), changes.using(using)
+    rows = 0
+    if paged:
+        rows = own.values("pk")[:DENSE_ACTOR_ROWS].count()
+        if rows < DENSE_ACTOR_ROWS:
+            rows += changes.values("pk")[:DENSE_ACTOR_ROWS].count()
+    if rows < DENSE_ACTOR_ROWS:
+        return Q(pk__in=own.values("pk").union(changes.values("parent_id"), all=True))
+    probe = changes.filter(parent__gte=OuterRef("pk"), parent__lte=OuterRef("pk"))
+    return condition | Q(Exists(probe))
+
+
+#: Up to this many object deltas in a `since`/`until` window, `window_condition` lists them
+#: from the `created_at` index on PostgreSQL; beyond, it filters deltas newest first.
+SMALL_WINDOW_ROWS = 20_000
+
+
+def window_condition(
+    since: datetime.datetime | None, until: datetime.datetime | None, using: str | None = None
+) -> Q:
+    """The object deltas recorded in `[since, until]` (either may be None), as a Q.
+
+    On PostgreSQL a window of at most `SMALL_WINDOW_ROWS` deltas becomes `id = ANY(ARRAY(<their
+    ids from the (created_at, id) index>))`: a page newest first then reads only the window,
+    where the plain range let the planner scan ids backwards from the newest delta to the
+    window (700,000 deltas for an hour a day into a million). One capped index-only count
+    decides; a larger window keeps the plain range, which is right for recent windows (a
+    large old window still scans from the newest delta: see `benchmarks/API-SCALE.md`).
+    """
+    condition = Q()
+    if since is not None:
+        condition &= Q(created_at__gte=since)
+    if until is not None:
+        condition &= Q(created_at__lte=until)
+    model = get_object_delta_model()
+    using = using or router.db_for_read(model)
+    if not condition or connections[using].vendor != "postgresql":
+        return condition
+    window = model._base_manager.using(using).filter(condition).order_by()
+    if window.values("pk")[:SMALL_WINDOW_ROWS].count() >= SMALL_WINDOW_ROWS:
+        return condition
+    from django.contrib.postgres.expressions import ArraySubquery
+
+    return Q(_AnyOf(F("pk"), ArraySubquery(window.values("pk"))))
+
+
+class _AnyOf(Func):
+    """`value = ANY(array)` (PostgreSQL): the array is built once, as an InitPlan."""
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    output_field = models.BooleanField()
+
+
+def by_actor(queryset: models.QuerySet, type_id: int | None, actor_id: Any) -> models.QuerySet:
+    """Object deltas made by an actor, or with a field change by them (None, None: the system).
+
+    See `actor_condition`.
+    """
+    return queryset.filter(actor_condition(type_id, actor_id, using=queryset.db))
 
 
 def _label(content_type_id: int | None, cache: dict[int, str]) -> str | None:

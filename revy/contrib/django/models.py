@@ -322,9 +322,12 @@ class ObjectDelta(AbstractObjectDelta):
             models.Index(
                 fields=["content_type", "content_id", "id"], name="revy_delta_content_idx"
             ),
-            models.Index(fields=["actor_type", "actor_id"], name="revy_delta_actor_idx"),
+            # The actor filter (`export.actor_condition`) and erasure: an actor's deltas, by id.
+            models.Index(fields=["actor_type", "actor_id", "id"], name="revy_delta_actor_id_idx"),
             models.Index(fields=["event_type"], name="revy_delta_event_type_idx"),
-            models.Index(fields=["created_at"], name="revy_delta_created_idx"),
+            # since/until (`export.window_condition`: the window's ids from the index alone),
+            # pruning by age.
+            models.Index(fields=["created_at", "id"], name="revy_delta_created_id_idx"),
             # The changes feed: deltas in (transaction, id) order from a cursor.
             models.Index(fields=["transaction_id", "id"], name="revy_delta_feed_idx"),
         ]
@@ -339,7 +342,12 @@ class AttributeDelta(AbstractAttributeDelta):
                 fields=["content_type", "content_id", "field_name", "id"],
                 name="revy_attr_content_idx",
             ),
-            models.Index(fields=["actor_type", "actor_id"], name="revy_attr_actor_idx"),
+            # The actor filter (`export.actor_condition`: the parents of an actor's own field
+            # changes, read from the index alone) and erasure.
+            models.Index(
+                fields=["actor_type", "actor_id", "automatic", "parent"],
+                name="revy_attr_actor_parent_idx",
+            ),
         ]
 
 

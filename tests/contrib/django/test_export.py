@@ -8,6 +8,8 @@ import io
 import json
 
 import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 from hypothesis import given, settings
@@ -185,3 +187,109 @@ def test_every_value_survives_the_round_trip_through_both_formats(name, descript
     assert json.loads(named["new"]) == name
     shown = named["change_description"]
     assert shown == description or (shown == "'" + description and description[:1] in "=+-@\t\r")
+
+
+# The actor and time-window conditions take one of two query shapes each, chosen by how many
+# rows the actor or the window has (`DENSE_ACTOR_ROWS`, `SMALL_WINDOW_ROWS`): both shapes
+# must select the same deltas for every history.
+
+ACTORS = ("u1", "u2", None)  # None: the system
+delta_shapes = st.lists(
+    st.tuples(
+        st.sampled_from(ACTORS),  # the object delta's actor
+        st.lists(st.tuples(st.sampled_from(ACTORS), st.booleans()), max_size=3),  # fields
+        st.integers(0, 20),  # minutes after the start
+    ),
+    max_size=12,
+)
+
+
+def _write_history(shapes, users) -> dict[int, tuple]:
+    """Write object and attribute deltas as given; return {delta id: shape}."""
+    start = timezone.now() - datetime.timedelta(days=1)
+    content_type = ContentType.objects.get_for_model(Author)
+    revision = Revision.objects.create()
+    written = {}
+    for number, (actor, fields, minutes) in enumerate(shapes):
+        user = users.get(actor)
+        delta = ObjectDelta.objects.create(
+            revision=revision,
+            actor=user,
+            action="Update",
+            event_type="testapp.author.updated",
+            content_type=content_type,
+            content_id=str(number),
+            created_at=start + datetime.timedelta(minutes=minutes),
+        )
+        for field_number, (field_actor, automatic) in enumerate(fields):
+            field_user = users.get(field_actor)
+            AttributeDelta.objects.create(
+                revision=revision,
+                parent=delta,
+                actor=field_user,
+                action="Set",
+                content_type=content_type,
+                content_id=str(number),
+                field_name=f"f{field_number}",
+                automatic=automatic,
+            )
+        written[delta.pk] = (actor, fields, minutes, delta.created_at)
+    return written
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes=delta_shapes)
+def test_both_shapes_of_the_actor_condition_select_what_the_rule_says(shapes):
+    ObjectDelta.objects.all().delete()
+    Revision.objects.all().delete()
+    users = {
+        name: get_user_model().objects.get_or_create(username=name)[0] for name in ("u1", "u2")
+    }
+    idle = get_user_model().objects.get_or_create(username="idle")[0]
+    written = _write_history(shapes, users)
+    type_id = ContentType.objects.get_for_model(get_user_model()).pk
+    for name, user in [*users.items(), (None, None), ("idle", idle)]:
+        key = (None, None) if user is None else (type_id, user.pk)
+        expected = {
+            pk
+            for pk, (actor, fields, _, _) in written.items()
+            if actor == name or any(who == name and not auto for who, auto in fields)
+        }
+        for dense_over in (0, 1, 10_000):  # every shape: a probe per delta, or the union
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(export, "DENSE_ACTOR_ROWS", dense_over)
+                found = set(
+                    export.by_actor(ObjectDelta.objects.all(), *key).values_list("pk", flat=True)
+                )
+            assert found == expected, (name, dense_over)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shapes=delta_shapes, bounds=st.tuples(st.integers(-1, 21), st.integers(-1, 21)))
+def test_both_shapes_of_the_window_condition_select_the_window(shapes, bounds):
+    ObjectDelta.objects.all().delete()
+    Revision.objects.all().delete()
+    written = _write_history(shapes, {})
+    start = min((at for *_, at in written.values()), default=timezone.now())
+    since, until = (
+        None if minutes < 0 else start + datetime.timedelta(minutes=minutes) for minutes in bounds
+    )
+    expected = {
+        pk
+        for pk, (*_, at) in written.items()
+        if (since is None or at >= since) and (until is None or at <= until)
+    }
+    for small_under in (0, 1, 10_000):  # the plain range, or the ids from the index
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(export, "SMALL_WINDOW_ROWS", small_under)
+            condition = export.window_condition(since, until)
+        found = set(ObjectDelta.objects.filter(condition).values_list("pk", flat=True))
+        assert found == expected, (since, until, small_under)
+
+
+def test_the_actor_condition_costs_at_most_two_small_queries(user, django_assert_num_queries):
+    type_id = ContentType.objects.get_for_model(user).pk
+    with django_assert_num_queries(2):  # the capped counts of both tables
+        condition = export.actor_condition(type_id, user.pk)
+    with django_assert_num_queries(1):
+        list(ObjectDelta.objects.filter(condition))

@@ -342,6 +342,13 @@ class AbstractAttributeDelta(models.Model):
         return f"{self.action} {self.field_name}"
 
 
+revy_settings.HISTORY_BASES.update(
+    REVY_REVISION_MODEL=AbstractRevision,
+    REVY_OBJECT_DELTA_MODEL=AbstractObjectDelta,
+    REVY_ATTRIBUTE_DELTA_MODEL=AbstractAttributeDelta,
+)
+
+
 class Revision(AbstractRevision):
     class Meta(AbstractRevision.Meta):
         swappable = "REVY_REVISION_MODEL"

@@ -29,7 +29,7 @@ def _get(setting: str) -> type[models.Model]:
 
 
 # The casts below: history_model() checks that the model a REVY_*_MODEL setting names
-# subclasses the setting's abstract base (revy.E001 otherwise), which the checker cannot see.
+# subclasses the setting's abstract base (revy.E005 otherwise), which the checker cannot see.
 
 
 def get_revision_model() -> type[AbstractRevision]:

@@ -27,6 +27,7 @@ from django.db import models, router
 from revy.context import Context
 from revy.contrib.django import history
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.recorder import state_json
 from revy.contrib.django.recovery import CascadedRow, cascade_of
@@ -155,7 +156,7 @@ def parse_diff_point(value: Any, name: str) -> history.Point | None:
 
 
 def _config(model: type[models.Model]) -> ModelConfig:
-    return config_for(model) or ModelConfig(model._meta.concrete_model)
+    return config_for(model) or ModelConfig(concrete_model(model))
 
 
 def etag(instance: models.Model) -> str:
@@ -299,7 +300,7 @@ def rollback(
     each needing `add` too. A state the database refuses is a `RestoreConflict`; nothing is
     written.
     """
-    model = model._meta.concrete_model
+    model = concrete_model(model)
     using = router.db_for_write(model)
     policy = policy or get_policy()
     rows = model._base_manager.using(using)
@@ -382,7 +383,7 @@ def _models_of(deltas: models.QuerySet) -> set[type[models.Model]]:
     """The concrete models of the rows a queryset of object deltas changed."""
     type_ids = deltas.order_by().values_list("content_type_id", flat=True).distinct()
     found = (ContentType.objects.get_for_id(type_id).model_class() for type_id in type_ids)
-    return {model._meta.concrete_model for model in found if model is not None}
+    return {concrete_model(model) for model in found if model is not None}
 
 
 class _Nothing:

@@ -51,6 +51,7 @@ from rest_framework.response import Response
 
 from revy.context import Context
 from revy.contrib.django import history as revy_history
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
 from revy.contrib.django.recovery import CascadedRow
 from revy_api import inputs, operations
@@ -212,7 +213,7 @@ class HistoryMixin(ProblemDetailsMixin):
         and passes the object permissions. Either way 404 otherwise, then 403 unless the
         visibility policy lets the user see the row's history.
         """
-        model = self.get_queryset().model._meta.concrete_model
+        model = concrete_model(self.get_queryset().model)
         try:
             instance = self.get_object()
         except Http404:

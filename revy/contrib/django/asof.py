@@ -46,6 +46,7 @@ from django.db.models.sql import Query
 from django.db.models.sql.datastructures import BaseTable, Join
 from django.utils import timezone
 
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_object_delta_model
 
@@ -87,11 +88,11 @@ def as_of(
     if settings.USE_TZ and timezone.is_naive(at):
         at = timezone.make_aware(at)  # the current time zone, as Django's forms and filters
     if queryset is None:
-        using = using or router.db_for_write(model._meta.concrete_model)
+        using = using or router.db_for_write(concrete_model(model))
         return AsOfQuerySet(model, query=AsOfQuery(model, at), using=using)
     if isinstance(queryset, AsOfQuerySet):
         raise TypeError("as_of() takes a queryset of the present, not one of the past.")
-    using = using or queryset._db or router.db_for_write(model._meta.concrete_model)
+    using = using or queryset._db or router.db_for_write(concrete_model(model))
     past = AsOfQuerySet(model, query=_past_query(queryset.query, at), using=using)
     # The options that live on the queryset rather than its query.
     past._prefetch_related_lookups = queryset._prefetch_related_lookups
@@ -131,7 +132,7 @@ def _is_parent_link(join: Join, tables: dict[str, type[models.Model]]) -> bool:
     return (
         join.table_name in tables
         and getattr(remote, "parent_link", False)
-        and join.join_field.model._meta.concrete_model in tables.values()
+        and concrete_model(join.join_field.model) in tables.values()
     )
 
 
@@ -178,7 +179,7 @@ class AsOfQuery(Query):
 
     def _past_models(self) -> dict[str, type[models.Model]]:
         """The tables read as of `as_of_at`: the model's and its parents', by table name."""
-        concrete = self.model._meta.concrete_model
+        concrete = concrete_model(self.model)
         return {each._meta.db_table: each for each in (concrete, *concrete._meta.get_parent_list())}
 
     @property
@@ -311,7 +312,7 @@ def past_rows_sql(
     def column(attname: str) -> str:
         return quote(delta_opts.get_field(attname).column)
 
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
     columns: list[str] = []
     column_params: list[Any] = []

@@ -31,6 +31,7 @@ from django.db import models
 from django.db.models import Q
 
 from revy.contrib.django import registry
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.states import (
@@ -107,7 +108,7 @@ def history_of(
 
 def _reference(row: Row) -> models.Model:
     """An unsaved stand-in carrying only the pk: enough for content type lookups."""
-    model = row.model._meta.concrete_model
+    model = concrete_model(row.model)
     instance = model.__new__(model)
     instance.__dict__[model._meta.pk.attname] = row.pk
     return instance

@@ -27,6 +27,7 @@ from django.db.models import deletion as django_deletion
 
 from revy.contrib.django import deletion as revy_deletion
 from revy.contrib.django import registry
+from revy.contrib.django._meta import concrete_model, related_model
 from revy.contrib.django.snapshots import STATE_ACTIONS, SnapshotField, build_instance
 from revy.contrib.django.utils import get_object_delta_model
 
@@ -48,7 +49,7 @@ def deleted(model: type[models.Model], *, using: str | None = None) -> models.Qu
     `using` names the database of the rows and their history (default: the one the router
     writes the model to).
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     using = using or router.db_for_write(concrete)
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
     deltas = get_object_delta_model().objects.db_manager(using).filter(content_type=content_type)
@@ -122,7 +123,7 @@ def _references(
         value = state.get(field.attname)
         if value is None or field.related_model is None:
             continue
-        target = field.related_model._meta.concrete_model
+        target = related_model(field)
         if field.target_field.primary_key:
             yield (target, registry.content_id(target, value)), _cascades(field)
 
@@ -157,7 +158,7 @@ def cascade_of(
     system deleted in the same revision; rows that exist again, or whose history went on after
     that deletion, are left out. A few queries whatever the number of rows.
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     using = using or router.db_for_write(concrete)
     delta_model = get_object_delta_model()
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
@@ -183,7 +184,7 @@ def cascade_of(
         )
         found = candidate_model.model_class()
         if found is not None and candidate.data is not None:
-            rows.setdefault((found._meta.concrete_model, candidate.content_id), candidate)
+            rows.setdefault((concrete_model(found), candidate.content_id), candidate)
     # The deleted row, and its multi-table parents: the same object.
     taken: dict[tuple[type[models.Model], str], None] = {(concrete, root_id): None}
     for parent in concrete._meta.get_parent_list():
@@ -221,7 +222,7 @@ def cascade_of(
 def _model_of(delta: models.Model, using: str) -> type[models.Model]:
     found = ContentType.objects.db_manager(using).get_for_id(delta.content_type_id).model_class()
     assert found is not None
-    return found._meta.concrete_model
+    return concrete_model(found)
 
 
 def _still_deleted(deltas: list[models.Model], using: str) -> list[models.Model]:

@@ -125,8 +125,7 @@ class ModelConfig:
         # A many-to-many through model: the foreign keys to the relation's two ends, so that
         # a link's changes show in the history of both rows it links.
         self.links = tuple(
-            (self.index_of(field.attname), related_model(field))
-            for field in _link_fields(model)
+            (self.index_of(field.attname), related_model(field)) for field in _link_fields(model)
         )
         # Multi-table inheritance: the models whose rows share this model's primary keys
         # (every ancestor, every descendant). A change of one is a change of the others.

@@ -20,6 +20,7 @@ from django.db import connections, models, router, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import RenameField
 
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
@@ -45,7 +46,7 @@ def rename_field_in_history(
         model = global_apps.get_model(model)
     field = model._meta.get_field(new_name)
     suffix = field.attname[len(field.name) :] if field.attname.startswith(field.name) else ""
-    opts = model._meta.concrete_model._meta
+    opts = concrete_model(model)._meta
     using = using or router.db_for_write(get_object_delta_model())
     return _rename(using, opts.app_label, opts.model_name, old_name + suffix, field.attname)
 

@@ -16,7 +16,7 @@ a hint saying how to fix it. The system checks (`revy.contrib.django.checks` and
 | `revy.E002` | it names a model or app that is not installed |
 | `revy.E003` | an entry is not a label of the expected form (`app_label.ModelName[.field]`) |
 | `revy.E004` | it names a field the model does not have |
-| `revy.E005` | it names a field or model of the wrong kind (`REVY_AGGREGATES`: not a foreign key; `REVY_*_MODEL`: not a subclass of the abstract history model) |
+| `revy.E005` | it names a field or model of the wrong kind (not a foreign key or history model) |
 | `revy.E006` | a number is out of range (`REVY_BATCH_SIZE` < 1) |
 | `revy.E007` | `django.contrib.contenttypes` is not installed |
 | `revy.W001` | a `REVY_*` setting revy does not know (a typo?) |

@@ -273,10 +273,23 @@ class PastJoin(Join):
         past_table = f"({derived}) {_quote_alias(compiler, self.table_alias)}"
         return f"{self.join_type} {past_table} ON{rest}", [*derived_params, *params]
 
-    def relabeled_clone(self, change_map: dict[str, str]) -> PastJoin:
-        clone = super().relabeled_clone(change_map)
-        clone.past = self.past
-        return clone
+    def relabeled_clone(self, change_map: dict[str | None, str]) -> PastJoin:
+        # As Join's, which builds the clone without the moment (`past` is required here).
+        filtered_relation = (
+            self.filtered_relation.relabeled_clone(change_map)
+            if self.filtered_relation is not None
+            else None
+        )
+        return self.__class__(
+            self.table_name,
+            change_map.get(self.parent_alias, self.parent_alias),
+            change_map.get(self.table_alias, self.table_alias),
+            self.join_type,
+            self.join_field,
+            self.nullable,
+            filtered_relation=filtered_relation,
+            past=self.past,
+        )
 
     @property
     def identity(self) -> tuple:

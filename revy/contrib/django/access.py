@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
@@ -274,7 +274,9 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
     for (field, _), batches in collector.field_updates.items():
         if field.model._meta.auto_created:
             continue
-        for batch in batches:
+        # Django appends whole batches (querysets or lists of rows); django-stubs types
+        # the entries as single rows.
+        for batch in cast("list[Iterable[models.Model] | models.QuerySet[Any]]", batches):
             for row in _instances(batch):
                 updated.setdefault((concrete_model(type(row)), row.pk), row)
     touched.extend(("change", row) for row in updated.values())
@@ -284,7 +286,8 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
 def _relation_owner(link: models.Model) -> models.Model:
     """The row that declares the many-to-many relation `link` (a row of its table) is part of."""
     opts = type(link)._meta
-    owner_model = opts.auto_created
+    # A through model's auto_created is the model declaring the relation (django-stubs: bool).
+    owner_model = cast("type[models.Model]", opts.auto_created)
     key = next(
         field
         for field in opts.concrete_fields
@@ -296,7 +299,7 @@ def _relation_owner(link: models.Model) -> models.Model:
     return owner if owner is not None else owner_model(pk=pk)
 
 
-def _instances(batch: Iterable[models.Model] | models.QuerySet) -> Iterable[models.Model]:
+def _instances(batch: Iterable[models.Model] | models.QuerySet[Any]) -> Iterable[models.Model]:
     return batch.iterator() if isinstance(batch, models.QuerySet) else batch
 
 

@@ -195,8 +195,8 @@ def aggregates_of(instance: models.Model, using: str = "default") -> list[tuple[
     return found
 
 
-def _direct_aggregates(instance: models.Model) -> list[models.Model]:
-    result = []
+def _direct_aggregates(instance: models.Model) -> list[models.Model | None]:
+    result: list[models.Model | None] = []
     method = getattr(instance, "get_event_aggregates", None)
     if method is not None:
         result.extend(method() or ())

@@ -21,7 +21,7 @@ The revision and delta admins list only the deltas the policy lets the viewer se
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
@@ -58,6 +58,11 @@ from revy.contrib.django.utils import (
 
 if TYPE_CHECKING:
     from django.template.response import _TemplateForResponseT  # django-stubs' alias
+
+    # A mixin of model admins, checked against what it is mixed into.
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
 __all__ = [
     "AttributeDeltaInline",
@@ -160,7 +165,7 @@ if get_object_delta_model() is ObjectDelta:
     admin.site.register(ObjectDelta, ObjectDeltaAdmin)
 
 
-class HistoryAdminMixin:
+class HistoryAdminMixin(_ModelAdmin):
     """Show revy's history on the admin "History" page, with diffs and restore buttons."""
 
     # Typed as Django types ModelAdmin's, so that a ModelAdmin mixing this class in type-checks.
@@ -261,7 +266,8 @@ class HistoryAdminMixin:
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.object_history_template, context)
+        template = cast("_TemplateForResponseT", self.object_history_template)  # set above
+        return TemplateResponse(request, template, context)
 
     def _can_restore(self, request: HttpRequest, obj: Any, pk: Any, state: Any) -> bool:
         """The ModelAdmin's change (or add, for a deleted row) permission and the policy's."""
@@ -352,7 +358,7 @@ class _DiffLabels:
         self._names: dict[tuple[type[models.Model], str, Any], str] = {}
         loaded: dict[tuple[type[models.Model], str], set[Any]] = {}
         for field, keys in wanted.items():
-            target = field.target_field
+            target = cast("models.ForeignKey[Any, Any]", field).target_field  # many-to-one
             if policy.can_view_model(user, target.model):
                 loaded.setdefault((target.model, target.attname), set()).update(keys)
         for (model, attname), keys in loaded.items():
@@ -377,7 +383,7 @@ class _DiffLabels:
         field = self._field(delta, attname)
         if field is None or not field.is_relation or not field.many_to_one:
             return value
-        target = field.target_field
+        target = cast("models.ForeignKey[Any, Any]", field).target_field  # many-to-one
         key = _target_key(field, value)
         return self._names.get((target.model, target.attname, key), value)
 
@@ -387,6 +393,6 @@ def _target_key(field: models.Field, value: Any) -> Any:
     if value is None:
         return None
     try:
-        return field.target_field.to_python(value)
+        return cast("models.ForeignKey[Any, Any]", field).target_field.to_python(value)
     except (ValidationError, TypeError, ValueError):
         return None

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         AbstractObjectDelta,
         AbstractRevision,
     )
+    from revy.contrib.django.recovery import DeletionDelta
 
 __all__ = [
     "ChangeSerializer",
@@ -518,12 +519,12 @@ class DeletedObjectSerializer(serializers.Serializer):
     class Meta:
         list_serializer_class = _DeletedObjectListSerializer
 
-    def to_representation(self, deletion: AbstractObjectDelta) -> dict[str, Any]:
+    def to_representation(self, deletion: DeletionDelta) -> dict[str, Any]:
         references = References()
         references.want(deletion.actor_type_id, deletion.actor_id)
         return self.render(deletion, references.load())
 
-    def render(self, deletion: AbstractObjectDelta, references: References) -> dict[str, Any]:
+    def render(self, deletion: DeletionDelta, references: References) -> dict[str, Any]:
         """Return the JSON of one deletion, its actor taken from `references`."""
         content = references.ref(deletion.content_type_id, deletion.content_id) or {}
         return {
@@ -532,7 +533,6 @@ class DeletedObjectSerializer(serializers.Serializer):
             "deleted_at": self.fields["deleted_at"].to_representation(deletion.created_at),
             "actor": references.ref(deletion.actor_type_id, deletion.actor_id),
             "description": deletion.description,
-            # deleted()'s annotation, which django-stubs cannot see on the instance.
-            "content": {**content, "display": str(deletion.snapshot)},  # type: ignore[attr-defined]
+            "content": {**content, "display": str(deletion.snapshot)},
             "state": deletion.data,
         }

@@ -182,10 +182,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
                 )
             if change is not None:
                 changes.append(change)
-            if state is not None:
-                state.base, state.spans = config.frozen(row), None
-                state.checkpoint = config.frozen(config.values_of(obj))
-                attribution.seen_now(state)
+            if watched is not None:
+                watched.base, watched.spans = config.frozen(row), None
+                watched.checkpoint = config.frozen(config.values_of(obj))
+                attribution.seen_now(watched)
         with guard(using):
             recorder.write(using, with_relatives(using, changes))
     return created

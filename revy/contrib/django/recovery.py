@@ -32,7 +32,17 @@ from revy.contrib.django.snapshots import STATE_ACTIONS, SnapshotField, build_in
 from revy.contrib.django.utils import get_object_delta_model
 
 if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
     from revy.contrib.django.models import AbstractObjectDelta
+
+    class _Snapshot(TypedDict):
+        snapshot: models.Model
+
+    # What deleted() gives: Delete deltas annotated with the row's last state.
+    DeletionDelta = WithAnnotations[AbstractObjectDelta, _Snapshot]
 
 __all__ = ["CascadedRow", "cascade_of", "deleted", "last_deletions"]
 
@@ -41,7 +51,7 @@ T = TypeVar("T")
 
 def deleted(
     model: type[models.Model], *, using: str | None = None
-) -> models.QuerySet[AbstractObjectDelta]:
+) -> models.QuerySet[DeletionDelta]:
     """Return the deletions of the rows of `model` that are deleted now, newest first.
 
     One `Delete` object delta per row whose latest state-bearing delta is that deletion

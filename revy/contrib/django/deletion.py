@@ -101,6 +101,7 @@ def SET(
 
     if getattr(handler, "lazy_sub_objs", False):
         set_on_delete.lazy_sub_objs = True  # type: ignore[attr-defined]  # see CASCADE
+    # What the migration writer calls to name the handler (a function attribute: see CASCADE).
     set_on_delete.deconstruct = lambda: ("revy.contrib.django.deletion.SET", (value,), {})  # type: ignore[attr-defined]
     return set_on_delete
 

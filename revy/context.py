@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Protocol, Self, TypeVar
 
 __all__ = [
@@ -126,7 +126,7 @@ class Scope:
         self.revision: Any = None
         self.tracked: list[Any] = []
         self.serial = 0
-        self.extras: dict[str, Any] = {}
+        self.extras: dict[Hashable, Any] = {}
 
 
 class _Lazy:

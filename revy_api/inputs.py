@@ -19,6 +19,7 @@ from django.db import models
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
+from revy.contrib.django._meta import concrete_model
 from revy_api.errors import BadRequest
 
 __all__ = [
@@ -155,7 +156,7 @@ def model(label: Any, name: str = "type") -> type[models.Model]:
 
 def primary_key(model: type[models.Model], value: Any, name: str = "id") -> Any:
     """Return `value` as a primary key of `model`; `BadRequest` if no row can have it."""
-    field = model._meta.concrete_model._meta.pk
+    field = concrete_model(model)._meta.pk
     pk = None
     if isinstance(value, str | int) and not isinstance(value, bool):
         raw = str(value)

@@ -18,7 +18,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
@@ -27,6 +27,7 @@ from django.db import models, router
 from revy.context import Context
 from revy.contrib.django import history
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.recorder import state_json
 from revy.contrib.django.recovery import CascadedRow, cascade_of
@@ -47,6 +48,13 @@ from revy_api.errors import (
 )
 from revy_api.restoring import check_constraints, restoring
 from revy_api.visibility import VisibilityPolicy, get_policy
+
+if TYPE_CHECKING:
+    from revy.contrib.django.models import (
+        AbstractAttributeDelta,
+        AbstractObjectDelta,
+        AbstractRevision,
+    )
 
 __all__ = [
     "PROBLEM_BASE",
@@ -91,7 +99,7 @@ def _row_id(value: Any, name: str, what: str) -> int:
     return number
 
 
-def get_revision(revision_id: Any) -> models.Model:
+def get_revision(revision_id: Any) -> AbstractRevision:
     revision_id = _row_id(revision_id, "revision", "revision")
     try:
         return get_revision_model()._base_manager.get(pk=revision_id)
@@ -101,7 +109,7 @@ def get_revision(revision_id: Any) -> models.Model:
 
 def get_visible_revision(
     revision_id: Any, *, user: Any, policy: VisibilityPolicy | None = None
-) -> models.Model:
+) -> AbstractRevision:
     """Return the revision if `user` may see it (one visible delta); else `NotFound`.
 
     A revision the user may not see answers exactly like one that does not exist.
@@ -114,7 +122,7 @@ def get_visible_revision(
     return found
 
 
-def get_delta(delta_id: Any) -> models.Model:
+def get_delta(delta_id: Any) -> AbstractObjectDelta:
     delta_id = _row_id(delta_id, "delta", "delta")
     try:
         return get_object_delta_model()._base_manager.get(pk=delta_id)
@@ -122,6 +130,14 @@ def get_delta(delta_id: Any) -> models.Model:
         raise NotFound(f"There is no delta {delta_id}.") from None
 
 
+@overload
+def parse_point(
+    *, revision: Any = None, delta: Any = None, at: Any = None, required: Literal[True] = True
+) -> history.Point: ...
+@overload
+def parse_point(
+    *, revision: Any = None, delta: Any = None, at: Any = None, required: bool
+) -> history.Point | None: ...
 def parse_point(
     *, revision: Any = None, delta: Any = None, at: Any = None, required: bool = True
 ) -> history.Point | None:
@@ -155,7 +171,7 @@ def parse_diff_point(value: Any, name: str) -> history.Point | None:
 
 
 def _config(model: type[models.Model]) -> ModelConfig:
-    return config_for(model) or ModelConfig(model._meta.concrete_model)
+    return config_for(model) or ModelConfig(concrete_model(model))
 
 
 def etag(instance: models.Model) -> str:
@@ -226,7 +242,7 @@ class RollbackResult:
     instance: models.Model
     changes: dict[str, dict[str, Any]] = field(default_factory=dict)
     created: bool = False
-    revision: models.Model | None = None
+    revision: AbstractRevision | None = None
     dry_run: bool = False
     # The row as the rollback makes it (unsaved for a dry run): what a preview shows.
     target: models.Model | None = None
@@ -234,7 +250,7 @@ class RollbackResult:
     cascaded: list[CascadedRow] = field(default_factory=list)
 
 
-def _target_state(model, pk, point) -> dict[str, Any]:
+def _target_state(model: type[models.Model], pk: Any, point: history.Point) -> models.Model:
     try:
         target = history.snapshot(model, pk, **_point_kwargs(point))
     except history.HistoryNotFound as error:
@@ -299,7 +315,7 @@ def rollback(
     each needing `add` too. A state the database refuses is a `RestoreConflict`; nothing is
     written.
     """
-    model = model._meta.concrete_model
+    model = concrete_model(model)
     using = router.db_for_write(model)
     policy = policy or get_policy()
     rows = model._base_manager.using(using)
@@ -378,18 +394,18 @@ def diff(
         raise NotFound(str(error)) from None
 
 
-def _models_of(deltas: models.QuerySet) -> set[type[models.Model]]:
+def _models_of(deltas: models.QuerySet[AbstractObjectDelta]) -> set[type[models.Model]]:
     """The concrete models of the rows a queryset of object deltas changed."""
     type_ids = deltas.order_by().values_list("content_type_id", flat=True).distinct()
     found = (ContentType.objects.get_for_id(type_id).model_class() for type_id in type_ids)
-    return {model._meta.concrete_model for model in found if model is not None}
+    return {concrete_model(model) for model in found if model is not None}
 
 
 class _Nothing:
-    def __enter__(self):
+    def __enter__(self) -> _Nothing:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         return None
 
 
@@ -397,12 +413,12 @@ class _Nothing:
 
 
 def revert(
-    revision: models.Model,
+    revision: AbstractRevision,
     *,
     user: Any = None,
     force: bool = False,
     policy: VisibilityPolicy | None = None,
-) -> models.Model | None:
+) -> AbstractRevision | None:
     """Revert a whole revision as `user`; nothing is written on any error.
 
     `Forbidden` unless the user may change, re-create or delete (cascades included) every row
@@ -411,7 +427,7 @@ def revert(
     """
     policy = policy or get_policy()
     using = revision._state.db or router.db_for_write(type(revision))
-    deltas = get_object_delta_model()._base_manager.using(using).filter(revision=revision)
+    deltas = get_object_delta_model()._base_manager.using(using).filter(revision=revision.pk)
     touched = _models_of(deltas.exclude(action="Event"))
     try:
         with (
@@ -445,11 +461,13 @@ def _conflict(error: history.RevisionConflict, user: Any, policy: VisibilityPoli
 
 
 def _visible_deltas(
-    deltas: Sequence[models.Model], user: Any, policy: VisibilityPolicy
-) -> list[models.Model]:
+    deltas: Sequence[AbstractObjectDelta | AbstractAttributeDelta],
+    user: Any,
+    policy: VisibilityPolicy,
+) -> list[AbstractObjectDelta | AbstractAttributeDelta]:
     """Keep the object and attribute deltas the policy lets `user` see, in their order."""
     shown: set[tuple[type, Any]] = set()
-    by_model: dict[type, list[Any]] = {}
+    by_model: dict[type[AbstractObjectDelta | AbstractAttributeDelta], list[Any]] = {}
     for delta in deltas:
         by_model.setdefault(type(delta), []).append(delta.pk)
     for model, ids in by_model.items():

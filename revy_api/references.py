@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 
+from revy.contrib.django._meta import related_model
 from revy.contrib.django.registry import content_id, pk_from_content_id
 
 __all__ = [
@@ -49,7 +50,7 @@ def _required_relations(model: type[models.Model], depth: int = 3) -> tuple[str,
         forward = field.is_relation and (field.many_to_one or field.one_to_one)
         if forward and not field.null:
             paths.append(field.name)
-            related = field.related_model._meta.concrete_model
+            related = related_model(field)
             paths += [f"{field.name}__{path}" for path in _required_relations(related, depth - 1)]
     return tuple(paths)
 

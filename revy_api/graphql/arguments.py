@@ -8,7 +8,7 @@ Lookups of revisions and deltas go through `revy_api.operations`, as REST's do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from django.db import models
 from django.utils.dateparse import parse_datetime
@@ -18,6 +18,9 @@ from revy.contrib.django import history
 from revy_api import inputs, operations
 from revy_api.errors import BadRequest
 from revy_api.graphql.errors import bad_request
+
+if TYPE_CHECKING:
+    from revy.contrib.django.models import AbstractRevision
 
 __all__ = [
     "checked",
@@ -73,11 +76,19 @@ def node_pk(value: Any, type_name: str, argument: str) -> str:
     return global_id.node_id
 
 
-def revision_for(value: Any, argument: str = "id") -> models.Model:
+def revision_for(value: Any, argument: str = "id") -> AbstractRevision:
     """Return the revision a Relay id names (NOT_FOUND when there is none)."""
     return operations.get_revision(node_pk(value, "Revision", argument))
 
 
+@overload
+def point(
+    *, revision: Any = None, delta: Any = None, at: Any = None, required: Literal[True]
+) -> history.Point: ...
+@overload
+def point(
+    *, revision: Any = None, delta: Any = None, at: Any = None, required: bool
+) -> history.Point | None: ...
 def point(
     *, revision: Any = None, delta: Any = None, at: Any = None, required: bool
 ) -> history.Point | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import strawberry
 from django.db import models
@@ -156,10 +156,8 @@ def resolve_grouped_connections(
     rows: dict[Hashable, list[models.Model]] = defaultdict(list)
     ordered, descriptors, _ = annotate_ordering_fields(queryset)
     if should_resolve_list_connection_edges(info) and size > 0:
-        order_by = [
-            F(name[1:]).desc() if name.startswith("-") else F(name).asc()
-            for name in queryset.query.order_by
-        ]
+        names = cast("tuple[str, ...]", queryset.query.order_by)  # field names: see above
+        order_by = [F(name[1:]).desc() if name.startswith("-") else F(name).asc() for name in names]
         numbered = ordered.annotate(
             _revy_row=Window(RowNumber(), partition_by=[F(group_by)], order_by=order_by)
         ).filter(_revy_row__lte=size)

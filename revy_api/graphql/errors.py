@@ -159,7 +159,7 @@ def with_code(error: GraphQLError) -> GraphQLError:
         return error
     original = error.original_error
     if isinstance(original, GraphQLError) and (original.extensions or {}).get("code"):
-        code, message = original.extensions["code"], error.message
+        code, message = (original.extensions or {})["code"], error.message
     elif error.path is not None and original is not None:
         code, message = INTERNAL_SERVER_ERROR, "Internal server error."
     elif _TOO_MANY_TOKENS in error.message:

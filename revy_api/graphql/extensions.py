@@ -119,7 +119,7 @@ class RevisionContextExtension(SchemaExtension):
             return
         organization = apply_headers(request, headers)
         if organization is not None:
-            Context.set_actor(organization)  # type: ignore[attr-defined]  # generated accessor
+            Context.set_actor(organization)
 
     def _refuse(self, error: HeaderError) -> None:
         """Answer the header error instead of running the operation."""

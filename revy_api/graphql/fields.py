@@ -23,6 +23,7 @@ import strawberry_django
 from strawberry import Info
 from strawberry_django import django_resolver
 
+from revy.contrib.django._meta import concrete_model
 from revy_api.graphql.connections import resolve_connection
 from revy_api.graphql.state import state_of
 from revy_api.graphql.types import ObjectDeltaConnection
@@ -51,7 +52,7 @@ def history_field(
         after: str | None = None,
     ) -> ObjectDeltaConnection:
         state = state_of(info)
-        model = type(root)._meta.concrete_model
+        model = concrete_model(type(root))
         state.require_view(model, root.pk, obj=root)
         deltas = state.history(model, root.pk, aggregates=bool(aggregates)).order_by("-id")
         return resolve_connection(ObjectDeltaConnection, deltas, info, first=first, after=after)

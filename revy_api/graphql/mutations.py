@@ -35,6 +35,7 @@ from revy_api.graphql.payloads import (
     recorded_state,
 )
 from revy_api.graphql.state import state_of
+from revy_api.graphql.types import Revision
 
 __all__ = ["RevisionMutation"]
 
@@ -117,7 +118,8 @@ class RevisionMutation:
             changes=field_changes(result.changes),
             created=result.created,
             dry_run=result.dry_run,
-            revision=result.revision,
+            # strawberry-django resolves the revision model's instances through `Revision`.
+            revision=cast("Revision | None", result.revision),
             cascaded=[
                 Snapshot(
                     type=row.model._meta.label_lower,
@@ -158,4 +160,7 @@ class RevisionMutation:
         attach_page([reverted])
         if revision is not None:
             attach_page([revision])
-        return RevertResult(reverted=reverted, revision=revision)
+        # strawberry-django resolves the revision model's instances through `Revision`.
+        return RevertResult(
+            reverted=cast(Revision, reverted), revision=cast("Revision | None", revision)
+        )

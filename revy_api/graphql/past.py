@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import strawberry
 import strawberry_django
@@ -38,6 +38,9 @@ from revy_api.graphql.payloads import recorded_state
 from revy_api.graphql.state import state_of
 from revy_api.graphql.types import ActorRef, ObjectDelta, Revision, prefetch_revisions
 from revy_api.references import References, type_label
+
+if TYPE_CHECKING:
+    from django.db.models.fields.composite import CompositePrimaryKey
 
 __all__ = [
     "DeletedObject",
@@ -110,7 +113,9 @@ class DeletedObject:
         return root
 
 
-DeletedObjectConnection = HistoryConnection[DeletedObject]
+# strawberry pages any type at run time (a deletion has no global id); its typing bounds a
+# connection's type to Node.
+DeletedObjectConnection = HistoryConnection[DeletedObject]  # type: ignore[type-var]
 
 
 def deleted_objects(
@@ -121,7 +126,13 @@ def deleted_objects(
     state.require_login()
     model = arguments.model_for(label)
     deletions = state.visible_deltas(history.deleted(model))
-    return resolve_connection(DeletedObjectConnection, deletions, info, first=first, after=after)
+    return resolve_connection(
+        DeletedObjectConnection,  # type: ignore[type-var]  # see DeletedObjectConnection
+        deletions,
+        info,
+        first=first,
+        after=after,
+    )
 
 
 # A table at a past moment ------------------------------------------------------------------
@@ -165,6 +176,8 @@ def _cursor(model: type[models.Model], pk: Any) -> str:
 
 def _after_pk(model: type[models.Model], cursor: str) -> Any:
     """The primary key an `after` cursor holds; BAD_REQUEST if it holds none of `model`'s."""
+    kind: str | None
+    content_id: str | None
     try:
         kind, content_id = relay.from_base64(cursor)
     except (ValueError, TypeError):
@@ -175,7 +188,9 @@ def _after_pk(model: type[models.Model], cursor: str) -> Any:
         return arguments.checked(inputs.primary_key, model, content_id, "after", argument="after")
     try:  # a composite key: the JSON list of its parts, each checked as its column's value
         parts = json.loads(content_id)
-        fields = model._meta.pk.fields
+        # Its columns' fields (django-stubs admits reverse relations among them).
+        pk_fields = cast("CompositePrimaryKey", model._meta.pk).fields
+        fields = cast("tuple[models.Field[Any, Any], ...]", pk_fields)
         if not isinstance(parts, list) or len(parts) != len(fields):
             raise ValueError(content_id)
         pk = []

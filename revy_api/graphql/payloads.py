@@ -13,6 +13,7 @@ import strawberry
 from django.db import models
 from strawberry.scalars import JSON
 
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.recorder import state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy_api import operations
@@ -47,7 +48,7 @@ def field_changes(changes: dict[str, dict[str, Any]]) -> list[FieldChange]:
 def recorded_state(instance: models.Model) -> dict[str, Any]:
     """Return the instance's recorded, unmasked fields as stored JSON values."""
     model = type(instance)
-    config = config_for(model) or ModelConfig(model._meta.concrete_model)
+    config = config_for(model) or ModelConfig(concrete_model(model))
     return json.loads(state_json(config, config.values_of(instance)))
 
 

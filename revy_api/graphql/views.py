@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import sync_to_async
 from cross_web import HTTPException
@@ -89,7 +89,9 @@ class _RevyViewMixin:
         """Instantiate the authentication classes (read at request time, for tests)."""
         classes = self.authentication_classes
         if classes is None:
-            classes = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+            # Imported by DRF's settings (django-stubs types the setting's dotted paths).
+            default = api_settings.DEFAULT_AUTHENTICATION_CLASSES
+            classes = cast("Sequence[type[BaseAuthentication]]", default)
         return [authentication() for authentication in classes]
 
     def authenticate(self, request: HttpRequest) -> None:
@@ -271,7 +273,7 @@ class AsyncGraphQLView(_RevyViewMixin, StrawberryAsyncGraphQLView):
             return self.http_error(request, error)
         return self.finish(request, response)
 
-    async def execute_single(  # type: ignore[override]
+    async def execute_single(
         self, request: Any, request_adapter: Any, *args: Any, **kwargs: Any
     ) -> Any:
         try:
@@ -282,7 +284,7 @@ class AsyncGraphQLView(_RevyViewMixin, StrawberryAsyncGraphQLView):
                 raise self.mutation_over_get(cause, request_adapter.method) from None
             raise
 
-    async def process_result(  # type: ignore[override]
+    async def process_result(
         self, request: HttpRequest, result: ExecutionResult
     ) -> GraphQLHTTPResponse:
         return self.coded_result(result)

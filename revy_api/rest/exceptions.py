@@ -76,11 +76,11 @@ def is_problem(exc: BaseException) -> bool:
 def _problem_body(exc: BaseException) -> tuple[dict[str, Any], dict[str, str]] | None:
     """Return (body without `instance`, extra response headers) for `exc`, or None."""
     if isinstance(exc, HeaderError):
-        body = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
-        return {**body, "header": exc.header}, {}
+        own = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
+        return {**own, "header": exc.header}, {}
     if isinstance(exc, OperationError):
-        body = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
-        return {**body, **_extra_members(exc.extra)}, {}
+        own = {"type": exc.type, "title": exc.title, "status": exc.status, "detail": exc.detail}
+        return {**own, **_extra_members(exc.extra)}, {}
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -101,10 +101,13 @@ def _problem_body(exc: BaseException) -> tuple[dict[str, Any], dict[str, str]] |
     else:
         body["detail"] = str(exc.detail)
     headers = {}
-    if getattr(exc, "auth_header", None):
-        headers["WWW-Authenticate"] = exc.auth_header
-    if getattr(exc, "wait", None):
-        headers["Retry-After"] = str(int(exc.wait))
+    # NotAuthenticated's challenge (set by DRF's view) and Throttled's wait.
+    challenge = getattr(exc, "auth_header", None)
+    if challenge:
+        headers["WWW-Authenticate"] = challenge
+    wait = getattr(exc, "wait", None)
+    if wait:
+        headers["Retry-After"] = str(int(wait))
     return body, headers
 
 

@@ -38,7 +38,7 @@ import datetime
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import connections, models, router, transaction
 from django.http import Http404
@@ -51,6 +51,7 @@ from rest_framework.response import Response
 
 from revy.context import Context
 from revy.contrib.django import history as revy_history
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
 from revy.contrib.django.recovery import CascadedRow
 from revy_api import inputs, operations
@@ -65,6 +66,12 @@ from revy_api.rest.serializers import (
     RollbackPointSerializer,
 )
 from revy_api.visibility import VisibilityPolicy, get_policy, in_queryset, last_recorded_state
+
+if TYPE_CHECKING:
+    # A mixin of model viewsets, checked against what it is mixed into.
+    from rest_framework.viewsets import GenericViewSet as _ViewSet
+else:
+    _ViewSet = object
 
 __all__ = ["HistoryMixin", "HistoryTarget"]
 
@@ -112,7 +119,7 @@ def _cascaded_reference(row: CascadedRow) -> dict[str, Any]:
     }
 
 
-class HistoryMixin(ProblemDetailsMixin):
+class HistoryMixin(ProblemDetailsMixin, _ViewSet):
     """Per-object history endpoints for a ModelViewSet (see the module documentation)."""
 
     #: Read by `RevyAutoSchema`: this view serves history actions, ETags and If-Match.
@@ -174,7 +181,7 @@ class HistoryMixin(ProblemDetailsMixin):
         if self.as_of_at is not None and self.action == "list":
             # The past values, filtered, ordered and paginated as the present ones are.
             queryset = revy_history.as_of(queryset, self.as_of_at)
-        queryset = super().filter_queryset(queryset)  # type: ignore[misc]
+        queryset = super().filter_queryset(queryset)
         if getattr(self, "_locked_write", False):
             of = ("self",) if connections[queryset.db].features.has_select_for_update_of else ()
             queryset = queryset.select_for_update(of=of)
@@ -212,7 +219,7 @@ class HistoryMixin(ProblemDetailsMixin):
         and passes the object permissions. Either way 404 otherwise, then 403 unless the
         visibility policy lets the user see the row's history.
         """
-        model = self.get_queryset().model._meta.concrete_model
+        model = concrete_model(self.get_queryset().model)
         try:
             instance = self.get_object()
         except Http404:
@@ -448,7 +455,7 @@ class HistoryMixin(ProblemDetailsMixin):
     def finalize_response(
         self, request: Request, response: Response, *args: Any, **kwargs: Any
     ) -> Response:
-        response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
+        response = super().finalize_response(request, response, *args, **kwargs)
         instance = getattr(self, "_etag_object", None)
         if (
             instance is not None

@@ -7,6 +7,7 @@ A client asks with `Accept: application/x-ndjson` or `Accept: text/csv` (or `?fo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import models
@@ -29,7 +30,7 @@ class ExportRenderer(BaseRenderer):
         self,
         data: Any,
         accepted_media_type: str | None = None,
-        renderer_context: dict[str, Any] | None = None,
+        renderer_context: Mapping[str, Any] | None = None,
     ) -> bytes:
         # Views stream exports; this renders export records handed over as a list.
         items = data if isinstance(data, list) else [data]

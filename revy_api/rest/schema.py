@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
@@ -27,6 +27,9 @@ from drf_spectacular.utils import OpenApiParameter, inline_serializer
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.settings import api_settings
+
+if TYPE_CHECKING:
+    from rest_framework.generics import GenericAPIView
 
 from revy.contrib.django.headers import (
     COMMIT_MESSAGE,
@@ -129,7 +132,8 @@ class RevyAutoSchema(AutoSchema):
 
     def _model(self) -> Any:
         try:
-            return self.view.get_queryset().model
+            # A view without get_queryset() raises too, as one without a queryset does.
+            return cast("GenericAPIView[Any]", self.view).get_queryset().model
         except Exception:  # a view without a queryset
             return None
 
@@ -144,7 +148,7 @@ class RevyAutoSchema(AutoSchema):
         if self._revy_view("context") and writes:
             # Only writes record a revision: the headers shaping it are for writes.
             parameters += [COMMIT_MESSAGE_PARAMETER, ORGANIZATION_PARAMETER, REQUEST_ID_PARAMETER]
-        if self._revy_view("history") and self._action in self.view.etag_actions:
+        if self._revy_view("history") and self._action in getattr(self.view, "etag_actions", ()):
             parameters.append(ETAG_HEADER)
         if self._revy_view("history") and self._action in _CONDITIONAL_ACTIONS:
             parameters.append(IF_MATCH_PARAMETER)
@@ -260,7 +264,8 @@ class RevyAutoSchema(AutoSchema):
         if not authenticators:
             return None
         try:
-            return authenticators[0].authenticate_header(None)
+            # No request to hand while documenting: a challenge that needs one fails (below).
+            return authenticators[0].authenticate_header(None)  # type: ignore[arg-type]
         except Exception:  # it needed a real request
             return None
 

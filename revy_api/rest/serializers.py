@@ -8,8 +8,8 @@ drf-spectacular documents them, but the history serializers build their JSON dir
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
 from django.db.models import Count
@@ -25,6 +25,14 @@ from revy_api.inputs import MAX_ID
 from revy_api.references import References
 from revy_api.rest.openapi import metadata_schema
 from revy_api.visibility import VisibilityPolicy, get_policy
+
+if TYPE_CHECKING:
+    from revy.contrib.django.models import (
+        AbstractAttributeDelta,
+        AbstractObjectDelta,
+        AbstractRevision,
+    )
+    from revy.contrib.django.recovery import DeletionDelta
 
 __all__ = [
     "ChangeSerializer",
@@ -76,14 +84,14 @@ class _ValueChangeSerializer(serializers.Serializer):
     new = serializers.JSONField(allow_null=True)
 
 
-def _references(context: dict[str, Any], deltas: Iterable[models.Model]) -> References:
+def _references(context: Mapping[str, Any], deltas: Iterable[AbstractObjectDelta]) -> References:
     references = context.get("references")
     if references is None:
         references = References().want_deltas(deltas).load()
     return references
 
 
-def _children(delta: models.Model) -> Sequence[models.Model]:
+def _children(delta: AbstractObjectDelta) -> Sequence[AbstractAttributeDelta]:
     cache = getattr(delta, "_prefetched_objects_cache", {})
     if "children" in cache:
         return cache["children"]
@@ -97,7 +105,8 @@ class _ObjectDeltaListSerializer(serializers.ListSerializer):
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
         deltas = list(data.all() if isinstance(data, models.Manager) else data)
         references = _references(self.context, deltas)
-        return [self.child.render(delta, references) for delta in deltas]
+        child = cast(ObjectDeltaSerializer, self.child)  # see ObjectDeltaSerializer.Meta
+        return [child.render(delta, references) for delta in deltas]
 
 
 class ObjectDeltaSerializer(serializers.Serializer):
@@ -119,10 +128,10 @@ class ObjectDeltaSerializer(serializers.Serializer):
     class Meta:
         list_serializer_class = _ObjectDeltaListSerializer
 
-    def to_representation(self, delta: models.Model) -> dict[str, Any]:
+    def to_representation(self, delta: AbstractObjectDelta) -> dict[str, Any]:
         return self.render(delta, _references(self.context, [delta]))
 
-    def render(self, delta: models.Model, references: References) -> dict[str, Any]:
+    def render(self, delta: AbstractObjectDelta, references: References) -> dict[str, Any]:
         """Return the JSON of `delta`, its actors and content taken from `references`."""
         ref = references.ref
         return {
@@ -194,11 +203,11 @@ def _actor_list(pairs: Iterable[tuple[Any, Any]], references: References) -> lis
     return [references.ref(type_id, actor_id) for type_id, actor_id in ordered]
 
 
-def _policy(context: dict[str, Any]) -> VisibilityPolicy:
+def _policy(context: Mapping[str, Any]) -> VisibilityPolicy:
     return context.get("policy") or get_policy()
 
 
-def _user(context: dict[str, Any]) -> Any:
+def _user(context: Mapping[str, Any]) -> Any:
     request = context.get("request")
     return getattr(request, "user", None)
 
@@ -219,12 +228,12 @@ class _RevisionListSerializer(serializers.ListSerializer):
     def to_representation(self, data: Any) -> list[dict[str, Any]]:
         revisions = list(data.all() if isinstance(data, models.Manager) else data)
         summaries = _summaries(revisions, _policy(self.context), _user(self.context))
-        child = self.child
+        child = cast(RevisionSerializer, self.child)  # see RevisionSerializer.Meta
         return [child.summary(revision, *summaries[revision.pk]) for revision in revisions]
 
 
 def _summaries(
-    revisions: Sequence[models.Model], policy: VisibilityPolicy, user: Any
+    revisions: Sequence[AbstractRevision], policy: VisibilityPolicy, user: Any
 ) -> dict[Any, tuple[list[Any], int]]:
     """Map each revision's pk to (actors, visible delta count) in two queries plus actors."""
     ids = [revision.pk for revision in revisions]
@@ -267,7 +276,7 @@ class RevisionSerializer(serializers.Serializer):
     class Meta:
         list_serializer_class = _RevisionListSerializer
 
-    def summary(self, revision: models.Model, actors: list[Any], count: int) -> dict[str, Any]:
+    def summary(self, revision: AbstractRevision, actors: list[Any], count: int) -> dict[str, Any]:
         return {
             "id": revision.pk,
             "description": revision.description,
@@ -276,7 +285,7 @@ class RevisionSerializer(serializers.Serializer):
             "delta_count": count,
         }
 
-    def to_representation(self, revision: models.Model) -> dict[str, Any]:
+    def to_representation(self, revision: AbstractRevision) -> dict[str, Any]:
         summary = _summaries([revision], _policy(self.context), _user(self.context))
         return self.summary(revision, *summary[revision.pk])
 
@@ -297,7 +306,7 @@ class RevisionDetailSerializer(RevisionSerializer):
     class Meta:
         list_serializer_class = serializers.ListSerializer
 
-    def to_representation(self, revision: models.Model) -> dict[str, Any]:
+    def to_representation(self, revision: AbstractRevision) -> dict[str, Any]:
         deltas = list(
             _policy(self.context)
             .filter_deltas(_user(self.context), revision.object_deltas.all())
@@ -408,7 +417,11 @@ class ProblemSerializer(serializers.Serializer):
     instance = serializers.CharField(required=False, help_text="The request's path.")
     header = serializers.CharField(required=False, help_text="The request header at fault.")
     field = serializers.CharField(required=False, help_text="The parameter at fault.")
-    errors = serializers.JSONField(required=False, help_text="What is wrong with each input.")
+    # DRF's metaclass takes declared fields out of the class body, so this does not replace
+    # Serializer.errors (nor `fields` below Serializer.fields); django-stubs cannot know.
+    errors = serializers.JSONField(  # type: ignore[assignment]
+        required=False, help_text="What is wrong with each input."
+    )
 
 
 class ConflictSerializer(serializers.Serializer):
@@ -442,14 +455,16 @@ class ConflictProblemSerializer(ProblemSerializer):
         required=False,
         help_text="`restore-conflict`: why the database refuses the restored state.",
     )
-    fields = serializers.ListField(
+    fields = serializers.ListField(  # type: ignore[assignment]  # see `errors` above
         child=serializers.CharField(),
         required=False,
         help_text="`restore-conflict`: the columns at fault, when known.",
     )
 
 
-def conflicts_json(conflicts: Sequence[models.Model]) -> list[dict[str, Any]]:
+def conflicts_json(
+    conflicts: Sequence[AbstractObjectDelta | AbstractAttributeDelta],
+) -> list[dict[str, Any]]:
     """Render the deltas of a `RevisionConflict` for problem details."""
     references = References()
     for delta in conflicts:
@@ -482,7 +497,8 @@ class _DeletedObjectListSerializer(serializers.ListSerializer):
         for deletion in deletions:
             references.want(deletion.actor_type_id, deletion.actor_id)
         references.load()
-        return [self.child.render(deletion, references) for deletion in deletions]
+        child = cast(DeletedObjectSerializer, self.child)  # see DeletedObjectSerializer.Meta
+        return [child.render(deletion, references) for deletion in deletions]
 
 
 class DeletedObjectSerializer(serializers.Serializer):
@@ -503,12 +519,12 @@ class DeletedObjectSerializer(serializers.Serializer):
     class Meta:
         list_serializer_class = _DeletedObjectListSerializer
 
-    def to_representation(self, deletion: models.Model) -> dict[str, Any]:
+    def to_representation(self, deletion: DeletionDelta) -> dict[str, Any]:
         references = References()
         references.want(deletion.actor_type_id, deletion.actor_id)
         return self.render(deletion, references.load())
 
-    def render(self, deletion: models.Model, references: References) -> dict[str, Any]:
+    def render(self, deletion: DeletionDelta, references: References) -> dict[str, Any]:
         """Return the JSON of one deletion, its actor taken from `references`."""
         content = references.ref(deletion.content_type_id, deletion.content_id) or {}
         return {

@@ -8,7 +8,7 @@ them view, and a revision only with its visible deltas (a revision with none is 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -172,7 +172,8 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
         if isinstance(renderer, ExportRenderer):
             # An export has no pages, but a bad page size is a 400 as for a page.
             if self.paginator is not None:
-                self.paginator.get_page_size(request)
+                paginator = cast(HistoryCursorPagination, self.paginator)  # pagination_class
+                paginator.get_page_size(request)
             return streaming_export(self.filter_queryset(self.get_queryset()), renderer)
         return super().list(request, *args, **kwargs)
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from contextlib import nullcontext
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps
 from django.contrib.contenttypes.models import ContentType
@@ -47,6 +47,7 @@ from django.db.models.sql.where import AND, WhereNode
 
 from revy.contrib.django import history
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.snapshots import STATE_ACTIONS, build_instance
 from revy.contrib.django.utils import get_object_delta_model
 
@@ -202,7 +203,7 @@ class VisibilityPolicy:
             (each, row)
             for each, row in touched
             if not self.can_restore_object(
-                user, type(row)._meta.concrete_model, row.pk, action=each, obj=row
+                user, concrete_model(type(row)), row.pk, action=each, obj=row
             )
         ]
         if refused:
@@ -213,7 +214,7 @@ class VisibilityPolicy:
         named: dict[str, list[str]] = {}
         hidden = 0
         for action, row in refused:
-            model = type(row)._meta.concrete_model
+            model = concrete_model(type(row))
             if self.can_view_object(user, model, row.pk, obj=row):
                 named.setdefault(_VERBS[action], []).append(f"{model._meta.label} {row.pk}")
             else:
@@ -251,7 +252,7 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
     Collected without deleting anything. The parent rows of a multi-table child are the same
     object, and automatic many-to-many rows belong to the relation: neither counts on its own.
     """
-    model = type(instance)._meta.concrete_model
+    model = concrete_model(type(instance))
     using = instance._state.db or router.db_for_write(model)
     collector = Collector(using=using, origin=instance)
     collector.collect([instance])
@@ -259,7 +260,7 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
     touched: list[tuple[str, models.Model]] = [("delete", instance)]
 
     def counts(row: models.Model) -> bool:
-        row_model = type(row)._meta.concrete_model
+        row_model = concrete_model(type(row))
         if row_model._meta.auto_created:
             return False
         return not (row_model in same_object and row.pk == instance.pk)
@@ -273,9 +274,11 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
     for (field, _), batches in collector.field_updates.items():
         if field.model._meta.auto_created:
             continue
-        for batch in batches:
+        # Django appends whole batches (querysets or lists of rows); django-stubs types
+        # the entries as single rows.
+        for batch in cast("list[Iterable[models.Model] | models.QuerySet[Any]]", batches):
             for row in _instances(batch):
-                updated.setdefault((type(row)._meta.concrete_model, row.pk), row)
+                updated.setdefault((concrete_model(type(row)), row.pk), row)
     touched.extend(("change", row) for row in updated.values())
     return touched
 
@@ -283,7 +286,8 @@ def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
 def _relation_owner(link: models.Model) -> models.Model:
     """The row that declares the many-to-many relation `link` (a row of its table) is part of."""
     opts = type(link)._meta
-    owner_model = opts.auto_created
+    # A through model's auto_created is the model declaring the relation (django-stubs: bool).
+    owner_model = cast("type[models.Model]", opts.auto_created)
     key = next(
         field
         for field in opts.concrete_fields
@@ -295,7 +299,7 @@ def _relation_owner(link: models.Model) -> models.Model:
     return owner if owner is not None else owner_model(pk=pk)
 
 
-def _instances(batch: Iterable[models.Model] | models.QuerySet) -> Iterable[models.Model]:
+def _instances(batch: Iterable[models.Model] | models.QuerySet[Any]) -> Iterable[models.Model]:
     return batch.iterator() if isinstance(batch, models.QuerySet) else batch
 
 
@@ -307,7 +311,7 @@ def last_recorded_state(model: type[models.Model], pk: Any) -> models.Model | No
 
     None when the row does not exist and has no recorded state.
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     row = concrete._base_manager.filter(pk=pk).first()
     if row is not None:
         return row

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
@@ -56,6 +56,7 @@ from django.utils.translation import gettext as _
 
 from revy.context import Context
 from revy.contrib.django import history, previews
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.access import (
     VisibilityPolicy,
     get_policy,
@@ -75,6 +76,11 @@ from revy.contrib.django.utils import (
 
 if TYPE_CHECKING:
     from django.template.response import _TemplateForResponseT  # django-stubs' alias
+
+    # A mixin of model admins, checked against what it is mixed into.
+    _ModelAdmin = admin.ModelAdmin[Any]
+else:
+    _ModelAdmin = object
 
 __all__ = [
     "AttributeDeltaInline",
@@ -347,7 +353,7 @@ if get_object_delta_model() is ObjectDelta:
     admin.site.register(ObjectDelta, ObjectDeltaAdmin)
 
 
-class HistoryAdminMixin:
+class HistoryAdminMixin(_ModelAdmin):
     """Show revy's history on the admin "History" page, with diffs and restore previews.
 
     Also adds a "Recover deleted" list reachable from the changelist, and keeps the admin's
@@ -467,7 +473,8 @@ class HistoryAdminMixin:
             **(extra_context or {}),
         }
         request.current_app = self.admin_site.name
-        return TemplateResponse(request, self.object_history_template, context)
+        template = cast("_TemplateForResponseT", self.object_history_template)  # set above
+        return TemplateResponse(request, template, context)
 
     def _can_restore(self, request: HttpRequest, obj: Any, pk: Any, state: Any) -> bool:
         """The ModelAdmin's change (or add, for a deleted row) permission and the policy's."""
@@ -886,7 +893,7 @@ def _name(row: models.Model) -> str:
 
 
 def _can_see(user: Any, policy: VisibilityPolicy, row: models.Model) -> bool:
-    model = type(row)._meta.concrete_model
+    model = concrete_model(type(row))
     return policy.can_view_object(user, model, row.pk, obj=row)
 
 
@@ -918,7 +925,7 @@ class _ValueLabels:
         self._names: dict[tuple[type[models.Model], str, Any], str] = {}
         loaded: dict[tuple[type[models.Model], str], set[Any]] = {}
         for field, keys in wanted.items():
-            target = field.target_field
+            target = cast("models.ForeignKey[Any, Any]", field).target_field  # many-to-one
             if policy.can_view_model(user, target.model):
                 loaded.setdefault((target.model, target.attname), set()).update(keys)
         for (model, attname), keys in loaded.items():
@@ -928,7 +935,7 @@ class _ValueLabels:
     def name_rows(self, rows: Iterable[models.Model]) -> None:
         """Name these rows too (rows about to be re-created, which the database lacks)."""
         for row in rows:
-            model = type(row)._meta.concrete_model
+            model = concrete_model(type(row))
             self._names.setdefault((model, model._meta.pk.attname, row.pk), _name(row))
 
     def _field(self, model: Any, attname: str) -> models.Field | None:
@@ -948,7 +955,7 @@ class _ValueLabels:
         field = self._field(model, attname)
         if field is None or not field.is_relation or not (field.many_to_one or field.one_to_one):
             return value
-        target = field.target_field
+        target = cast("models.ForeignKey[Any, Any]", field).target_field  # many-to-one
         key = _target_key(field, value)
         return self._names.get((target.model, target.attname, key), value)
 
@@ -974,6 +981,6 @@ def _target_key(field: models.Field, value: Any) -> Any:
     if value is None:
         return None
     try:
-        return field.target_field.to_python(value)
+        return cast("models.ForeignKey[Any, Any]", field).target_field.to_python(value)
     except (ValidationError, TypeError, ValueError):
         return None

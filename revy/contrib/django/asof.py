@@ -36,7 +36,7 @@ from __future__ import annotations
 import base64
 import datetime
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import django
 from django.conf import settings
@@ -46,8 +46,13 @@ from django.db.models.sql import Query
 from django.db.models.sql.datastructures import BaseTable, Join
 from django.utils import timezone
 
+from revy.contrib.django._meta import column as column_of
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_object_delta_model
+
+if TYPE_CHECKING:
+    from django.db.models.sql.compiler import _AsSqlType
 
 __all__ = [
     "AsOfQuery",
@@ -87,22 +92,25 @@ def as_of(
     if settings.USE_TZ and timezone.is_naive(at):
         at = timezone.make_aware(at)  # the current time zone, as Django's forms and filters
     if queryset is None:
-        using = using or router.db_for_write(model._meta.concrete_model)
+        using = using or router.db_for_write(concrete_model(model))
         return AsOfQuerySet(model, query=AsOfQuery(model, at), using=using)
     if isinstance(queryset, AsOfQuerySet):
         raise TypeError("as_of() takes a queryset of the present, not one of the past.")
-    using = using or queryset._db or router.db_for_write(model._meta.concrete_model)
-    past = AsOfQuerySet(model, query=_past_query(queryset.query, at), using=using)
-    # The options that live on the queryset rather than its query.
-    past._prefetch_related_lookups = queryset._prefetch_related_lookups
+    # The database the queryset was given with using(), if any (not the router's choice for
+    # reading, which `db` falls back to). Private attributes django-stubs does not declare.
+    chosen = queryset._db  # type: ignore[attr-defined]
+    using = using or chosen or router.db_for_write(concrete_model(model))
+    past: AsOfQuerySet = AsOfQuerySet(model, query=_past_query(queryset.query, at), using=using)
+    # The options that live on the queryset rather than its query (private, as above).
+    past._prefetch_related_lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
     past._iterable_class = queryset._iterable_class
-    past._fields = queryset._fields
+    past._fields = queryset._fields  # type: ignore[attr-defined]
     return past
 
 
 def _past_query(query: Query, at: datetime.datetime) -> AsOfQuery:
     """A copy of `query` reading the model's table (and its parents') as of `at`."""
-    past = query.chain(klass=AsOfQuery)
+    past = cast(AsOfQuery, query.chain(klass=AsOfQuery))  # chain() makes a `klass`
     past.as_of_at = at
     tables = past._past_models()
     for alias, table in list(past.alias_map.items()):
@@ -131,7 +139,8 @@ def _is_parent_link(join: Join, tables: dict[str, type[models.Model]]) -> bool:
     return (
         join.table_name in tables
         and getattr(remote, "parent_link", False)
-        and join.join_field.model._meta.concrete_model in tables.values()
+        # A parent link is a OneToOneField (django-stubs types a join's field loosely).
+        and concrete_model(cast("models.Field[Any, Any]", join.join_field).model) in tables.values()
     )
 
 
@@ -149,12 +158,12 @@ class AsOfQuerySet(models.QuerySet):
     @property
     def as_of_at(self) -> datetime.datetime:
         """The moment this queryset shows."""
-        return self.query.as_of_at
+        # Set by as_of(), which makes every AsOfQuerySet; None only in an AsOfQuery that
+        # Django builds on its own, with no queryset of the past.
+        return cast(datetime.datetime, self.query.as_of_at)
 
     def _read_only(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError(
-            _READ_ONLY.format(at=self.query.as_of_at.isoformat(), model=self.model.__name__)
-        )
+        raise TypeError(_READ_ONLY.format(at=self.as_of_at.isoformat(), model=self.model.__name__))
 
     update = delete = _raw_delete = _update = _read_only
     create = get_or_create = update_or_create = _read_only
@@ -178,7 +187,7 @@ class AsOfQuery(Query):
 
     def _past_models(self) -> dict[str, type[models.Model]]:
         """The tables read as of `as_of_at`: the model's and its parents', by table name."""
-        concrete = self.model._meta.concrete_model
+        concrete = concrete_model(cast("type[models.Model]", self.model))  # as_of() gives one
         return {each._meta.db_table: each for each in (concrete, *concrete._meta.get_parent_list())}
 
     @property
@@ -216,7 +225,7 @@ class AsOfQuery(Query):
         return join
 
 
-def _quote_alias(compiler: Any, alias: str) -> str:
+def _quote_alias(compiler: Any, alias: str | None) -> str:
     # Django 6.1 quotes table aliases too and deprecates quote_name_unless_alias().
     if django.VERSION >= (6, 1):
         return compiler.quote_name(alias)
@@ -237,11 +246,11 @@ class PastTable(BaseTable):
         self.model = model
         self.at = at
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> _AsSqlType:
         sql, params = past_rows_sql(self.model, self.at, compiler.using, connection)
-        return f"({sql}) {_quote_alias(compiler, self.table_alias)}", params
+        return f"({sql}) {_quote_alias(compiler, self.table_alias)}", tuple(params)
 
-    def relabeled_clone(self, change_map: dict[str, str]) -> PastTable:
+    def relabeled_clone(self, change_map: dict[str | None, str]) -> PastTable:
         alias = change_map.get(self.table_alias, self.table_alias)
         return self.__class__(self.table_name, alias, self.model, self.at)
 
@@ -257,7 +266,7 @@ class PastJoin(Join):
         super().__init__(*args, **kwargs)
         self.past = past
 
-    def as_sql(self, compiler: Any, connection: Any) -> tuple[str, list[Any]]:
+    def as_sql(self, compiler: Any, connection: Any) -> _AsSqlType:
         sql, params = super().as_sql(compiler, connection)
         # Django writes "<join type> <table> [<alias>] ON (...)": swap the table for the past.
         quote = compiler.quote_name_unless_alias if django.VERSION < (6, 1) else None
@@ -270,19 +279,34 @@ class PastJoin(Join):
         derived, derived_params = past_rows_sql(model, at, compiler.using, connection)
         rest = sql[len(prefix) :]
         past_table = f"({derived}) {_quote_alias(compiler, self.table_alias)}"
-        return f"{self.join_type} {past_table} ON{rest}", [*derived_params, *params]
+        return f"{self.join_type} {past_table} ON{rest}", (*derived_params, *params)
 
-    def relabeled_clone(self, change_map: dict[str, str]) -> PastJoin:
-        clone = super().relabeled_clone(change_map)
-        clone.past = self.past
-        return clone
+    def relabeled_clone(self, change_map: dict[str | None, str]) -> PastJoin:
+        # As Join's, which builds the clone without the moment (`past` is required here).
+        # django-stubs types Join's change map with None keys and FilteredRelation's
+        # without; Django passes both the same dict.
+        filtered_relation = (
+            self.filtered_relation.relabeled_clone(change_map)  # type: ignore[arg-type]
+            if self.filtered_relation is not None
+            else None
+        )
+        return self.__class__(
+            self.table_name,
+            change_map.get(self.parent_alias, self.parent_alias),
+            change_map.get(self.table_alias, self.table_alias),
+            self.join_type,
+            self.join_field,
+            self.nullable,
+            filtered_relation=filtered_relation,
+            past=self.past,
+        )
 
     @property
     def identity(self) -> tuple:
         return (*super().identity, self.past)
 
 
-def _alias_text(compiler: Any, join: Join) -> str:
+def _alias_text(compiler: Any, join: Join) -> str | None:
     # How Django itself renders a join's alias (unquoted before 6.1).
     if django.VERSION >= (6, 1):
         return compiler.quote_name(join.table_alias)
@@ -308,10 +332,12 @@ def past_rows_sql(
     delta_opts = get_object_delta_model()._meta
     quote = connection.ops.quote_name
 
-    def column(attname: str) -> str:
-        return quote(delta_opts.get_field(attname).column)
+    delta_model = get_object_delta_model()
 
-    concrete = model._meta.concrete_model
+    def column(attname: str) -> str:
+        return quote(column_of(delta_model, attname))
+
+    concrete = concrete_model(model)
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
     columns: list[str] = []
     column_params: list[Any] = []
@@ -359,7 +385,7 @@ def _column(field: models.Field, data: str, connection: Any) -> tuple[str, list[
 def _kind(field: models.Field) -> str:
     """The internal type of the value a field stores (a foreign key stores its target's)."""
     while field.is_relation and getattr(field, "target_field", None) is not None:
-        field = field.target_field
+        field = cast("models.ForeignKey[Any, Any]", field).target_field
     return field.get_internal_type()
 
 

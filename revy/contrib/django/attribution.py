@@ -16,12 +16,13 @@ Cost: an actor change costs one tuple comparison per watched instance.
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from django.db import models
 
 from revy.context import Context, Scope, current_scope, enabled_scope
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import marker_alive, transaction_marker
 
@@ -106,7 +107,7 @@ def recording() -> bool:
 def watch_new(instance: models.Model) -> InstanceState:
     """Start tracking an instance revy has not seen being built; return its state."""
     watch(instance, None, None)
-    return state_of(instance)
+    return cast(InstanceState, state_of(instance))  # watched just now
 
 
 def watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None) -> None:
@@ -257,16 +258,17 @@ def refresh_bases(model: type[models.Model], rows: dict[Any, tuple], using: str)
     if scope is None or not rows:
         return
     marker = transaction_marker(using)
-    concrete = model._meta.concrete_model
-    relatives = config_for(concrete).relatives
+    concrete = concrete_model(model)
+    # Bulk writes of tracked models call this; a watched instance's model is tracked too.
+    relatives = cast(ModelConfig, config_for(concrete)).relatives
     for ref in scope.tracked:
         instance = ref()
         if instance is None:
             continue
-        other = instance._meta.concrete_model
+        other = concrete_model(type(instance))
         if other is not concrete and other not in relatives:
             continue
-        row = rows.get(config_for(other).key(instance.pk))
+        row = rows.get(cast(ModelConfig, config_for(other)).key(instance.pk))
         state = state_of(instance) if row is not None else None
         if state is not None and state.base is not None:
             if other is concrete:

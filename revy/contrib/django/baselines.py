@@ -19,7 +19,7 @@ that model.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, models, router
 from django.utils import timezone
@@ -55,10 +55,14 @@ class SetBasedBaseline:
         self.aggregates = HistoryTable(
             ObjectDeltaAggregate, ("delta_id", "content_type_id", "content_id"), connection
         )
-        self.encoders = {
-            index: sqlencoding.encoder(config.fields[index], connection)
-            for index in config.recorded
-        }
+        # build() makes one only for a model unsupported() accepts: every field has an encoder.
+        self.encoders = cast(
+            "dict[int, sqlencoding.FieldEncoder]",
+            {
+                index: sqlencoding.encoder(config.fields[index], connection)
+                for index in config.recorded
+            },
+        )
         self.content_type_id = content_type_id(self.model, using)
         self.event_type = f"{config.event_prefix}.baseline"
         self.pk_column = f"s.c{config.pk_index}"

@@ -20,7 +20,7 @@ import functools
 import inspect
 import json
 import operator
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.models import Q
@@ -28,6 +28,7 @@ from django.db.models.query import QuerySet
 
 from revy.context import Context
 from revy.contrib.django import attribution, deletion, recorder, tracking
+from revy.contrib.django._meta import concrete_field
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
@@ -59,7 +60,9 @@ def _recording_config(model: type[models.Model]) -> ModelConfig | None:
 def _write_db(queryset: QuerySet) -> str:
     # `QuerySet.db` names the read database until Django marks the query as a write, which
     # happens inside the methods wrapped here: ask the router the way Django then does.
-    return queryset._db or router.db_for_write(queryset.model, **queryset._hints)
+    # Private attributes django-stubs does not declare.
+    chosen, hints = queryset._db, queryset._hints  # type: ignore[attr-defined]
+    return chosen or router.db_for_write(queryset.model, **hints)
 
 
 def _has_expressions(values: dict[str, Any]) -> bool:
@@ -181,10 +184,9 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
         created = _django_bulk_create(self, objs, *args, **kwargs)
         for obj, values in zip(objs, assigned, strict=True):
             after = config.values_of(obj)
-            if not config.same_row(
-                after, values
-            ):  # values Django or the database set are the system's
-                state = attribution.state_of(obj)
+            # Values Django or the database set are the system's.
+            if not config.same_row(after, values):
+                state = cast(attribution.InstanceState, attribution.state_of(obj))  # see above
                 attribution.attribute(obj, state, config, recorder.AUTOMATIC, "", after)
         if upsert:
             pairs = _upserted(config, using, objs, keys)
@@ -194,9 +196,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
             pairs = _written(config, using, objs)
         changes = []
         for obj, row in pairs:
-            state = attribution.state_of(obj) if obj is not None else None
-            spans = (state.spans or {}) if state is not None else {}
+            watched = attribution.state_of(obj) if obj is not None else None
+            spans = (watched.spans or {}) if watched is not None else {}
             before = existing.get(config.key(config.pk_of(row)))
+            change: recorder.Change | None
             if before is None:
                 change = tracking.creation_change(config, obj, row, spans, actor, description)
             else:
@@ -205,10 +208,10 @@ def _bulk_create(self: QuerySet, objs, *args: Any, **kwargs: Any):
                 )
             if change is not None:
                 changes.append(change)
-            if state is not None:
-                state.base, state.spans = config.frozen(row), None
-                state.checkpoint = config.frozen(config.values_of(obj))
-                attribution.seen_now(state)
+            if watched is not None:
+                watched.base, watched.spans = config.frozen(row), None
+                watched.checkpoint = config.frozen(config.values_of(obj))
+                attribution.seen_now(watched)
         with guard(using):
             recorder.write(using, with_relatives(using, changes))
     return created
@@ -281,10 +284,14 @@ def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
     """The column sets a conflict can happen on: `unique_fields` for an upsert, otherwise the
     primary key and every unconditional unique constraint, then the rows' content."""
     opts = config.model._meta
+
+    def field_attname(name: str) -> str:
+        return concrete_field(config.model, name).attname
+
     if unique_fields:
         return [
             tuple(
-                config.pk_index if name == "pk" else config.index_of(opts.get_field(name).attname)
+                config.pk_index if name == "pk" else config.index_of(field_attname(name))
                 for name in unique_fields
             )
         ]
@@ -293,11 +300,9 @@ def _conflict_keys(config: ModelConfig, unique_fields) -> list[tuple[int, ...]]:
         if field.unique and not field.primary_key:
             keys.append((config.index_of(field.attname),))
     for names in opts.unique_together:
-        keys.append(tuple(config.index_of(opts.get_field(name).attname) for name in names))
+        keys.append(tuple(config.index_of(field_attname(name)) for name in names))
     for constraint in opts.total_unique_constraints:
-        keys.append(
-            tuple(config.index_of(opts.get_field(name).attname) for name in constraint.fields)
-        )
+        keys.append(tuple(config.index_of(field_attname(name)) for name in constraint.fields))
     keys = list(dict.fromkeys(keys))
     keys.append(_ContentKey(i for i in config.recorded if i not in config.pk_indexes))
     return keys

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import operator
+from collections.abc import Callable
 from typing import Any
 
 from django.db import models
@@ -27,6 +28,7 @@ from django.db.models.deletion import Collector
 
 from revy.context import Context
 from revy.contrib.django import recorder
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
@@ -50,7 +52,9 @@ def _full_rows(sub_objs: Any) -> Any:
     return sub_objs
 
 
-def CASCADE(collector, field, sub_objs, using) -> None:
+def CASCADE(
+    collector: Collector, field: models.Field[Any, Any], sub_objs: models.QuerySet[Any], using: str
+) -> None:
     """Delete the rows that point at the deleted one, recording each deletion."""
     django_deletion.CASCADE(collector, field, _full_rows(sub_objs), using)
 
@@ -59,33 +63,46 @@ def CASCADE(collector, field, sub_objs, using) -> None:
 # reading them; for any other handler it reads them before calling it, unless the handler is
 # lazy. Being lazy lets the collector read the rows once, whole (see `_full_rows`), or
 # fast-delete them when it can, instead of reading their keys first and the rows again.
-CASCADE.lazy_sub_objs = True
+# A function attribute Django reads, as on its own handlers (mypy cannot declare one).
+CASCADE.lazy_sub_objs = True  # type: ignore[attr-defined]
 
 
-def SET_NULL(collector, field, sub_objs, using) -> None:
+def SET_NULL(
+    collector: Collector, field: models.Field[Any, Any], sub_objs: models.QuerySet[Any], using: str
+) -> None:
     """Set the foreign key to NULL, recording each row's update."""
     django_deletion.SET_NULL(collector, field, sub_objs, using)
 
 
-SET_NULL.lazy_sub_objs = True
+SET_NULL.lazy_sub_objs = True  # type: ignore[attr-defined]  # see CASCADE
 
 
-def SET_DEFAULT(collector, field, sub_objs, using) -> None:
+def SET_DEFAULT(
+    collector: Collector, field: models.Field[Any, Any], sub_objs: models.QuerySet[Any], using: str
+) -> None:
     """Set the foreign key to its default, recording each row's update."""
     # Not lazy, like Django's: a callable default only runs when rows point at the deleted one.
     django_deletion.SET_DEFAULT(collector, field, sub_objs, using)
 
 
-def SET(value: Any):
+def SET(
+    value: Any,
+) -> Callable[[Collector, models.Field[Any, Any], models.QuerySet[Any], str], None]:
     """Set the foreign key to `value` (or its result, if callable), recording each update."""
     handler = django_deletion.SET(value)
 
-    def set_on_delete(collector, field, sub_objs, using) -> None:
+    def set_on_delete(
+        collector: Collector,
+        field: models.Field[Any, Any],
+        sub_objs: models.QuerySet[Any],
+        using: str,
+    ) -> None:
         handler(collector, field, sub_objs, using)
 
     if getattr(handler, "lazy_sub_objs", False):
-        set_on_delete.lazy_sub_objs = True
-    set_on_delete.deconstruct = lambda: ("revy.contrib.django.deletion.SET", (value,), {})
+        set_on_delete.lazy_sub_objs = True  # type: ignore[attr-defined]  # see CASCADE
+    # What the migration writer calls to name the handler (a function attribute: see CASCADE).
+    set_on_delete.deconstruct = lambda: ("revy.contrib.django.deletion.SET", (value,), {})  # type: ignore[attr-defined]
     return set_on_delete
 
 
@@ -202,7 +219,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     # Django splits fast deletes into batches; one SELECT per model reads them all.
     fast_deletes: dict[type, list[models.QuerySet]] = {}
     for queryset in collector.fast_deletes:
-        fast_deletes.setdefault(queryset.model._meta.concrete_model, []).append(queryset)
+        fast_deletes.setdefault(concrete_model(queryset.model), []).append(queryset)
     for model, querysets in fast_deletes.items():
         config = config_for(model)
         if config is not None:

@@ -32,6 +32,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models, router, transaction
 from django.db.models import Q, Value
 
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.events import record_event
 from revy.contrib.django.references import type_label
 from revy.contrib.django.registry import content_id
@@ -105,11 +106,11 @@ def _resolve(row: Row) -> tuple[type[models.Model], Any]:
     if isinstance(row, models.Model):
         if row.pk is None:
             raise ValueError(f"Cannot erase an unsaved {row._meta.label}.")
-        return row.__class__._meta.concrete_model, row.pk
+        return concrete_model(row.__class__), row.pk
     model, pk = row
     if pk is None:
         raise ValueError(f"Cannot erase a {model._meta.label} without a primary key.")
-    return model._meta.concrete_model, pk
+    return concrete_model(model), pk
 
 
 def _erase(

@@ -22,6 +22,7 @@ from django.db import models, router, transaction
 
 from revy.context import Context
 from revy.contrib.django import recorder, registry
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.inserts import table
 from revy.contrib.django.models import ObjectDeltaAggregate
@@ -102,7 +103,7 @@ def record_event(target: models.Model, event_type: str, data: Any = None) -> mod
             return record_event(target, event_type, data)
     if Context.is_disabled():
         return None
-    config = registry.config_for(type(target)) or registry.ModelConfig(target._meta.concrete_model)
+    config = registry.config_for(type(target)) or registry.ModelConfig(concrete_model(type(target)))
     using = router.db_for_write(get_object_delta_model(), instance=target)
     change = recorder.Change(
         config,
@@ -194,8 +195,8 @@ def aggregates_of(instance: models.Model, using: str = "default") -> list[tuple[
     return found
 
 
-def _direct_aggregates(instance: models.Model) -> list[models.Model]:
-    result = []
+def _direct_aggregates(instance: models.Model) -> list[models.Model | None]:
+    result: list[models.Model | None] = []
     method = getattr(instance, "get_event_aggregates", None)
     if method is not None:
         result.extend(method() or ())

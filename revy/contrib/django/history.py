@@ -25,12 +25,13 @@ default in snapshots and keep their current value on rollback.
 from __future__ import annotations
 
 import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models
 from django.db.models import Q
 
 from revy.contrib.django import registry
+from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.models import ObjectDeltaAggregate
 from revy.contrib.django.snapshots import build_instance
 from revy.contrib.django.states import (
@@ -51,6 +52,9 @@ from revy.contrib.django.utils import (
     get_revision_model,
 )
 
+if TYPE_CHECKING:
+    from revy.contrib.django.models import AbstractObjectDelta, AbstractRevision
+
 __all__ = [
     "HistoryError",
     "HistoryNotFound",
@@ -67,6 +71,8 @@ __all__ = [
     "snapshot",
 ]
 
+M = TypeVar("M", bound=models.Model)
+
 
 def history_of(
     obj_or_model: models.Model | type[models.Model],
@@ -74,7 +80,7 @@ def history_of(
     *,
     aggregates: bool = False,
     using: str | None = None,
-) -> models.QuerySet:
+) -> models.QuerySet[AbstractObjectDelta]:
     """Return the object deltas of one row, newest first.
 
     `history_of(obj)` or `history_of(Model, pk)`: the row's own deltas and those of its
@@ -107,21 +113,21 @@ def history_of(
 
 def _reference(row: Row) -> models.Model:
     """An unsaved stand-in carrying only the pk: enough for content type lookups."""
-    model = row.model._meta.concrete_model
+    model = concrete_model(row.model)
     instance = model.__new__(model)
     instance.__dict__[model._meta.pk.attname] = row.pk
     return instance
 
 
 def snapshot(
-    model: type[models.Model],
+    model: type[M],
     pk: Any,
     *,
-    revision: models.Model | None = None,
-    delta: models.Model | None = None,
+    revision: AbstractRevision | None = None,
+    delta: AbstractObjectDelta | None = None,
     at: datetime.datetime | None = None,
     using: str | None = None,
-) -> models.Model | None:
+) -> M | None:
     """Return an unsaved instance of `model` as the row was at that point.
 
     Without a point: its latest recorded state. Returns None when the row did not exist at

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, children_of, config_for
@@ -98,7 +98,9 @@ def _for_parent(change: Change, parent: type) -> Change | None:
     if config is None:
         return None
     source = change.config
-    values = tuple(change.values[source.indexes[attname]] for attname in config.attnames)
+    # Only mirrored changes come here, and those have their row's values.
+    own = cast("tuple[Any, ...]", change.values)
+    values = tuple(own[source.indexes[attname]] for attname in config.attnames)
     attributes = _translate(source, config, change)
     existing = _existing.get()
     before = None if existing is None else existing.get((parent, config.key(change.pk)))

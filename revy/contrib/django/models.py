@@ -11,7 +11,8 @@ and the `ObjectSnapshot` expression, so that the source README's imports work.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
@@ -24,6 +25,12 @@ from revy.contrib.django.deletion import CASCADE, SET, SET_DEFAULT, SET_NULL
 from revy.contrib.django.encoding import JSONEncoder
 from revy.contrib.django.registry import content_id
 from revy.contrib.django.snapshots import ObjectSnapshot
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.models.deletion import Collector
+    from django.db.models.fields.related_descriptors import RelatedManager
+    from django.db.models.sql.compiler import SQLCompiler, _AsSqlType
 
 __all__ = [
     "CASCADE",
@@ -46,7 +53,7 @@ __all__ = [
 ]
 
 
-def _actors_of(rows, using: str) -> list[Any]:
+def _actors_of(rows: Iterable[tuple[int | None, Any]], using: str) -> list[Any]:
     """Resolve (actor_type_id, actor_id) pairs to instances, one query per actor model."""
     by_type: dict[int, list[str]] = {}
     system = False
@@ -73,7 +80,12 @@ class HistoryProtectedError(IntegrityError):
     """
 
 
-def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
+def KEEP_HISTORY(
+    collector: Collector,
+    field: models.ForeignKey[Any, Any],
+    sub_objs: models.QuerySet[Any],
+    using: str,
+) -> None:
     """`on_delete` of the history tables' content type keys: refuse, saying why and what to do.
 
     An IntegrityError rather than Django's ProtectedError, whose collector would replace this
@@ -82,7 +94,9 @@ def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
     count = sub_objs.count() if hasattr(sub_objs, "count") else len(sub_objs)
     if not count:
         return
-    content_types = {obj.pk: obj for obj in collector.data.get(ContentType, ())}
+    # The collector keeps the instances it deletes by their model: these are content types.
+    deleted = cast("Iterable[ContentType]", collector.data.get(ContentType, ()))
+    content_types = {obj.pk: obj for obj in deleted}
     names = ", ".join(f"{ct.app_label}.{ct.model}" for ct in content_types.values()) or "it"
     role = "as their actor" if field.name == "actor_type" else "as what they changed"
     raise HistoryProtectedError(
@@ -95,7 +109,7 @@ def KEEP_HISTORY(collector, field, sub_objs, using) -> None:
 
 # Django loads the referring rows before calling an on_delete handler unless it is lazy: a
 # query set is enough to count them.
-KEEP_HISTORY.lazy_sub_objs = True
+KEEP_HISTORY.lazy_sub_objs = True  # type: ignore[attr-defined]  # as Django's SET_NULL's
 
 
 class CurrentTransactionId(models.Func):
@@ -110,12 +124,22 @@ class CurrentTransactionId(models.Func):
     output_field = models.BigIntegerField()
     arity = 0
 
-    def as_sql(self, compiler, connection, **extra_context):
-        return "0", []
+    def as_sql(
+        self,
+        compiler: SQLCompiler,
+        connection: BaseDatabaseWrapper,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> _AsSqlType:
+        return "0", ()
 
-    def as_postgresql(self, compiler, connection, **extra_context):
+    def as_postgresql(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> _AsSqlType:
         # xid8 has no cast to bigint; its text form is the decimal number.
-        return "(pg_current_xact_id()::text::bigint)", []
+        return "(pg_current_xact_id()::text::bigint)", ()
 
 
 class AbstractRevision(models.Model):
@@ -125,6 +149,11 @@ class AbstractRevision(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
     metadata = models.JSONField(_("metadata"), default=dict, blank=True, encoder=JSONEncoder)
+
+    if TYPE_CHECKING:
+        # The reverse relations of the swappable delta models' `revision` keys.
+        object_deltas: RelatedManager[AbstractObjectDelta]
+        attribute_deltas: RelatedManager[AbstractAttributeDelta]
 
     class Meta:
         abstract = True
@@ -242,6 +271,10 @@ class AbstractObjectDelta(models.Model):
 
     objects = ObjectDeltaQuerySet.as_manager()
 
+    if TYPE_CHECKING:
+        # The reverse relation of the swappable attribute delta model's `parent` key.
+        children: RelatedManager[AbstractAttributeDelta]
+
     class Meta:
         abstract = True
         ordering = ("-id",)
@@ -307,6 +340,13 @@ class AbstractAttributeDelta(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.field_name}"
+
+
+revy_settings.HISTORY_BASES.update(
+    REVY_REVISION_MODEL=AbstractRevision,
+    REVY_OBJECT_DELTA_MODEL=AbstractObjectDelta,
+    REVY_ATTRIBUTE_DELTA_MODEL=AbstractAttributeDelta,
+)
 
 
 class Revision(AbstractRevision):

@@ -17,14 +17,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import PermissionDenied
 from django.db import models, router
 
 from revy.contrib.django import history
+from revy.contrib.django._meta import concrete_model, related_model
 from revy.contrib.django.access import _deletion_effects
 from revy.contrib.django.encoding import encode
+from revy.contrib.django.models import (
+    AbstractAttributeDelta,
+    AbstractObjectDelta,
+    AbstractRevision,
+)
 from revy.contrib.django.recovery import cascade_of
 from revy.contrib.django.registry import content_id, pk_from_content_id
 from revy.contrib.django.snapshots import build_instance
@@ -70,7 +76,7 @@ class PlannedWrite:
     changes: list[FieldChange] = field(default_factory=list)
     effects: list[tuple[str, models.Model]] = field(default_factory=list)
     refused: str | None = None
-    delta: models.Model | None = None
+    delta: AbstractObjectDelta | None = None
 
 
 @dataclass
@@ -78,7 +84,7 @@ class RestorePreview:
     """What a revert or a rollback would write, and what stands in its way."""
 
     writes: list[PlannedWrite] = field(default_factory=list)
-    conflicts: list[models.Model] = field(default_factory=list)
+    conflicts: list[AbstractObjectDelta | AbstractAttributeDelta] = field(default_factory=list)
 
     @property
     def refusals(self) -> list[str]:
@@ -111,7 +117,7 @@ def _checked(write: PlannedWrite, check: Check | None) -> PlannedWrite:
     return write
 
 
-def revert_preview(revision: models.Model, *, check: Check | None = None) -> RestorePreview:
+def revert_preview(revision: AbstractRevision, *, check: Check | None = None) -> RestorePreview:
     """Return what `history.revert(revision)` would write now, and its conflicts.
 
     The writes come in the order `revert` makes them (the revision's deltas newest first),
@@ -119,10 +125,11 @@ def revert_preview(revision: models.Model, *, check: Check | None = None) -> Res
     plus those of `find_conflicts`; a deletion's effects are collected per deleted row.
     """
     using = revision._state.db or router.db_for_write(type(revision))
+    # Any: the swappable model's reverse relation (`children`) is unknown to the checker.
+    manager = cast("models.Manager[Any]", get_object_delta_model()._base_manager)
     deltas = list(
-        get_object_delta_model()
-        ._base_manager.using(using)
-        .filter(revision=revision, action__in=_CHANGE_ACTIONS)
+        manager.using(using)
+        .filter(revision=revision.pk, action__in=_CHANGE_ACTIONS)
         .select_related("content_type")
         .prefetch_related("children")
         .order_by("-id")
@@ -184,7 +191,7 @@ def revert_preview(revision: models.Model, *, check: Check | None = None) -> Res
     return preview
 
 
-def _current_rows(deltas: list[models.Model], using: str) -> dict[tuple[int, str], models.Model]:
+def _current_rows(deltas: list[Any], using: str) -> dict[tuple[int, str], models.Model]:
     """The rows the deltas name that exist now, by (content type id, content id): one query
     per model."""
     wanted: dict[int, tuple[type[models.Model], set[Any]]] = {}
@@ -204,7 +211,7 @@ def _current_rows(deltas: list[models.Model], using: str) -> dict[tuple[int, str
 def rollback_preview(
     model: type[models.Model],
     pk: Any,
-    delta: models.Model,
+    delta: AbstractObjectDelta,
     *,
     cascade: bool = False,
     check: Check | None = None,
@@ -214,7 +221,7 @@ def rollback_preview(
     No write at all when the row already is in that state. Raises what `history.snapshot`
     raises, and `history.ObjectAbsent` when the row did not exist at that point.
     """
-    model = model._meta.concrete_model
+    model = concrete_model(model)
     using = router.db_for_write(model)
     target = history.snapshot(model, pk, delta=delta)
     if target is None:
@@ -251,16 +258,14 @@ def _link(instances: list[models.Model]) -> None:
     A re-created row's `__str__` may name the row it refers to ("Engine of Trabant 601"),
     which does not exist yet: it is one of the others.
     """
-    found = {(type(row)._meta.concrete_model, row.pk): row for row in instances}
+    found = {(concrete_model(type(row)), row.pk): row for row in instances}
     for row in instances:
         for relation in type(row)._meta.concrete_fields:
             if (
                 not (relation.many_to_one or relation.one_to_one)
-                or not relation.target_field.primary_key
+                or not cast("models.ForeignKey[Any, Any]", relation).target_field.primary_key
             ):
                 continue
-            target = found.get(
-                (relation.related_model._meta.concrete_model, relation.value_from_object(row))
-            )
+            target = found.get((related_model(relation), relation.value_from_object(row)))
             if target is not None:
                 setattr(row, relation.name, target)

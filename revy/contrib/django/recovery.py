@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.contrib.contenttypes.fields import GenericRelation
 from django.contrib.contenttypes.models import ContentType
@@ -27,13 +27,31 @@ from django.db.models import deletion as django_deletion
 
 from revy.contrib.django import deletion as revy_deletion
 from revy.contrib.django import registry
+from revy.contrib.django._meta import concrete_field, concrete_model, related_model
 from revy.contrib.django.snapshots import STATE_ACTIONS, SnapshotField, build_instance
 from revy.contrib.django.utils import get_object_delta_model
 
+if TYPE_CHECKING:
+    from typing import TypedDict
+
+    from django_stubs_ext import WithAnnotations
+
+    from revy.contrib.django.models import AbstractObjectDelta
+
+    class _Snapshot(TypedDict):
+        snapshot: models.Model
+
+    # What deleted() gives: Delete deltas annotated with the row's last state.
+    DeletionDelta = WithAnnotations[AbstractObjectDelta, _Snapshot]
+
 __all__ = ["CascadedRow", "cascade_of", "deleted", "last_deletions"]
 
+T = TypeVar("T")
 
-def deleted(model: type[models.Model], *, using: str | None = None) -> models.QuerySet:
+
+def deleted(
+    model: type[models.Model], *, using: str | None = None
+) -> models.QuerySet[DeletionDelta]:
     """Return the deletions of the rows of `model` that are deleted now, newest first.
 
     One `Delete` object delta per row whose latest state-bearing delta is that deletion
@@ -48,7 +66,7 @@ def deleted(model: type[models.Model], *, using: str | None = None) -> models.Qu
     `using` names the database of the rows and their history (default: the one the router
     writes the model to).
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     using = using or router.db_for_write(concrete)
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
     deltas = get_object_delta_model().objects.db_manager(using).filter(content_type=content_type)
@@ -59,7 +77,9 @@ def deleted(model: type[models.Model], *, using: str | None = None) -> models.Qu
     )
 
 
-def last_deletions(deltas: models.QuerySet) -> models.QuerySet:
+def last_deletions(
+    deltas: models.QuerySet[AbstractObjectDelta],
+) -> models.QuerySet[AbstractObjectDelta]:
     """Narrow an ObjectDelta queryset to the deletions no later state of their row follows."""
     later = get_object_delta_model()._base_manager.filter(
         content_type_id=OuterRef("content_type_id"),
@@ -81,7 +101,7 @@ class CascadedRow:
     model: type[models.Model]
     pk: Any
     state: dict[str, Any]
-    delta: models.Model
+    delta: AbstractObjectDelta
 
     def instance(self) -> models.Model:
         """The row as it was just before the deletion (unsaved)."""
@@ -102,9 +122,10 @@ _KEEPING = {
 }
 
 
-def _cascades(field: models.Field) -> bool:
+def _cascades(field: models.Field[Any, Any]) -> bool:
     """True when deleting the row `field` points at deletes the row holding `field`."""
-    on_delete = field.remote_field.on_delete
+    # A relation's remote_field is its rel, never None (django-stubs types any field's).
+    on_delete = cast(models.ForeignObjectRel, field.remote_field).on_delete
     if on_delete in _KEEPING:
         return False
     # SET(value), Django's and revy's, are closures of this name.
@@ -122,13 +143,18 @@ def _references(
         value = state.get(field.attname)
         if value is None or field.related_model is None:
             continue
-        target = field.related_model._meta.concrete_model
-        if field.target_field.primary_key:
+        target = related_model(field)
+        # A many-to-one or one-to-one field: a ForeignKey (django-stubs types the loop's
+        # fields as any concrete field).
+        if cast(models.ForeignKey[Any, Any], field).target_field.primary_key:
             yield (target, registry.content_id(target, value)), _cascades(field)
 
 
 def _generic_references(
-    model: type[models.Model], state: dict[str, Any], taken: dict, using: str
+    model: type[models.Model],
+    state: dict[str, Any],
+    taken: dict[tuple[type[models.Model], str], None],
+    using: str,
 ) -> bool:
     """True when `state` is a generic relation's row of a taken row whose model declares a
     `GenericRelation` to `model` (Django cascades those)."""
@@ -136,8 +162,8 @@ def _generic_references(
         for relation in target._meta.private_fields:
             if not isinstance(relation, GenericRelation) or relation.related_model is not model:
                 continue
-            type_field = model._meta.get_field(relation.content_type_field_name)
-            id_field = model._meta.get_field(relation.object_id_field_name)
+            type_field = concrete_field(model, relation.content_type_field_name)
+            id_field = concrete_field(model, relation.object_id_field_name)
             type_id = ContentType.objects.db_manager(using).get_for_model(target).pk
             if state.get(type_field.attname) == type_id and str(state.get(id_field.attname)) in {
                 content_id for model_, content_id in taken if model_ is target
@@ -157,7 +183,7 @@ def cascade_of(
     system deleted in the same revision; rows that exist again, or whose history went on after
     that deletion, are left out. A few queries whatever the number of rows.
     """
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     using = using or router.db_for_write(concrete)
     delta_model = get_object_delta_model()
     content_type = ContentType.objects.db_manager(using).get_for_model(concrete)
@@ -176,14 +202,15 @@ def cascade_of(
         .exclude(pk=deletion.pk)
         .order_by("id")
     )
-    rows: dict[tuple[type[models.Model], str], models.Model] = {}
+    # Deltas that hold a state (a deletion's is the row's last): the rows that may be taken.
+    rows: dict[tuple[type[models.Model], str], AbstractObjectDelta] = {}
     for candidate in candidates:
         candidate_model = ContentType.objects.db_manager(using).get_for_id(
             candidate.content_type_id
         )
         found = candidate_model.model_class()
         if found is not None and candidate.data is not None:
-            rows.setdefault((found._meta.concrete_model, candidate.content_id), candidate)
+            rows.setdefault((concrete_model(found), candidate.content_id), candidate)
     # The deleted row, and its multi-table parents: the same object.
     taken: dict[tuple[type[models.Model], str], None] = {(concrete, root_id): None}
     for parent in concrete._meta.get_parent_list():
@@ -194,11 +221,12 @@ def cascade_of(
         for key, candidate in rows.items():
             if key in taken:
                 continue
-            row_model = key[0]
+            # Not None: `rows` keeps the deltas that hold a state (so does `chosen` below).
+            row_model, state = key[0], cast("dict[str, Any]", candidate.data)
             if any(
                 cascades and target in taken
-                for target, cascades in _references(row_model, candidate.data, using)
-            ) or _generic_references(row_model, candidate.data, taken, using):
+                for target, cascades in _references(row_model, state, using)
+            ) or _generic_references(row_model, state, taken, using):
                 taken[key] = None
                 found_any = True
     chosen = [rows[key] for key in taken if key in rows]
@@ -208,7 +236,7 @@ def cascade_of(
             CascadedRow(
                 row_model,
                 registry.pk_from_content_id(row_model, delta.content_id),
-                delta.data,
+                cast("dict[str, Any]", delta.data),
                 delta,
             )
             for delta in chosen
@@ -218,20 +246,20 @@ def cascade_of(
     )
 
 
-def _model_of(delta: models.Model, using: str) -> type[models.Model]:
+def _model_of(delta: AbstractObjectDelta, using: str) -> type[models.Model]:
     found = ContentType.objects.db_manager(using).get_for_id(delta.content_type_id).model_class()
     assert found is not None
-    return found._meta.concrete_model
+    return concrete_model(found)
 
 
-def _still_deleted(deltas: list[models.Model], using: str) -> list[models.Model]:
+def _still_deleted(deltas: list[AbstractObjectDelta], using: str) -> list[AbstractObjectDelta]:
     """Keep the deletions that are still their row's latest state, of rows that are absent."""
     if not deltas:
         return []
-    by_type: dict[int, list[models.Model]] = {}
+    by_type: dict[int, list[AbstractObjectDelta]] = {}
     for delta in deltas:
         by_type.setdefault(delta.content_type_id, []).append(delta)
-    kept: list[models.Model] = []
+    kept: list[AbstractObjectDelta] = []
     for type_id, group in by_type.items():
         model = _model_of(group[0], using)
         latest: dict[str, int] = {}
@@ -264,7 +292,7 @@ def _still_deleted(deltas: list[models.Model], using: str) -> list[models.Model]
     return sorted(kept, key=lambda delta: delta.pk)
 
 
-def _chunked(items: list, size: int = 500) -> Iterable[list]:
+def _chunked(items: list[T], size: int = 500) -> Iterable[list[T]]:
     # Well under every backend's limit on query parameters.
     for start in range(0, len(items), size):
         yield items[start : start + size]

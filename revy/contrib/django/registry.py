@@ -12,7 +12,7 @@ import logging
 import uuid
 from operator import itemgetter
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 from django.apps import apps as global_apps
 from django.contrib.contenttypes.models import ContentType
@@ -21,6 +21,7 @@ from django.db import connections, models, router
 from django.db.models.signals import post_migrate
 
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django._meta import concrete_field, concrete_model, related_model
 from revy.contrib.django.encoding import encode
 
 __all__ = [
@@ -133,8 +134,7 @@ class ModelConfig:
         # A many-to-many through model: the foreign keys to the relation's two ends, so that
         # a link's changes show in the history of both rows it links.
         self.links = tuple(
-            (self.index_of(field.attname), field.related_model._meta.concrete_model)
-            for field in _link_fields(model)
+            (self.index_of(field.attname), related_model(field)) for field in _link_fields(model)
         )
         # Multi-table inheritance: the models whose rows share this model's primary keys
         # (every ancestor, every descendant). A change of one is a change of the others.
@@ -255,9 +255,9 @@ class ModelConfig:
 
     def same_row(self, a: tuple | None, b: tuple | None) -> bool:
         """`same` for every field of two rows."""
-        if a != b:
-            return False
-        return not self.json or a is None or all(same_json(a[i], b[i]) for i in self.json)
+        if a is None or b is None or a != b:
+            return a == b
+        return not self.json or all(same_json(a[i], b[i]) for i in self.json)
 
     def values_of(self, instance: models.Model) -> tuple:
         """Return the instance's current field values, `DEFERRED` for fields not loaded."""
@@ -360,17 +360,18 @@ def _link_fields(model: type[models.Model]) -> list[models.Field]:
         for m2m in other._meta.local_many_to_many:
             if m2m.remote_field.through is model:
                 for name in (m2m.m2m_field_name(), m2m.m2m_reverse_field_name()):
-                    field = model._meta.get_field(name)
+                    field = concrete_field(model, name)
                     fields[field.attname] = field
     return list(fields.values())
 
 
 def through_models(model: type[models.Model]) -> list[type[models.Model]]:
     """The through models of every many-to-many relation of `model`, in either direction."""
-    opts = model._meta.concrete_model._meta
+    opts = concrete_model(model)._meta
     found = [field.remote_field.through for field in opts.many_to_many]
-    found += [relation.through for relation in opts.related_objects if relation.many_to_many]
-    return list(dict.fromkeys(found))
+    found += [rel.through for rel in opts.related_objects if isinstance(rel, models.ManyToManyRel)]
+    # A many-to-many relation has a through model once the apps are ready.
+    return cast("list[type[models.Model]]", list(dict.fromkeys(found)))
 
 
 def is_composite(model: type[models.Model]) -> bool:
@@ -409,7 +410,10 @@ def stored_form(field: models.Field, value: Any) -> Any:
     except (TypeError, ValueError):
         pass
     try:
-        return field.value_to_string(SimpleNamespace(**{field.attname: value}))
+        # value_to_string reads only the field's attribute of the object it is given: a
+        # stand-in holding the value will do (django-stubs asks for a Model).
+        stand_in = SimpleNamespace(**{field.attname: value})
+        return field.value_to_string(stand_in)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         logger.warning(
             "revy records %r of %s by its repr: the field can neither prepare nor serialize it.",
@@ -448,7 +452,7 @@ def config_for(model: type[models.Model]) -> ModelConfig | None:
         return _configs[model]
     except KeyError:
         pass
-    concrete = model._meta.concrete_model
+    concrete = concrete_model(model)
     if concrete not in _configs:
         _configs[concrete] = ModelConfig(concrete) if _included(concrete) else None
     config = _configs[model] = _configs[concrete]
@@ -472,7 +476,8 @@ def _included(model: type[models.Model]) -> bool:
         return True
     if opts.auto_created:
         # An automatic M2M through model follows the model that declares the field.
-        source = opts.auto_created
+        # The model that declares the field (django-stubs types auto_created as a bool).
+        source = cast("type[models.Model]", opts.auto_created)
         return source in listed or source._meta.app_label in app_labels
     return False
 
@@ -496,10 +501,10 @@ def content_type_id(model: type[models.Model], using: str = "default") -> int:
         return _content_type_ids[key]
     except KeyError:
         pass
-    opts = model._meta.concrete_model._meta
+    opts = concrete_model(model)._meta
     manager = ContentType.objects.db_manager(using)
     try:
-        content_type = manager.get_by_natural_key(opts.app_label, opts.model_name)
+        content_type = manager.get_by_natural_key(opts.app_label, str(opts.model_name))
     except ContentType.DoesNotExist:
         content_type, _ = manager.get_or_create(app_label=opts.app_label, model=opts.model_name)
         if connections[using].in_atomic_block:

@@ -14,14 +14,23 @@ renamed in `SeparateDatabaseAndState`, or history copied from elsewhere).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
+from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router, transaction
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import RenameField
 
+from revy.contrib.django._meta import concrete_field, concrete_model
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+
+if TYPE_CHECKING:
+    from django.db.migrations import Migration
+
+    from revy.contrib.django.models import AbstractObjectDelta
 
 __all__ = [
     "on_post_migrate",
@@ -43,11 +52,11 @@ def rename_field_in_history(
     """
     if isinstance(model, str):
         model = global_apps.get_model(model)
-    field = model._meta.get_field(new_name)
+    field = concrete_field(model, new_name)
     suffix = field.attname[len(field.name) :] if field.attname.startswith(field.name) else ""
-    opts = model._meta.concrete_model._meta
+    opts = concrete_model(model)._meta
     using = using or router.db_for_write(get_object_delta_model())
-    return _rename(using, opts.app_label, opts.model_name, old_name + suffix, field.attname)
+    return _rename(using, opts.app_label, str(opts.model_name), old_name + suffix, field.attname)
 
 
 def _rename(using: str, app_label: str, model_name: str, old: str, new: str) -> int:
@@ -71,10 +80,11 @@ def _rename(using: str, app_label: str, model_name: str, old: str, new: str) -> 
         states = deltas.filter(
             content_type_id=content_type, action__in=STATE_ACTIONS, data__has_key=old
         ).only("pk", "data")
-        batch = []
+        batch: list[AbstractObjectDelta] = []
         for delta in states.iterator(chunk_size=_BATCH):
-            # Same key order, the value under its new name.
-            delta.data = {(new if key == old else key): value for key, value in delta.data.items()}
+            # Same key order, the value under its new name (a JSON object: it has the key).
+            state = cast("dict[str, Any]", delta.data)
+            delta.data = {(new if key == old else key): value for key, value in state.items()}
             batch.append(delta)
             if len(batch) == _BATCH:
                 renamed += _save_states(deltas, batch)
@@ -83,13 +93,17 @@ def _rename(using: str, app_label: str, model_name: str, old: str, new: str) -> 
     return renamed
 
 
-def _save_states(deltas: models.QuerySet, batch: list[models.Model]) -> int:
+def _save_states(
+    deltas: models.QuerySet[AbstractObjectDelta], batch: list[AbstractObjectDelta]
+) -> int:
     if batch:
         deltas.bulk_update(batch, ["data"])
     return len(batch)
 
 
-def renamed_fields(plan, using: str) -> list[tuple[str, str, str, str]]:
+def renamed_fields(
+    plan: list[tuple[Migration, bool]] | None, using: str
+) -> list[tuple[str, str, str, str]]:
     """Return (app label, model name, old attname, new attname) for every field a migration
     plan renames, in the order the plan applies them (reversed for backwards migrations)."""
     if not plan or not any(
@@ -125,7 +139,12 @@ def renamed_fields(plan, using: str) -> list[tuple[str, str, str, str]]:
     return renames
 
 
-def on_post_migrate(app_config, using: str = "default", plan=None, **kwargs) -> None:
+def on_post_migrate(
+    app_config: AppConfig,
+    using: str = "default",
+    plan: list[tuple[Migration, bool]] | None = None,
+    **kwargs: Any,
+) -> None:
     """Rename the fields a migrate run renamed in the history tables (once per run)."""
     if app_config.label != "revy" or not plan:
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import models, router, transaction
 
@@ -30,6 +30,13 @@ from revy.contrib.django.states import (
 )
 from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 
+if TYPE_CHECKING:
+    from revy.contrib.django.models import (
+        AbstractAttributeDelta,
+        AbstractObjectDelta,
+        AbstractRevision,
+    )
+
 __all__ = [
     "find_conflicts",
     "revert",
@@ -44,6 +51,9 @@ _CHANGE_ACTIONS = ("Create", "Update", "Delete")
 #: as it is), `"add"` (the row about to be re-created) or `"delete"` (the row about to be
 #: deleted). Raising refuses: the whole restore is rolled back, nothing is written.
 RestoreCheck = Callable[[str, models.Model], None]
+
+M = TypeVar("M", bound=models.Model)
+T = TypeVar("T")
 
 
 class _NoBlock:
@@ -64,16 +74,16 @@ def _recording_context() -> Context | _NoBlock:
 
 
 def rollback(
-    model: type[models.Model],
+    model: type[M],
     pk: Any,
     *,
-    revision: models.Model | None = None,
-    delta: models.Model | None = None,
+    revision: AbstractRevision | None = None,
+    delta: AbstractObjectDelta | None = None,
     at: datetime.datetime | None = None,
     using: str | None = None,
     check: RestoreCheck | None = None,
     cascade: bool = False,
-) -> models.Model:
+) -> M:
     """Restore the row to its state at one point and return the saved instance.
 
     Give exactly one of `revision=`, `delta=` (a deletion delta means the state just before
@@ -125,11 +135,11 @@ def rollback(
 
 
 def _recreate(
-    model: type[models.Model],
+    model: type[M],
     state: dict[str, Any],
     using: str,
     check: RestoreCheck | None = None,
-) -> models.Model:
+) -> M:
     """Insert the row again with its recorded state and primary key; return the instance.
 
     Like a fixture, the row is saved "exactly as presented" (`raw=True`, which signal
@@ -143,7 +153,7 @@ def _recreate(
     if model._meta.parents:
         # Django inserts the parent rows that are missing and updates those that exist (one
         # may have been restored first): history records each parent as what happened to it.
-        existing = {}
+        existing: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for parent in model._meta.get_parent_list():
             config = config_for(parent)
             if config is not None:
@@ -171,8 +181,8 @@ def _assign_state(instance: models.Model, state: dict[str, Any]) -> None:
 
 
 def revert(
-    revision: models.Model, *, force: bool = False, check: RestoreCheck | None = None
-) -> models.Model | None:
+    revision: AbstractRevision, *, force: bool = False, check: RestoreCheck | None = None
+) -> AbstractRevision | None:
     """Undo every change of `revision`, atomically, as a new revision; return that revision.
 
     Rows it created are deleted (recorded as `Delete`), rows it deleted are re-created with
@@ -216,36 +226,37 @@ def revert(
 _CHUNK = 500
 
 
-def _chunked(items: list, size: int = _CHUNK) -> Iterable[list]:
+def _chunked(items: list[T], size: int = _CHUNK) -> Iterable[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
-def _changes_of(revision: models.Model) -> list[models.Model]:
+def _changes_of(revision: AbstractRevision) -> list[AbstractObjectDelta]:
     """The revision's create, update and delete deltas, newest first, with `undo_children`
     (their attribute deltas, oldest first)."""
     using = revision._state.db
     deltas = list(
         get_object_delta_model()
         ._base_manager.using(using)
-        .filter(revision=revision, action__in=_CHANGE_ACTIONS)
+        .filter(revision=revision.pk, action__in=_CHANGE_ACTIONS)
         .select_related("content_type")
         .order_by("-id")
     )
-    children: dict[int, list[models.Model]] = {}
+    children: dict[int, list[AbstractAttributeDelta]] = {}
     updates = [delta.pk for delta in deltas if delta.action == "Update"]
     for chunk in _chunked(updates):
         rows = get_attribute_delta_model()._base_manager.using(using).filter(parent_id__in=chunk)
         for child in rows.order_by("id"):
             children.setdefault(child.parent_id, []).append(child)
     for delta in deltas:
-        delta.undo_children = children.get(delta.pk, [])
+        # An attribute of these instances only, which `_children` reads.
+        vars(delta)["undo_children"] = children.get(delta.pk, [])
     return deltas
 
 
 def find_conflicts(
-    revision: models.Model, deltas: Iterable[models.Model] | None = None
-) -> list[models.Model]:
+    revision: AbstractRevision, deltas: Iterable[AbstractObjectDelta] | None = None
+) -> list[AbstractObjectDelta | AbstractAttributeDelta]:
     """Return the deltas of other revisions that touched what `revision` changed, since then.
 
     For an update: later attribute deltas of the same fields of the same row, and a later
@@ -272,7 +283,7 @@ def find_conflicts(
     def earliest(row: tuple[int, str]) -> float:
         return min(any_change_after.get(row, _NEVER), deletion_after.get(row, _NEVER))
 
-    conflicts: list[models.Model] = []
+    conflicts: list[AbstractObjectDelta | AbstractAttributeDelta] = []
     rows_by_type: dict[int, list[str]] = {}
     for content_type_id, content_id in {*any_change_after, *deletion_after}:
         rows_by_type.setdefault(content_type_id, []).append(content_id)
@@ -288,7 +299,7 @@ def find_conflicts(
                     id__gt=min(earliest((content_type_id, content_id)) for content_id in chunk),
                 )
             )
-            for delta in later.exclude(revision=revision):
+            for delta in later.exclude(revision=revision.pk):
                 row = (delta.content_type_id, delta.content_id)
                 if delta.pk > any_change_after.get(row, _NEVER) or (
                     delta.action == "Delete" and delta.pk > deletion_after.get(row, _NEVER)
@@ -300,9 +311,9 @@ def find_conflicts(
     for content_type_id, content_id, field_name in field_after:
         fields_by_type.setdefault(content_type_id, set()).add(field_name)
         ids_by_type.setdefault(content_type_id, set()).add(content_id)
-    for content_type_id, content_ids in ids_by_type.items():
-        for chunk in _chunked(sorted(content_ids)):
-            later = (
+    for content_type_id, ids in ids_by_type.items():
+        for chunk in _chunked(sorted(ids)):
+            later_attributes = (
                 get_attribute_delta_model()
                 ._base_manager.db_manager(using)
                 .filter(
@@ -315,10 +326,10 @@ def find_conflicts(
                         if type_id == content_type_id and content_id in chunk
                     ),
                 )
-                .exclude(revision=revision)
+                .exclude(revision=revision.pk)
                 .exclude(parent__action="Baseline")  # a baseline records, it changes nothing
             )
-            for attribute in later:
+            for attribute in later_attributes:
                 key = (attribute.content_type_id, attribute.content_id, attribute.field_name)
                 if attribute.pk > field_after.get(key, _NEVER):
                     conflicts.append(attribute)
@@ -328,14 +339,14 @@ def find_conflicts(
 _NEVER = float("inf")
 
 
-def _children(delta: models.Model) -> list[models.Model]:
+def _children(delta: AbstractObjectDelta) -> list[AbstractAttributeDelta]:
     children = getattr(delta, "undo_children", None)
     if children is None:
         children = list(delta.children.order_by("id"))
     return children
 
 
-def _undo(delta: models.Model, using: str, check: RestoreCheck | None = None) -> None:
+def _undo(delta: AbstractObjectDelta, using: str, check: RestoreCheck | None = None) -> None:
     model = delta.content_type.model_class()
     if model is None:  # the model is gone: nothing left to put back
         return
@@ -361,7 +372,7 @@ def _undo(delta: models.Model, using: str, check: RestoreCheck | None = None) ->
         current.save(using=using)
 
 
-def _old_values(delta: models.Model) -> dict[str, Any]:
+def _old_values(delta: AbstractObjectDelta) -> dict[str, Any]:
     """The value each field had before `delta` (the first of its attribute deltas)."""
     old: dict[str, Any] = {}
     for child in _children(delta):

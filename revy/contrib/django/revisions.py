@@ -9,7 +9,7 @@ query in the common case.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connections, models, transaction
 from django.utils import timezone
@@ -18,6 +18,9 @@ from revy.context import Context, current_scope
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.inserts import table
 from revy.contrib.django.utils import get_revision_model
+
+if TYPE_CHECKING:
+    from revy.contrib.django.models import AbstractRevision
 
 __all__ = [
     "REVISION_COLUMNS",
@@ -84,11 +87,11 @@ class _RevisionHolder:
 
     def __init__(
         self,
-        model: type[models.Model],
+        model: type[AbstractRevision],
         pk: Any,
-        values: dict,
+        values: dict[str, Any],
         using: str,
-        instance: models.Model | None = None,
+        instance: AbstractRevision | None = None,
     ) -> None:
         self.model, self.pk, self._values, self.using = model, pk, values, using
         self._instance = instance
@@ -98,9 +101,10 @@ class _RevisionHolder:
             transaction.on_commit(self._committed, using=using)
 
     @property
-    def revision(self) -> models.Model:
+    def revision(self) -> AbstractRevision:
         if self._instance is None:
-            instance = self.model(pk=self.pk, **self._values)
+            # The plugin checks the arguments against the abstract base, which has no `pk`.
+            instance = self.model(pk=self.pk, **self._values)  # type: ignore[misc]
             instance._state.adding = False
             instance._state.db = self.using
             self._instance = instance
@@ -110,7 +114,8 @@ class _RevisionHolder:
         self.durable = True
 
     def is_valid(self, using: str) -> bool:
-        if self.durable or marker_alive(self.marker, using):
+        # Not durable: the marker is there (durable is set when there is none).
+        if self.durable or marker_alive(cast("tuple[Any, ...]", self.marker), using):
             return True
         # A savepoint was released or the transaction ended without the commit hook running:
         # whether the revision was rolled back is unknown. Ask the database, by creation time
@@ -207,7 +212,7 @@ def _scope_revision(using: str) -> _RevisionHolder:
     return holder
 
 
-def _given_revision(revision: models.Model, using: str) -> models.Model:
+def _given_revision(revision: AbstractRevision, using: str) -> AbstractRevision:
     """Return a revision given to the context, putting its row back if a rollback undid it.
 
     A lazy revision is created at the first write, inside that write's transaction; it is
@@ -227,11 +232,11 @@ def _given_revision(revision: models.Model, using: str) -> models.Model:
     return revision
 
 
-def _given_holder(revision: models.Model, using: str) -> _RevisionHolder:
+def _given_holder(revision: AbstractRevision, using: str) -> _RevisionHolder:
     return _RevisionHolder(type(revision), revision.pk, {}, using, instance=revision)
 
 
-def pending_revision(using: str = "default") -> models.Model | None:
+def pending_revision(using: str = "default") -> AbstractRevision | None:
     """Return the revision the current context has written to on `using`, if any.
 
     A revision whose row was rolled back (with the transaction or savepoint that created it)
@@ -268,7 +273,7 @@ def update_revision_metadata(values: dict[str, Any]) -> None:
             )
 
 
-def adopt_revision(scope: Any, using: str, revision: models.Model) -> None:
+def adopt_revision(scope: Any, using: str, revision: AbstractRevision) -> None:
     """Make an existing revision the one `scope` writes to on `using`.
 
     `Context.restore()` uses it so that a task continues the revision of the request that

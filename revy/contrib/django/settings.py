@@ -16,7 +16,7 @@ a hint saying how to fix it. The system checks (`revy.contrib.django.checks` and
 | `revy.E002` | it names a model or app that is not installed |
 | `revy.E003` | an entry is not a label of the expected form (`app_label.ModelName[.field]`) |
 | `revy.E004` | it names a field the model does not have |
-| `revy.E005` | it names a field of the wrong kind (`REVY_AGGREGATES`: not a foreign key) |
+| `revy.E005` | it names a field or model of the wrong kind (not a foreign key or history model) |
 | `revy.E006` | a number is out of range (`REVY_BATCH_SIZE` < 1) |
 | `revy.E007` | `django.contrib.contenttypes` is not installed |
 | `revy.W001` | a `REVY_*` setting revy does not know (a typo?) |
@@ -54,6 +54,7 @@ __all__ = [
     "ALWAYS_EXCLUDED_APPS",
     "ALWAYS_EXCLUDED_MODELS",
     "DEFAULTS",
+    "HISTORY_BASES",
     "MASK",
     "Problem",
     "aggregates",
@@ -98,6 +99,11 @@ ALWAYS_EXCLUDED_APPS = frozenset({"revy", "contenttypes", "sessions", "migration
 ALWAYS_EXCLUDED_MODELS = frozenset({"admin.logentry", "auth.permission"})
 
 MASK = "**********"
+
+# The abstract model that the model each REVY_*_MODEL setting names must subclass. Filled in
+# by `revy.contrib.django.models` as it is imported: it reads these settings, so this module
+# cannot import it.
+HISTORY_BASES: dict[str, type[Model]] = {}
 
 WRONG_TYPE = "revy.E001"
 NOT_INSTALLED = "revy.E002"
@@ -537,10 +543,23 @@ def _parse_history_model(setting: str, found: list[Problem]) -> type[Model] | No
         )
         return None
     try:
-        return apps.get_model(label, require_ready=False)
+        model = apps.get_model(label, require_ready=False)
     except LookupError:
         found.append(_model_not_installed(label, setting, label))
         return None
+    base = HISTORY_BASES.get(setting)
+    if base is not None and not issubclass(model, base):
+        found.append(
+            Problem(
+                WRONG_FIELD_KIND,
+                f"{setting} = {label!r} names a model that does not subclass "
+                f"{base.__module__}.{base.__name__}.",
+                f"Subclass {base.__name__} (to add fields) and name that model, or use the "
+                f"default {DEFAULTS[setting]!r}.",
+            )
+        )
+        return None
+    return model
 
 
 for _setting in ("REVY_REVISION_MODEL", "REVY_OBJECT_DELTA_MODEL", "REVY_ATTRIBUTE_DELTA_MODEL"):

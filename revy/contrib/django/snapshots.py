@@ -9,7 +9,7 @@ that was the row's deletion, or when there is none).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import django
 from django.db import models
@@ -21,8 +21,16 @@ __all__ = ["STATE_ACTIONS", "ObjectSnapshot", "SnapshotField", "build_instance"]
 
 STATE_ACTIONS = ("Create", "Update", "Delete", "Baseline")
 
+M = TypeVar("M", bound=models.Model)
 
-def build_instance(model: type[models.Model], state: dict[str, Any] | None) -> models.Model | None:
+
+@overload
+def build_instance(model: type[M], state: dict[str, Any]) -> M: ...
+@overload
+def build_instance(model: type[M], state: None) -> None: ...
+@overload
+def build_instance(model: type[M], state: dict[str, Any] | None) -> M | None: ...
+def build_instance(model: type[M], state: dict[str, Any] | None) -> M | None:
     """Return an unsaved instance of `model` holding `state` (a delta's `data`).
 
     Fields the model no longer has are skipped; fields added since, and the masked and

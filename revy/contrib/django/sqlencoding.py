@@ -23,12 +23,16 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.db import models
 
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
 
 __all__ = [
     "FieldEncoder",
@@ -77,20 +81,18 @@ _PAIRS_PER_CALL = 40
 SQLITE_BASE64 = "revy_base64"
 
 
-def _kind(field: models.Field) -> str | None:
+def _kind(field: models.Field[Any, Any]) -> str | None:
     """The kind of a field's stored values, following relations to the field they point to."""
-    while type(field) in _RELATIONS:
-        field = field.target_field
-    return _KINDS.get(type(field))
+    return _KINDS.get(type(_storage_field(field)))
 
 
-def _storage_field(field: models.Field) -> models.Field:
+def _storage_field(field: models.Field[Any, Any]) -> models.Field[Any, Any]:
     while type(field) in _RELATIONS:
-        field = field.target_field
+        field = cast("models.ForeignKey[Any, Any]", field).target_field
     return field
 
 
-def unsupported_field(field: models.Field, connection) -> str | None:
+def unsupported_field(field: models.Field, connection: BaseDatabaseWrapper) -> str | None:
     """Return why `field`'s values cannot be encoded in SQL on `connection`, or None."""
     if connection.vendor not in ("postgresql", "sqlite"):
         return f"no SQL encoding for {connection.vendor}"
@@ -98,14 +100,15 @@ def unsupported_field(field: models.Field, connection) -> str | None:
     kind = _kind(field)
     if kind is None:
         return f"{type(stored).__name__} has no SQL encoding"
-    if kind == "decimal":
+    # The kinds are of these exact types (a subclass has no kind): isinstance() is `kind ==`.
+    if isinstance(stored, models.DecimalField):
         if stored.decimal_places > _MAX_DECIMAL_PLACES:
             return f"more than {_MAX_DECIMAL_PLACES} decimal places"
         if connection.vendor == "sqlite" and stored.max_digits > _SQLITE_MAX_DIGITS:
             return f"more than {_SQLITE_MAX_DIGITS} digits on SQLite"
     if kind == "datetime" and not (settings.USE_TZ and connection.timezone_name == "UTC"):
         return "datetimes are encoded in SQL with USE_TZ in UTC only"
-    if kind == "json" and stored.decoder is not None:
+    if isinstance(stored, models.JSONField) and stored.decoder is not None:
         return "a JSONField with a decoder"
     return None
 
@@ -209,7 +212,7 @@ def _duration(micro: str, vendor: str) -> str:
     )
 
 
-def encoder(field: models.Field, connection) -> FieldEncoder | None:
+def encoder(field: models.Field, connection: BaseDatabaseWrapper) -> FieldEncoder | None:
     """Return the SQL encoder of `field` on `connection`, or None when it has none."""
     if unsupported_field(field, connection) is not None:
         return None
@@ -225,7 +228,7 @@ def encoder(field: models.Field, connection) -> FieldEncoder | None:
     )
 
 
-def mask_json(connection) -> str:
+def mask_json(connection: BaseDatabaseWrapper) -> str:
     """The mask as a JSON literal of the connection's JSON type."""
     literal = string_literal(encode(revy_settings.MASK))
     if connection.vendor == "postgresql":
@@ -233,7 +236,7 @@ def mask_json(connection) -> str:
     return f"json({literal})"
 
 
-def state_object(connection, pairs: Sequence[tuple[str, str]]) -> str:
+def state_object(connection: BaseDatabaseWrapper, pairs: Sequence[tuple[str, str]]) -> str:
     """A JSON object of `(key, JSON expression)` pairs, in as many calls as it takes."""
     if connection.vendor == "postgresql":
         function, join = "jsonb_build_object", " || "
@@ -256,7 +259,7 @@ def state_object(connection, pairs: Sequence[tuple[str, str]]) -> str:
     return merged
 
 
-def text_key(field: models.Field, connection, column: str) -> str | None:
+def text_key(field: models.Field, connection: BaseDatabaseWrapper, column: str) -> str | None:
     """The text of a key column as `str(value)` gives it in Python (history's `content_id`),
     or None when it cannot be computed in SQL."""
     if unsupported_field(field, connection) is not None:
@@ -285,7 +288,7 @@ def _base64(value: bytes | None) -> str | None:
     return None if value is None else base64.b64encode(bytes(value)).decode("ascii")
 
 
-def _register_sqlite_base64(connection) -> None:
+def _register_sqlite_base64(connection: BaseDatabaseWrapper) -> None:
     """SQLite has no base64 function: give the connection Python's (`SQLITE_BASE64`).
 
     Registering again (a connection per statement plan) costs next to nothing.

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from revy.context import Context
 from revy.contrib.django import events, revisions, sqlencoding
+from revy.contrib.django._meta import column
 from revy.contrib.django.recorder import (
     ACTION_SET,
     ACTION_UNSET,
@@ -155,7 +156,8 @@ class SetBasedUpdate:
             sql, params = query.get_compiler(self.using).as_sql()
         except (FieldError, TypeError, ValueError):
             return None
-        if query.related_updates or " WHERE " in sql:
+        # Fields of parent tables (excluded by unsupported()) would be more UPDATEs.
+        if query.related_updates or " WHERE " in sql:  # type: ignore[attr-defined]  # not in the stubs
             return None
         return sql, list(params)
 
@@ -163,23 +165,25 @@ class SetBasedUpdate:
         """`old`: the rows the update matches, locked, with their values before it."""
         config = self.config
         table = self.quote(config.model._meta.db_table)
-        pk = self.quote(config.fields[config.pk_index].column)
+        pk = self._column(config.pk_index)
         keys = queryset.order_by().values_list(config.pk_attname, flat=True)
         keys_sql, keys_params = keys.query.get_compiler(self.using).as_sql()
         columns = ", ".join(
-            f"{table}.{self.quote(field.column)} AS o{index}"
-            for index, field in enumerate(config.fields)
+            f"{table}.{self._column(index)} AS o{index}" for index in range(len(config.fields))
         )
         sql = (
             f"old AS (SELECT {columns} FROM {table} WHERE {table}.{pk} IN ({keys_sql}) FOR UPDATE)"
         )
         return sql, list(keys_params)
 
+    def _column(self, index: int) -> str:
+        """The quoted column of the model's field at `index`."""
+        return self.quote(column(self.config.model, self.config.attnames[index]))
+
     def _returning(self) -> str:
         table = self.quote(self.config.model._meta.db_table)
         return ", ".join(
-            f"{table}.{self.quote(field.column)} AS n{index}"
-            for index, field in enumerate(self.config.fields)
+            f"{table}.{self._column(index)} AS n{index}" for index in range(len(self.config.fields))
         )
 
     def _differs(self, index: int) -> str:
@@ -233,7 +237,7 @@ class SetBasedUpdate:
             return None
         update_sql, update_params = set_clause
         table = self.quote(config.model._meta.db_table)
-        pk = self.quote(config.fields[config.pk_index].column)
+        pk = self._column(config.pk_index)
         saved = sorted({config.index_of(name) for name in values} & set(config.recorded))
         if not saved:
             return None

@@ -8,8 +8,9 @@ row's latest state-bearing delta at or before it: one indexed query.
 from __future__ import annotations
 
 import datetime
+import enum
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
@@ -19,12 +20,21 @@ from django.db.models import Max, Q
 from django.utils import timezone
 
 from revy.contrib.django import registry
+from revy.contrib.django._meta import column as column_of
+from revy.contrib.django._meta import concrete_field, concrete_model
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.snapshots import STATE_ACTIONS
 from revy.contrib.django.utils import (
     get_object_delta_model,
     get_revision_model,
 )
+
+if TYPE_CHECKING:
+    from revy.contrib.django.models import (
+        AbstractAttributeDelta,
+        AbstractObjectDelta,
+        AbstractRevision,
+    )
 
 __all__ = [
     "HistoryError",
@@ -45,7 +55,8 @@ __all__ = [
 ]
 
 
-Point = models.Model | datetime.datetime
+# A revision, one of a row's object deltas, or a moment.
+Point: TypeAlias = "AbstractRevision | AbstractObjectDelta | datetime.datetime"
 
 
 class HistoryError(Exception):
@@ -67,7 +78,11 @@ class RevisionConflict(HistoryError):
     and attribute deltas that touched the same rows and fields, oldest first.
     """
 
-    def __init__(self, revision: models.Model, conflicts: list[models.Model]) -> None:
+    def __init__(
+        self,
+        revision: AbstractRevision,
+        conflicts: list[AbstractObjectDelta | AbstractAttributeDelta],
+    ) -> None:
         self.revision = revision
         self.conflicts = conflicts
         names = ", ".join(describe_conflict(delta) for delta in conflicts[:10])
@@ -78,7 +93,8 @@ class RevisionConflict(HistoryError):
         )
 
 
-def describe_conflict(delta: models.Model) -> str:
+def describe_conflict(delta: AbstractObjectDelta | AbstractAttributeDelta) -> str:
+    """Name a conflicting delta: the row (and field) it changed, its revision and its id."""
     field = getattr(delta, "field_name", None)
     content_type = ContentType.objects.db_manager(delta._state.db).get_for_id(delta.content_type_id)
     target = f"{content_type.app_label}.{content_type.model}#{delta.content_id}"
@@ -104,7 +120,7 @@ class Row:
             raise ValueError(
                 f"A {model._meta.label} without a primary key (unsaved) has no history."
             )
-        concrete = model._meta.concrete_model
+        concrete = concrete_model(model)
         try:
             if registry.is_composite(concrete) and isinstance(pk, str):
                 pk = registry.pk_from_content_id(concrete, pk)
@@ -144,11 +160,11 @@ def find_row(obj_or_model: models.Model | type[models.Model], pk: Any, using: st
 
 
 def resolve_point(
-    revision: models.Model | None,
-    delta: models.Model | None,
+    revision: AbstractRevision | None,
+    delta: AbstractObjectDelta | None,
     at: datetime.datetime | None,
 ) -> Point | None:
-    given = [value for value in (revision, delta, at) if value is not None]
+    given: list[Point] = [value for value in (revision, delta, at) if value is not None]
     if len(given) > 1:
         raise TypeError("Give at most one of revision=, delta= and at=.")
     if revision is not None and not isinstance(revision, get_revision_model()):
@@ -181,7 +197,7 @@ def point_bound(row: Row, point: Point) -> Q:
     # A revision: after the last of its deltas (of any row: they were written together).
     last = (
         delta_model._base_manager.using(row.using)
-        .filter(revision=point)
+        .filter(revision=point.pk)
         .aggregate(last=Max("id"))["last"]
     )
     if last is None:
@@ -197,10 +213,14 @@ def describe_point(point: Point | None) -> str:
     return f"{point._meta.verbose_name} {point.pk}"
 
 
-UNKNOWN_STATE = object()
+class _Unknown(enum.Enum):
+    STATE = "unknown"
 
 
-def latest_state(row: Row, point: Point | None) -> tuple | object | None:
+UNKNOWN_STATE: Final = _Unknown.STATE
+
+
+def latest_state(row: Row, point: Point | None) -> tuple[int, str, Any] | _Unknown | None:
     """Return (id, action, data) of the row's latest state-bearing delta at `point`.
 
     The hot path of snapshots, in one prepared statement: building the same query with the
@@ -214,7 +234,7 @@ def latest_state(row: Row, point: Point | None) -> tuple | object | None:
     opts = model._meta
 
     def column(attname: str) -> str:
-        return connection.ops.quote_name(opts.get_field(attname).column)
+        return connection.ops.quote_name(column_of(model, attname))
 
     params: list[Any] = [row.content_type.pk, row.content_id, *STATE_ACTIONS]
     bound = ""
@@ -238,7 +258,11 @@ def latest_state(row: Row, point: Point | None) -> tuple | object | None:
     if found is None:
         return None
     delta_id, action, data = found
-    return delta_id, action, opts.get_field("data").from_db_value(data, None, connection)
+    # There is no expression for a column read by hand; JSONField's from_db_value only
+    # checks whether it is a key transform (django-stubs requires one).
+    data_field = cast(models.JSONField, concrete_field(model, "data"))  # AbstractObjectDelta's
+    decoded = data_field.from_db_value(data, None, connection)  # type: ignore[arg-type]
+    return delta_id, action, decoded
 
 
 def state_at(row: Row, point: Point | None) -> dict[str, Any] | None:

@@ -16,7 +16,7 @@ Installed once by the app's `ready()`: `Model.__init__`, `Model.from_db`,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.db import DatabaseError, connections, models, router
 from django.db.models.deletion import Collector
@@ -60,7 +60,7 @@ __all__ = [
 DEFERRED = models.DEFERRED
 
 _django_init = models.Model.__init__
-_django_from_db = models.Model.from_db.__func__
+_django_from_db = models.Model.from_db.__func__  # type: ignore[attr-defined]  # the classmethod's function
 _django_save_base = models.Model.save_base
 _django_refresh_from_db = models.Model.refresh_from_db
 
@@ -87,7 +87,7 @@ def _init(self, *args: Any, **kwargs: Any) -> None:
 def _generated_pk(instance: models.Model, config: ModelConfig) -> None:
     # A primary key Django generated from its default (a UUID, say) is the system's, like an
     # auto-incremented one; every other value set at construction is the constructing actor's.
-    state = state_of(instance)
+    state = cast(InstanceState, state_of(instance))  # watched by _init
     pk_index = config.pk_index
     pk = instance.__dict__.get(config.pk_attname)
     checkpoint = [None] * len(config.attnames)
@@ -132,7 +132,7 @@ def _refresh_from_db(self, *args: Any, **kwargs: Any) -> None:
     result = _django_refresh_from_db(self, *args, **kwargs)
     state = state_of(self)
     if state is not None:
-        config = config_for(self.__class__)
+        config = cast(ModelConfig, config_for(self.__class__))  # watched: tracked
         current = config.frozen(config.values_of(self))
         fields = kwargs.get("fields", args[1] if len(args) > 1 else None)
         if fields is None or state.base is None:
@@ -311,6 +311,7 @@ def _record_saved(self, state, saving: _Saving) -> None:
         attribute(self, state, config, AUTOMATIC, "", after)
     spans = state.spans or {}
     after = written
+    change: Change | None
     if base is None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
@@ -472,9 +473,9 @@ def install() -> None:
     global _installed
     if _installed:
         return
-    _init.__wrapped__ = _django_init
+    _init.__wrapped__ = _django_init  # type: ignore[attr-defined]  # for inspect.signature()
     models.Model.__init__ = _init
-    models.Model.from_db = classmethod(_from_db)
+    models.Model.from_db = classmethod(_from_db)  # type: ignore[assignment]  # a classmethod for a classmethod
     models.Model.save_base = _save_base
     models.Model.refresh_from_db = _refresh_from_db
     Collector.delete = deletion.record_delete
@@ -488,7 +489,7 @@ def uninstall() -> None:
     if not _installed:
         return
     models.Model.__init__ = _django_init
-    models.Model.from_db = classmethod(_django_from_db)
+    models.Model.from_db = classmethod(_django_from_db)  # type: ignore[assignment]  # see install
     models.Model.save_base = _django_save_base
     models.Model.refresh_from_db = _django_refresh_from_db
     Collector.delete = deletion._django_collector_delete

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from django.db import models
+from typing import TYPE_CHECKING, cast
 
 from revy.contrib.django import settings as revy_settings
+
+if TYPE_CHECKING:
+    from django.db import models
+
+    from revy.contrib.django.models import (
+        AbstractAttributeDelta,
+        AbstractObjectDelta,
+        AbstractRevision,
+    )
 
 __all__ = [
     "get_attribute_delta_model",
@@ -19,16 +28,20 @@ def _get(setting: str) -> type[models.Model]:
     return revy_settings.history_model(setting)
 
 
-def get_revision_model() -> type[models.Model]:
+# The casts below: history_model() checks that the model a REVY_*_MODEL setting names
+# subclasses the setting's abstract base (revy.E005 otherwise), which the checker cannot see.
+
+
+def get_revision_model() -> type[AbstractRevision]:
     """Return the model named by REVY_REVISION_MODEL (default `revy.Revision`)."""
-    return _get("REVY_REVISION_MODEL")
+    return cast("type[AbstractRevision]", _get("REVY_REVISION_MODEL"))
 
 
-def get_object_delta_model() -> type[models.Model]:
+def get_object_delta_model() -> type[AbstractObjectDelta]:
     """Return the model named by REVY_OBJECT_DELTA_MODEL (default `revy.ObjectDelta`)."""
-    return _get("REVY_OBJECT_DELTA_MODEL")
+    return cast("type[AbstractObjectDelta]", _get("REVY_OBJECT_DELTA_MODEL"))
 
 
-def get_attribute_delta_model() -> type[models.Model]:
+def get_attribute_delta_model() -> type[AbstractAttributeDelta]:
     """Return the model named by REVY_ATTRIBUTE_DELTA_MODEL (default `revy.AttributeDelta`)."""
-    return _get("REVY_ATTRIBUTE_DELTA_MODEL")
+    return cast("type[AbstractAttributeDelta]", _get("REVY_ATTRIBUTE_DELTA_MODEL"))

@@ -383,3 +383,15 @@ def test_a_multi_table_childs_queryset_filters_its_parent_as_of_the_same_moment(
 def test_a_queryset_of_the_past_is_refused(story):
     with pytest.raises(TypeError, match="of the present"):
         as_of(as_of(Book, story["before"]), story["after"])
+
+
+def test_a_multi_table_child_of_the_past_works_as_a_subquery(db):
+    # A subquery's aliases are relabeled: the parent link's join must survive the relabel
+    # (it raised TypeError, a clone missing its moment).
+    with Context():
+        restaurant = Restaurant.objects.create(name="Luigi", serves_pizza=False)
+        Restaurant.objects.create(name="Gino", serves_pizza=True)
+    before = moment()
+    change(restaurant, name="Mario")
+    past = as_of(Restaurant, before).filter(name="Luigi").values("pk")
+    assert [place.name for place in Place.objects.filter(pk__in=past)] == ["Mario"]

@@ -203,6 +203,16 @@ CASES = [
         revy_settings.aggregates,
     ),
     (
+        # A model that is not a history model (it fails on the first write otherwise).
+        "REVY_OBJECT_DELTA_MODEL",
+        "testapp.Book",
+        "revy.E005",
+        "REVY_OBJECT_DELTA_MODEL = 'testapp.Book' names a model that does not subclass "
+        "revy.contrib.django.models.AbstractObjectDelta",
+        "Subclass AbstractObjectDelta",
+        utils.get_object_delta_model,
+    ),
+    (
         "REVY_BATCH_SIZE",
         0,
         "revy.E006",

@@ -154,7 +154,12 @@ class Command(BaseCommand):
             ObjectDeltaAggregate._base_manager.using(using).filter(
                 content_type_id__in=content_types
             )._raw_delete(using)
-        empty = get_revision_model()._base_manager.using(using).filter(object_deltas__isnull=True)
+        # The reverse relation of the delta model's revision key, which the django-stubs
+        # plugin cannot see from the abstract base.
+        revisions_model = get_revision_model()
+        empty = revisions_model._base_manager.using(using).filter(
+            object_deltas__isnull=True  # type: ignore[misc]
+        )
         if cutoff is not None:
             empty = empty.filter(created_at__lt=cutoff)
         revisions = 0

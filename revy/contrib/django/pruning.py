@@ -3,11 +3,11 @@
 What goes is said once, as a `Prune` (a cutoff, content types, how many deltas of each object
 to keep); the database does the rest. Deltas go in batches of consecutive ids: one cheap
 index-ordered read finds where a batch of `batch` candidate ids ends, then three statements
-in one transaction delete, within that id range, the attribute deltas, the aggregates and the
-object deltas themselves, each `DELETE ... WHERE <condition>` on the database's side. No id
-and no row travels to Python, so memory stays constant however large the history; each batch
-starts where the last one ended, so nothing is scanned twice. Revisions left without deltas
-go last, in batches the same way.
+in one transaction delete, within that id range, the object deltas, then their attribute
+deltas and aggregates (those whose parent is gone), each a `DELETE ... WHERE <condition>`
+on the database's side. No id and no row travels to Python, so memory stays constant however
+large the history; each batch starts where the last one ended, so nothing is scanned twice.
+Revisions left without deltas go last, in batches the same way.
 
 `keep_last=N` keeps each object's N most recent deltas: a delta goes only if its object has an
 N-th delta newer than it, an `EXISTS` probing at most N entries of the (content type, content
@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime
 import functools
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -46,7 +46,7 @@ from revy.contrib.django.utils import (
 __all__ = ["BATCH", "Counts", "Prune"]
 
 # Object deltas (or revisions) per batch, each batch one transaction.
-BATCH = 5000
+BATCH = 10000
 
 
 @dataclass
@@ -187,44 +187,66 @@ class Prune:
         attributes = get_attribute_delta_model()._base_manager.using(self.using)
         aggregates = ObjectDeltaAggregate._base_manager.using(self.using)
         doomed = self.object_deltas()
-        for within in self.ranges(self.candidates()):
-            deltas = doomed.filter(within)
+        parents = get_object_delta_model()._base_manager.using(self.using)
+        for after, upto in self.ranges(self.candidates()):
             with transaction.atomic(using=self.using):
-                counts.attribute_deltas += attributes.filter(
-                    parent_id__in=deltas.values("pk")
-                )._raw_delete(self.using)
-                counts.aggregates += aggregates.filter(
-                    delta_id__in=deltas.values("pk")
-                )._raw_delete(self.using)
-                counts.object_deltas += deltas._raw_delete(self.using)
+                # The object deltas first, so that their condition (keep-last's probes) is
+                # evaluated once; then, in the same key range, the children left without a
+                # parent (foreign keys are checked at commit).
+                counts.object_deltas += doomed.filter(between("pk", after, upto))._raw_delete(
+                    self.using
+                )
+                counts.attribute_deltas += (
+                    attributes.filter(between("parent_id", after, upto))
+                    .exclude(Exists(parents.filter(pk=OuterRef("parent_id"))))
+                    ._raw_delete(self.using)
+                )
+                counts.aggregates += (
+                    aggregates.filter(between("delta_id", after, upto))
+                    .exclude(Exists(parents.filter(pk=OuterRef("delta_id"))))
+                    ._raw_delete(self.using)
+                )
             if progress is not None:
                 progress(counts)
         of_models = self.aggregates_of_models()
         if of_models is not None:
-            for within in self.ranges(of_models):
-                counts.aggregates += of_models.filter(within)._raw_delete(self.using)
+            for after, upto in self.ranges(of_models):
+                counts.aggregates += of_models.filter(between("pk", after, upto))._raw_delete(
+                    self.using
+                )
         revisions = self.revisions()
         empty = self.empty(revisions, after=False)
-        for within in self.ranges(revisions):
-            counts.revisions += empty.filter(within)._raw_delete(self.using)
+        for after, upto in self.ranges(revisions):
+            counts.revisions += empty.filter(between("pk", after, upto))._raw_delete(self.using)
             if progress is not None:
                 progress(counts)
         return counts
 
-    def ranges(self, queryset: QuerySet):
-        """Conditions on the key, consecutive ranges of `batch` rows of `queryset` each.
+    def ranges(self, queryset: QuerySet) -> Iterator[tuple[int | None, int | None]]:
+        """Consecutive key ranges `(after, upto]` of `batch` rows of `queryset` each (None:
+        open-ended).
 
         One index-ordered read per batch finds its last key (the `batch`-th after the previous
         batch's); the last range is open-ended.
         """
         keys = queryset.order_by("pk").values_list("pk", flat=True)
-        last = None
+        after = None
         while True:
-            rest = keys if last is None else keys.filter(pk__gt=last)
+            rest = keys if after is None else keys.filter(pk__gt=after)
             end = list(rest[self.batch - 1 : self.batch])
             if not end:
-                if last is None or rest.exists():
-                    yield Q() if last is None else Q(pk__gt=last)
+                if after is None or rest.exists():
+                    yield after, None
                 return
-            yield Q(pk__lte=end[0]) if last is None else Q(pk__gt=last, pk__lte=end[0])
-            last = end[0]
+            yield after, end[0]
+            after = end[0]
+
+
+def between(name: str, after: int | None, upto: int | None) -> Q:
+    """`after < name <= upto`, either end left open when None."""
+    bounds = {}
+    if after is not None:
+        bounds[f"{name}__gt"] = after
+    if upto is not None:
+        bounds[f"{name}__lte"] = upto
+    return Q(**bounds)

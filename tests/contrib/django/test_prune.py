@@ -354,3 +354,25 @@ def test_prune_model_deletes_the_aggregates_naming_it_in_batches():
     prune("--model", "testapp.author", "--batch-size", "2")
     assert not ObjectDeltaAggregate.objects.filter(content_type=author_type).exists()
     assert ObjectDelta.objects.filter(pk=delta.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_batch_commits_with_its_foreign_keys_satisfied():
+    """Object deltas go before their children within a batch: the database checks the
+    foreign keys at each batch's commit (not only inside a test's rolled-back transaction)."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from revy.contrib.django.models import ObjectDeltaAggregate
+
+    make_history(objects=3, updates=3)
+    with Context():
+        make_book()
+    for delta in ObjectDelta.objects.all():
+        ObjectDeltaAggregate.objects.create(
+            delta=delta, content_type=ContentType.objects.get_for_model(Author), content_id="1"
+        )
+    cutoff = (timezone.now() - datetime.timedelta(days=30)).isoformat()
+    prune("--before", cutoff, "--batch-size", "4")
+    assert ObjectDelta.objects.count() == 2  # the book's and its author's creation
+    assert AttributeDelta.objects.exclude(parent__in=ObjectDelta.objects.all()).count() == 0
+    assert ObjectDeltaAggregate.objects.count() == 2

@@ -97,9 +97,9 @@ class Prune:
             deltas = deltas.filter(content_type_id__in=self.content_types)
         return deltas
 
-    def kept(self) -> list[Q | Exists]:
+    def kept(self) -> list[Q]:
         """The conditions on a candidate object delta, each of which keeps it."""
-        kept: list[Q | Exists] = []
+        kept: list[Q] = []
         if self.cutoff is not None:
             # Erasure records outlive retention; a model's whole history (no cutoff) takes
             # them along.
@@ -112,7 +112,7 @@ class Prune:
             )
             # Kept unless its object has a keep_last-th newer delta: at most keep_last index
             # entries read per delta (order is irrelevant to whether that row exists).
-            kept.append(~Exists(newer.values("id")[self.keep_last - 1 : self.keep_last]))
+            kept.append(~Q(Exists(newer.values("id")[self.keep_last - 1 : self.keep_last])))
         return kept
 
     def object_deltas(self) -> QuerySet:
@@ -124,7 +124,7 @@ class Prune:
 
     def surviving(self) -> Q:
         """The condition on any object delta that it stays."""
-        survives = [Q(condition) for condition in self.kept()]
+        survives = self.kept()
         if self.cutoff is not None:
             survives.append(Q(created_at__gte=self.cutoff))
         if self.content_types is not None:
@@ -193,16 +193,16 @@ class Prune:
                 # The object deltas first, so that their condition (keep-last's probes) is
                 # evaluated once; then, in the same key range, the children left without a
                 # parent (foreign keys are checked at commit).
-                counts.object_deltas += doomed.filter(between("pk", after, upto))._raw_delete(
+                counts.object_deltas += doomed.filter(_between("pk", after, upto))._raw_delete(
                     self.using
                 )
                 counts.attribute_deltas += (
-                    attributes.filter(between("parent_id", after, upto))
+                    attributes.filter(_between("parent_id", after, upto))
                     .exclude(Exists(parents.filter(pk=OuterRef("parent_id"))))
                     ._raw_delete(self.using)
                 )
                 counts.aggregates += (
-                    aggregates.filter(between("delta_id", after, upto))
+                    aggregates.filter(_between("delta_id", after, upto))
                     .exclude(Exists(parents.filter(pk=OuterRef("delta_id"))))
                     ._raw_delete(self.using)
                 )
@@ -211,13 +211,13 @@ class Prune:
         of_models = self.aggregates_of_models()
         if of_models is not None:
             for after, upto in self.ranges(of_models):
-                counts.aggregates += of_models.filter(between("pk", after, upto))._raw_delete(
+                counts.aggregates += of_models.filter(_between("pk", after, upto))._raw_delete(
                     self.using
                 )
         revisions = self.revisions()
         empty = self.empty(revisions, after=False)
         for after, upto in self.ranges(revisions):
-            counts.revisions += empty.filter(between("pk", after, upto))._raw_delete(self.using)
+            counts.revisions += empty.filter(_between("pk", after, upto))._raw_delete(self.using)
             if progress is not None:
                 progress(counts)
         return counts
@@ -242,7 +242,7 @@ class Prune:
             after = end[0]
 
 
-def between(name: str, after: int | None, upto: int | None) -> Q:
+def _between(name: str, after: int | None, upto: int | None) -> Q:
     """`after < name <= upto`, either end left open when None."""
     bounds = {}
     if after is not None:

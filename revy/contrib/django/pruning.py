@@ -222,21 +222,20 @@ class Prune:
                 progress(counts)
         return counts
 
-    def ranges(self, queryset: QuerySet) -> Iterator[tuple[int | None, int | None]]:
-        """Consecutive key ranges `(after, upto]` of `batch` rows of `queryset` each (None:
-        open-ended).
+    def ranges(self, queryset: QuerySet) -> Iterator[tuple[int | None, int]]:
+        """Consecutive key ranges `(after, upto]` of `batch` rows of `queryset` each (`after`
+        None: from the start).
 
         One index-ordered read per batch finds its last key (the `batch`-th after the previous
-        batch's); the last range is open-ended.
+        batch's, or the last one): every range is closed, so that the children's deletes read
+        no more of their key index than the batch covers.
         """
         keys = queryset.order_by("pk").values_list("pk", flat=True)
         after = None
         while True:
             rest = keys if after is None else keys.filter(pk__gt=after)
-            end = list(rest[self.batch - 1 : self.batch])
+            end = list(rest[self.batch - 1 : self.batch]) or list(rest.order_by("-pk")[:1])
             if not end:
-                if after is None or rest.exists():
-                    yield after, None
                 return
             yield after, end[0]
             after = end[0]

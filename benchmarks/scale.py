@@ -23,29 +23,30 @@ SQLITE_PATH = "/tmp/revy-scale.sqlite3"
 PG_NAME = "revy_scale"
 
 
-def setup(db: str) -> None:
+def setup(db: str, sqlite_path: str = SQLITE_PATH, pg_name: str = PG_NAME) -> None:
     os.environ["DJANGO_SETTINGS_MODULE"] = "benchmarks.settings"
     os.environ["REVY_BENCH_DB"] = db
-    os.environ["REVY_BENCH_SQLITE_PATH"] = SQLITE_PATH
-    os.environ["REVY_BENCH_PG_NAME"] = PG_NAME
+    os.environ["REVY_BENCH_SQLITE_PATH"] = sqlite_path
+    os.environ["REVY_BENCH_PG_NAME"] = pg_name
     import django
 
     django.setup()
 
 
-def reset(db: str) -> None:
+def reset(db: str, sqlite_path: str = SQLITE_PATH, pg_name: str = PG_NAME) -> None:
     if db == "sqlite":
-        if os.path.exists(SQLITE_PATH):
-            os.remove(SQLITE_PATH)
+        if os.path.exists(sqlite_path):
+            os.remove(sqlite_path)
         return
     import psycopg
 
     with psycopg.connect(dbname="postgres", autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {PG_NAME}")
-        connection.execute(f"CREATE DATABASE {PG_NAME}")
+        connection.execute(f"DROP DATABASE IF EXISTS {pg_name}")
+        connection.execute(f"CREATE DATABASE {pg_name}")
 
 
-def seed(db: str, deltas: int) -> float:
+def seed(db: str, deltas: int, objects: int | None = None) -> float:
+    """Seed `deltas` updates; each is about its own row, or one of `objects` rows in turn."""
     from django.contrib.auth.models import User
     from django.contrib.contenttypes.models import ContentType
     from django.core.management import call_command
@@ -60,7 +61,7 @@ def seed(db: str, deltas: int) -> float:
     if db == "postgres":
         series = "generate_series(1, %s) AS i"
         moment = "now() - make_interval(secs => %s - i)"
-        text = "i::text"
+        text = "i::text" if objects is None else f"(i %% {objects} + 1)::text"
         json = "json_build_object('id', i %% 10000, 'username', 'user' || (i %% 10000), "
         json += "'email', 'user' || i || '@example.com', 'is_active', true, "
         json += "'date_joined', '2026-01-01T00:00:00Z')"
@@ -70,7 +71,7 @@ def seed(db: str, deltas: int) -> float:
         series = "(WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < %s) "
         series += "SELECT i FROM s)"
         moment = "strftime('%%Y-%%m-%%d %%H:%%M:%%f', 'now', '-' || (%s - i) || ' seconds')"
-        text = "CAST(i AS TEXT)"
+        text = "CAST(i AS TEXT)" if objects is None else f"CAST(i %% {objects} + 1 AS TEXT)"
         json = "json_object('id', i %% 10000, 'username', 'user' || (i %% 10000), "
         json += "'email', 'user' || i || '@example.com', 'is_active', json('true'), "
         json += "'date_joined', '2026-01-01T00:00:00Z')"
@@ -129,11 +130,12 @@ def storage(db: str) -> int:
         return pages * cursor.fetchone()[0]  # the whole file: history is nearly all of it
 
 
-def child(db: str, command: list[str]) -> tuple[float, float]:
-    """Run a management command in a child process: (seconds, peak RSS in MiB)."""
+def child(db: str, command: list[str], module: str = "benchmarks.scale") -> tuple[float, float]:
+    """Run a management command in a child process (`python -m module --db db --run ...`):
+    (seconds, peak RSS in MiB)."""
     started = time.perf_counter()
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.scale", "--db", db, "--run", *command],
+        [sys.executable, "-m", module, "--db", db, "--run", *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -1,43 +1,36 @@
 """`manage.py revy_prune`: delete old history, or the history of models that are gone.
 
-    revy_prune --before DATE [--keep-last N] [--dry-run]
+    revy_prune --before DATE [--keep-last N] [--dry-run] [--batch-size N]
     revy_prune --model app_label.model [--model ...] [--before DATE] [--dry-run]
     revy_prune --stale [--dry-run]
 
 Every state-bearing delta stores the row's full state, so pruning old deltas never breaks the
-snapshots of later points. Deletes in batches, without loading model instances, and removes
-revisions left without deltas. `--model` and `--stale` delete the history of a model (all of it,
-or what is older than `--before`), including history that refers to it as an aggregate, so that
-its content type can then be deleted (`remove_stale_contenttypes`).
+snapshots of later points. Deletes set-based in batches of consecutive ids (attribute deltas,
+aggregates, object deltas; then revisions left without deltas), in constant memory, printing
+progress after each batch (`revy.contrib.django.pruning`). `--before` keeps erasure records.
+`--model` and `--stale` delete the history of a model (all of it, erasure records included, or
+what is older than `--before`), including history that refers to it as an aggregate, so that
+its content type can then be deleted (`remove_stale_contenttypes`). `--dry-run` prints what
+would go, counted by the database.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator
+import time
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import router, transaction
-from django.db.models import F, QuerySet, Window
-from django.db.models.functions import RowNumber
+from django.db import router
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import get_current_timezone, is_naive, make_aware
 
-from revy.contrib.django.models import ObjectDeltaAggregate
-from revy.contrib.django.utils import (
-    get_attribute_delta_model,
-    get_object_delta_model,
-    get_revision_model,
-)
+from revy.contrib.django.pruning import BATCH, Counts, Prune
+from revy.contrib.django.utils import get_object_delta_model
 
 __all__ = [
     "Command",
-    "key_batches",
     "parse_cutoff",
 ]
-
-
-BATCH = 5000
 
 
 def parse_cutoff(value: str) -> datetime.datetime:
@@ -51,23 +44,6 @@ def parse_cutoff(value: str) -> datetime.datetime:
     if is_naive(moment):
         moment = make_aware(moment, get_current_timezone())
     return moment
-
-
-def key_batches(queryset: QuerySet) -> Iterator[list[int]]:
-    """Yield the keys of `queryset` in batches of `BATCH`, in key order, for deleting.
-
-    Keyset batches: each starts where the last ended instead of scanning again past what was
-    deleted, and only one batch of keys is ever in memory.
-    """
-    queryset = queryset.order_by("pk")
-    last = None
-    while True:
-        batch = queryset if last is None else queryset.filter(pk__gt=last)
-        ids = list(batch.values_list("pk", flat=True)[:BATCH])
-        if not ids:
-            return
-        last = ids[-1]
-        yield ids
 
 
 class Command(BaseCommand):
@@ -95,6 +71,13 @@ class Command(BaseCommand):
             help="Keep the N most recent deltas of every object, however old.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Count, delete nothing.")
+        parser.add_argument(
+            "--batch-size",
+            type=int,
+            default=BATCH,
+            metavar="N",
+            help=f"Object deltas (or revisions) per batch and transaction (default {BATCH}).",
+        )
 
     def handle(
         self,
@@ -104,6 +87,8 @@ class Command(BaseCommand):
         stale: bool,
         keep_last: int,
         dry_run: bool,
+        batch_size: int,
+        verbosity: int = 1,
         **options,
     ) -> None:
         if keep_last < 0:
@@ -112,63 +97,43 @@ class Command(BaseCommand):
             raise CommandError(
                 "Say what to delete: --before DATE, --model APP_LABEL.MODEL or --stale."
             )
+        if batch_size < 1:
+            raise CommandError("--batch-size must be one or more.")
         using = router.db_for_write(get_object_delta_model())
         cutoff = parse_cutoff(before) if before is not None else None
-        deltas = get_object_delta_model()._base_manager.using(using).all()
-        if cutoff is not None:
-            deltas = deltas.filter(created_at__lt=cutoff)
-        content_types = None
-        if model or stale:
-            content_types = self.content_types(using, model, stale)
-            deltas = deltas.filter(content_type_id__in=content_types)
-        if keep_last:
-            ranked = get_object_delta_model()._base_manager.annotate(
-                rank=Window(
-                    RowNumber(),
-                    partition_by=[F("content_type_id"), F("content_id")],
-                    order_by=F("id").desc(),
-                )
-            )
-            kept = ranked.filter(rank__lte=keep_last).values("id")
-            deltas = deltas.exclude(id__in=kept)
+        content_types = self.content_types(using, model, stale) if model or stale else None
+        prune = Prune(
+            using,
+            cutoff=cutoff,
+            content_types=content_types,
+            keep_last=keep_last,
+            batch=batch_size,
+        )
         scope = self.describe(cutoff, content_types)
         if dry_run:
-            self.stdout.write(f"Would delete {deltas.count()} object deltas {scope}.")
+            counts = prune.count()
+            self.stdout.write(
+                f"Would delete {counts.object_deltas} object deltas {scope} "
+                f"({counts.attribute_deltas} attribute deltas, {counts.aggregates} aggregates, "
+                f"{counts.revisions} empty revisions)."
+            )
             return
-        total = 0
-        for ids in key_batches(deltas):
-            with transaction.atomic(using=using):
-                get_attribute_delta_model()._base_manager.using(using).filter(
-                    parent_id__in=ids
-                )._raw_delete(using)
-                ObjectDeltaAggregate._base_manager.using(using).filter(
-                    delta_id__in=ids
-                )._raw_delete(using)
-                get_object_delta_model()._base_manager.using(using).filter(id__in=ids)._raw_delete(
-                    using
-                )
-            total += len(ids)
-            self.stdout.write(f"Deleted {total} object deltas...")
-        if content_types is not None and cutoff is None:
-            # Other rows' deltas naming these models as aggregates.
-            ObjectDeltaAggregate._base_manager.using(using).filter(
-                content_type_id__in=content_types
-            )._raw_delete(using)
-        # The reverse relation of the delta model's revision key, which the django-stubs
-        # plugin cannot see from the abstract base.
-        revisions_model = get_revision_model()
-        empty = revisions_model._base_manager.using(using).filter(
-            object_deltas__isnull=True  # type: ignore[misc]
-        )
-        if cutoff is not None:
-            empty = empty.filter(created_at__lt=cutoff)
-        revisions = 0
-        for ids in key_batches(empty):
-            get_revision_model()._base_manager.using(using).filter(id__in=ids)._raw_delete(using)
-            revisions += len(ids)
+        started = time.monotonic()
+
+        def progress(counts: Counts) -> None:
+            seconds = time.monotonic() - started
+            rate = counts.object_deltas / seconds if seconds else 0
+            self.stdout.write(
+                f"Deleted {counts.object_deltas} object deltas, {counts.revisions} revisions "
+                f"({seconds:.1f} s, {rate:.0f} object deltas/s)..."
+            )
+
+        counts = prune.run(progress if verbosity else None)
         self.stdout.write(
             self.style.SUCCESS(
-                f"Deleted {total} object deltas and {revisions} empty revisions {scope}."
+                f"Deleted {counts.object_deltas} object deltas and {counts.revisions} empty "
+                f"revisions {scope} ({counts.attribute_deltas} attribute deltas, "
+                f"{counts.aggregates} aggregates) in {time.monotonic() - started:.1f} s."
             )
         )
 

@@ -20,18 +20,22 @@ from revy.contrib.django.inserts import table
 from revy.contrib.django.utils import get_revision_model
 
 __all__ = [
+    "REVISION_COLUMNS",
     "adopt_revision",
     "current_revision",
     "current_revision_id",
     "marker_alive",
     "pending_revision",
+    "pending_revision_values",
+    "take_revision",
     "transaction_marker",
     "update_revision_metadata",
     "written_revisions",
 ]
 
 
-_REVISION_COLUMNS = ("description", "created_at", "metadata")
+REVISION_COLUMNS = ("description", "created_at", "metadata")
+_REVISION_COLUMNS = REVISION_COLUMNS
 
 
 def transaction_marker(using: str, own_block: bool = False) -> tuple | None:
@@ -131,6 +135,32 @@ def _new_revision(using: str, metadata: dict | None) -> _RevisionHolder:
     )
     values = {"description": description, "created_at": now, "metadata": metadata or {}}
     return _RevisionHolder(model, pk, values, using)
+
+
+def pending_revision_values(using: str) -> tuple[Any, dict | None]:
+    """For a write that creates the scope's revision in its own statement: the id of the
+    scope's revision if it exists (and None), or None and the values of the one to create
+    (`take_revision` keeps it once it is inserted). Needs an open scope and no given revision.
+    """
+    holder = current_scope().extras.get(("revision", using))
+    if holder is not None and holder.is_valid(using):
+        return holder.pk, None
+    metadata = current_scope().extras.get("metadata") or {}
+    values = {
+        "description": Context.get_revision_description() or "",
+        "created_at": timezone.now(),
+        "metadata": metadata,
+        "metadata_json": encode(metadata),
+    }
+    return None, values
+
+
+def take_revision(using: str, pk: Any, values: dict) -> None:
+    """Make the revision a write inserted (`pending_revision_values`) the scope's revision."""
+    kept = {name: values[name] for name in REVISION_COLUMNS}
+    current_scope().extras[("revision", using)] = _RevisionHolder(
+        get_revision_model(), pk, kept, using
+    )
 
 
 def current_revision(using: str) -> models.Model:

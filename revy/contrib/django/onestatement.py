@@ -58,10 +58,16 @@ from revy.contrib.django.utils import (
 )
 
 __all__ = [
+    "PENDING_KEY",
     "Statement",
     "applies",
     "enabled",
 ]
+
+
+# The key of a row whose INSERT has not returned its auto-incremented key yet: a change built
+# before the statement carries it, and the statement takes the key from the row instead.
+PENDING_KEY = -1
 
 
 def enabled(using: str) -> bool:
@@ -145,9 +151,12 @@ class Statement:
         if change is None:
             return execute(sql, params, many, context)
         connection = connections[self.using]
-        history_sql, history_params, revision_values = _history(connection, change, adding)
+        from_row = adding and change.pk == PENDING_KEY
+        history_sql, history_params, revision_values = _history(connection, change, from_row)
         if " RETURNING " not in sql:
-            sql += " RETURNING 1"
+            # What the history's SELECTs join with (Django reads no row of it).
+            pk = connection.ops.quote_name(self.config.model._meta.pk.column)
+            sql += f" RETURNING {pk}"
         rewritten = (
             f"WITH row AS ({sql}), {history_sql} "
             "SELECT row.*, (SELECT id FROM rev), (SELECT id FROM od) FROM row"
@@ -175,15 +184,16 @@ def _columns(connection, table: Table, given: dict[str, str]) -> tuple[str, list
     for field in fields:
         expression = given.get(field.attname)
         if expression is None:
-            kind = "jsonb" if field.get_internal_type() == "JSONField" else field.db_type(connection)
-            expression = f"%s::{kind}"
+            json = field.get_internal_type() == "JSONField"
+            expression = f"%s::{'jsonb' if json else field.db_type(connection)}"
         selected.append(expression)
     return columns, selected, list(table._extra_values(connection))
 
 
-def _history(connection, change: Change, adding: bool) -> tuple[str, list, dict | None]:
+def _history(connection, change: Change, from_row: bool) -> tuple[str, list, dict | None]:
     """The CTEs (rev, od, ad) recording `change`, their parameters, and the values of the
-    revision they create (None when the context's revision exists already)."""
+    revision they create (None when the context's revision exists already). `from_row`: the
+    row's key is the one the INSERT returns (`PENDING_KEY` in `change`)."""
     config = change.config
     quote = connection.ops.quote_name
     pk_column = f"row.{quote(config.model._meta.pk.column)}"
@@ -237,14 +247,14 @@ def _history(connection, change: Change, adding: bool) -> tuple[str, list, dict 
     }
     actor_type_id, actor_id = key_of(change.actor)
     values["actor_type_id"], values["actor_id"] = actor_type_id, actor_id
-    if adding:
+    if from_row:
         given["content_id"] = f"{pk_column}::text"
         given["data"] = f"(%s::jsonb || jsonb_build_object(%s, {pk_column}))"
     else:
         values["content_id"] = config.content_id(change.pk)
     columns, selected, extra = _columns(connection, deltas, given)
     for field in deltas.fields:
-        if field.attname == "data" and adding:
+        if field.attname == "data" and from_row:
             params += [change.data, config.pk_attname]
         elif field.attname not in given:
             params.append(values[field.attname])
@@ -257,10 +267,10 @@ def _history(connection, change: Change, adding: bool) -> tuple[str, list, dict 
     # The attribute deltas: one array per column, unnested.
     attributes = table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS)
     attnames = config.attnames
-    content_id = None if adding else config.content_id(change.pk)
+    content_id = None if from_row else config.content_id(change.pk)
     rows = []
     for index, action, old, new, actor, description in change.attributes:
-        is_key = adding and index == config.pk_index
+        is_key = from_row and index == config.pk_index
         rows.append(
             (
                 *key_of(actor),
@@ -297,11 +307,11 @@ def _history(connection, change: Change, adding: bool) -> tuple[str, list, dict 
         "old_value": "a.old_value::jsonb",
         "new_value": (
             f"CASE WHEN a.is_key THEN to_jsonb({pk_column}) ELSE a.new_value::jsonb END"
-            if adding
+            if from_row
             else "a.new_value::jsonb"
         ),
     }
-    if adding:
+    if from_row:
         given["content_id"] = f"{pk_column}::text"
     for name in names:
         given.setdefault(name, f"a.{name}")

@@ -34,9 +34,9 @@ __all__ = [
     "after_write",
     "attribute_action",
     "state_json",
-    "written",
     "value_json",
     "write",
+    "written",
 ]
 
 

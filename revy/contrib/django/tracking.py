@@ -252,10 +252,6 @@ def _record_save(
     return result
 
 
-# An auto-incremented key the INSERT has not returned yet (`onestatement` takes it from the row).
-_PENDING_KEY = -1
-
-
 def _planned_change(self, state, saving: _Saving, adding: bool) -> Change | None:
     """The change `_record_saved` will find, built while Django sends the row's statement
     (`onestatement`), from copies of the instance's spans; None when it cannot be known yet
@@ -265,7 +261,8 @@ def _planned_change(self, state, saving: _Saving, adding: bool) -> Change | None
         return None
     after = config.values_of(self)
     if adding and config.pk_of(after) is None:
-        after = (*after[: config.pk_index], _PENDING_KEY, *after[config.pk_index + 1 :])
+        pending = onestatement.PENDING_KEY
+        after = (*after[: config.pk_index], pending, *after[config.pk_index + 1 :])
     spans = {index: [list(span) for span in chain] for index, chain in (state.spans or {}).items()}
     shadow = SimpleNamespace(checkpoint=state.checkpoint, spans=spans)
     if after != shadow.checkpoint:

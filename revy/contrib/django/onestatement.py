@@ -49,7 +49,7 @@ from revy.contrib.django.recorder import (
     actor_key,
     value_json,
 )
-from revy.contrib.django.registry import ModelConfig, is_composite
+from revy.contrib.django.registry import ModelConfig, config_for, is_composite
 from revy.contrib.django.revisions import REVISION_COLUMNS, pending_revision_values, take_revision
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
@@ -61,6 +61,7 @@ __all__ = [
     "PENDING_KEY",
     "Statement",
     "applies",
+    "applies_to_delete",
     "enabled",
 ]
 
@@ -99,15 +100,33 @@ def applies(config: ModelConfig, instance: models.Model, raw: bool, update_field
     )
 
 
+def applies_to_delete(collector: Any) -> bool:
+    """True when a deletion is one row Django deletes with one DELETE (no cascade, no signal
+    receiver, nothing set to NULL) of a model `applies` to."""
+    if collector.fast_deletes or collector.field_updates or len(collector.data) != 1:
+        return False
+    ((model, instances),) = collector.data.items()
+    if len(instances) != 1:
+        return False
+    instance = next(iter(instances))
+    config = config_for(model)
+    return (
+        config is not None
+        and applies(config, instance, False, None)
+        and collector.can_fast_delete(instance)
+    )
+
+
 class Statement:
-    """An execute wrapper that rewrites the first INSERT or UPDATE of the saved row's table.
+    """An execute wrapper that rewrites the first INSERT or UPDATE of the saved row's table
+    (the first DELETE, for `delete`).
 
     `build(adding)` is called when the statement is seen and returns the `Change` to record
     (None: nothing to record, the statement goes as it is). Only the innermost wrapper of a
     connection acts, so that saves made by signal receivers during the save keep theirs.
     """
 
-    def __init__(self, config: ModelConfig, using: str, build) -> None:
+    def __init__(self, config: ModelConfig, using: str, build, delete: bool = False) -> None:
         self.config = config
         self.using = using
         self.build = build
@@ -118,6 +137,8 @@ class Statement:
         table_name = quote(config.model._meta.db_table)
         self.insert_prefix = f"INSERT INTO {table_name} "
         self.update_prefix = f"UPDATE {table_name} SET "
+        if delete:
+            self.insert_prefix = self.update_prefix = f"DELETE FROM {table_name} WHERE "
 
     def __enter__(self) -> Statement:
         connection = connections[self.using]

@@ -22,7 +22,7 @@ from revy.contrib.django.utils import (
     get_revision_model,
 )
 from tests.factories import history_counts, make_author
-from tests.testapp.models import Author, Book
+from tests.testapp.models import Author, Book, Review
 
 POSTGRES = connection.vendor == "postgresql"
 ONE_STATEMENT = override_settings(REVY_ONE_STATEMENT=True)
@@ -80,23 +80,38 @@ def history() -> list[tuple]:
     return [*objects, *attributes]
 
 
-def normalized(rows: list[tuple], keys: list) -> list[tuple]:
-    """`history()` with the scenario's Book keys replaced by their position in `keys`, so
-    that two runs (whose sequences hand out different keys) compare equal."""
-    position = {str(key): f"#{number}" for number, key in enumerate(keys)}
-    book = ContentType.objects.get_for_model(Book).pk
+def normalized(rows: list[tuple]) -> list[tuple]:
+    """`history()` with the keys of Books and Reviews replaced by the order they first appear
+    in, so that two runs (whose sequences hand out different keys) compare equal."""
+    book, review = (ContentType.objects.get_for_model(model).pk for model in (Book, Review))
+    seen: dict[tuple, str] = {}
+
+    def key(content_type: int, value):
+        if value is None:
+            return None
+        return seen.setdefault((content_type, str(value)), f"#{len(seen)}")
+
+    # What each key-holding field refers to, by the content type of the row holding it.
+    refers = {(book, "id"): book, (review, "id"): review, (review, "book_id"): book}
     result = []
     for row in rows:
-        if row[6] != book:
+        content_type = row[6]
+        if content_type not in (book, review):
             result.append(row)
-        elif len(row) == 9:  # an object delta: its content id and the key in its state
-            data = {**row[8], "id": position[str(row[8]["id"])]}
-            result.append((*row[:7], position[row[7]], data))
-        else:  # an attribute delta: its content id, and its values if it is the key's
+        elif len(row) == 9:  # an object delta: its content id and the keys in its state
+            data = {
+                name: key(refers[content_type, name], value)
+                if (content_type, name) in refers
+                else value
+                for name, value in row[8].items()
+            }
+            result.append((*row[:7], key(content_type, row[7]), data))
+        else:  # an attribute delta: its content id, and its values if it holds a key
             values = list(row)
-            values[7] = position[row[7]]
-            if row[8] == "id":
-                values[9:11] = [position.get(str(value), value) for value in row[9:11]]
+            values[7] = key(content_type, row[7])
+            target = refers.get((content_type, row[8]))
+            if target is not None:
+                values[9:11] = [key(target, value) for value in row[9:11]]
             result.append(tuple(values))
     return result
 
@@ -110,7 +125,8 @@ def run(scenario, user, one_statement: bool) -> list[tuple]:
     keys: list = []
     with override_settings(REVY_ONE_STATEMENT=one_statement):
         scenario(user, keys)
-    rows = normalized(history(), keys)
+    rows = normalized(history())
+    Review.objects.filter(book__in=keys).delete()
     Book.objects.filter(pk__in=keys).delete()
     return rows
 
@@ -184,9 +200,24 @@ def rolled_back_revision(user, keys):
         keys.append(book.pk)
 
 
+def deletions(user, keys):
+    author = Author.objects.get(name="Writer")
+    book = Book.objects.create(author=author, title="Reviewed")
+    keys.append(book.pk)
+    loaded = Review.objects.create(book=book, text="Loaded before")
+    with Context.via_actor(user):
+        review = Review.objects.create(book=book, text="Short-lived")
+        review.delete()
+        loaded.delete()
+        Review.objects.create(book=book, text="Kept")
+        book.title = "Reviewed, again"
+        book.save()
+
+
 SCENARIOS = pytest.mark.parametrize(
     "scenario",
     [
+        deletions,
         create_then_update,
         two_actors,
         loaded_before_the_context,
@@ -217,7 +248,8 @@ def test_the_history_is_the_same_in_a_transaction(user, scenario):
 
 def saves(user) -> list[tuple[int, int]]:
     """(statements, transaction control) of: a create, a second create, an update of an
-    instance loaded in the context, an update with update_fields, all in one context."""
+    instance loaded in the context, an update with update_fields, the deletion of a row with
+    no dependent rows, all in one context."""
     author = make_author()
     with Context.via_actor(user):
         first = counted(lambda: Book.objects.create(author=author, title="First"))
@@ -227,30 +259,32 @@ def saves(user) -> list[tuple[int, int]]:
         update = counted(book.save)
         book.pages = 3
         partial = counted(lambda: book.save(update_fields=["pages"]))
-    return [first, second, update, partial]
+        review = Review.objects.create(book=book, text="Deleted")
+        deletion = counted(review.delete)
+    return [first, second, update, partial, deletion]
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
 @pytest.mark.django_db(transaction=True)
 @ONE_STATEMENT
 def test_a_tracked_save_is_one_statement_in_autocommit(user):
-    assert saves(user) == [(1, 0)] * 4
-    assert history_counts() == (1, 4, 12 + 1 + 1)
+    assert saves(user) == [(1, 0)] * 5
+    assert history_counts() == (1, 6, 12 + 1 + 1 + 3)
 
 
 @pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
 @pytest.mark.django_db
 @ONE_STATEMENT
 def test_a_tracked_save_is_one_statement_in_a_transaction(user):
-    assert saves(user) == [(1, 0)] * 4
-    assert history_counts() == (1, 4, 12 + 1 + 1)
+    assert saves(user) == [(1, 0)] * 5
+    assert history_counts() == (1, 6, 12 + 1 + 1 + 3)
 
 
 @pytest.mark.skipif(not POSTGRES, reason="today's path, for comparison")
 @pytest.mark.django_db(transaction=True)
 @override_settings(REVY_ONE_STATEMENT=False)
 def test_without_the_setting_a_save_has_a_transaction_and_history_statements(user):
-    assert saves(user) == [(4, 2), (3, 2), (3, 2), (3, 2)]
+    assert saves(user) == [(4, 2), (3, 2), (3, 2), (3, 2), (2, 2)]
 
 
 @pytest.mark.skipif(POSTGRES, reason="SQLite keeps today's path")

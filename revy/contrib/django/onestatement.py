@@ -21,14 +21,14 @@ The history a statement writes is built in Python from the same spans and values
 `tracking`'s path; only an auto-incremented primary key is not known before the INSERT, and
 the statement takes it from `row` (content id, state, attribute delta).
 
-Where the form does not apply, `tracking` keeps its path (a transaction around the save and
-its history statements): another database, raw saves, multi-table inheritance, aggregates and
-many-to-many links (their rows are written after the deltas), composite keys, a primary key
-that is not an auto-incremented one on create, fields the database computes (expressions,
-database defaults, generated fields), a revision given to the context, writes outside a
-context. An update whose instance's loaded state is not known reads the row first (one
-SELECT), as today. An UPDATE that finds no row (Django then INSERTs) records after Django's
-INSERT with the history statements of today's path.
+Where the form does not apply, `tracking` and `deletion` keep their path (a transaction
+around the write and its history statements): another database, raw saves, multi-table
+inheritance, aggregates and many-to-many links (their rows are written after the deltas),
+composite keys, fields the database computes (expressions, database defaults, generated
+fields), a revision given to the context, deletions that cascade, set foreign keys or have
+signal receivers. An update or delete of an instance whose loaded state is not known reads
+the row first (one SELECT), as the default path does. An UPDATE that finds no row (Django
+then INSERTs) is recorded after Django's INSERT by the default path's statements.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 from django.db import connections, models
 from django.utils import timezone
 
-from revy.context import Context, current_scope
+from revy.context import Context
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.inserts import Table, table
 from revy.contrib.django.recorder import (
@@ -80,7 +80,7 @@ def applies(config: ModelConfig, instance: models.Model, raw: bool, update_field
     """True when a save of `instance` can be recorded in Django's own statement."""
     if raw or config.relatives or config.has_aggregates or config.links:
         return False
-    if current_scope() is None or Context.get_revision() is not None:
+    if Context.get_revision() is not None:
         return False
     model = config.model
     opts = model._meta

@@ -140,12 +140,13 @@ def _new_revision(using: str, metadata: dict | None) -> _RevisionHolder:
 def pending_revision_values(using: str) -> tuple[Any, dict | None]:
     """For a write that creates the scope's revision in its own statement: the id of the
     scope's revision if it exists (and None), or None and the values of the one to create
-    (`take_revision` keeps it once it is inserted). Needs an open scope and no given revision.
-    """
-    holder = current_scope().extras.get(("revision", using))
+    (`take_revision` keeps it once it is inserted). Outside a scope
+    (`REVY_TRACK_OUTSIDE_CONTEXT`) every write creates its own. No given revision."""
+    scope = current_scope()
+    holder = scope.extras.get(("revision", using)) if scope is not None else None
     if holder is not None and holder.is_valid(using):
         return holder.pk, None
-    metadata = current_scope().extras.get("metadata") or {}
+    metadata = (scope.extras.get("metadata") if scope is not None else None) or {}
     values = {
         "description": Context.get_revision_description() or "",
         "created_at": timezone.now(),
@@ -157,10 +158,11 @@ def pending_revision_values(using: str) -> tuple[Any, dict | None]:
 
 def take_revision(using: str, pk: Any, values: dict) -> None:
     """Make the revision a write inserted (`pending_revision_values`) the scope's revision."""
+    scope = current_scope()
+    if scope is None:
+        return
     kept = {name: values[name] for name in REVISION_COLUMNS}
-    current_scope().extras[("revision", using)] = _RevisionHolder(
-        get_revision_model(), pk, kept, using
-    )
+    scope.extras[("revision", using)] = _RevisionHolder(get_revision_model(), pk, kept, using)
 
 
 def current_revision(using: str) -> models.Model:

@@ -372,3 +372,18 @@ def test_a_save_inside_a_signal_of_a_save_records_both(user):
         (str(inner.pk), "Inner"),
     ]
     assert len({d.revision_id for d in deltas}) == 1
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@override_settings(REVY_ONE_STATEMENT=True, REVY_TRACK_OUTSIDE_CONTEXT=True)
+def test_outside_a_context_every_write_is_one_statement_and_its_own_revision():
+    author = make_author()
+    book = Book(author=author, title="Outside")
+    assert counted(book.save) == (1, 0)
+    book.title = "Still outside"
+    assert counted(book.save) == (1, 0)
+    book_type = ContentType.objects.get_for_model(Book)
+    deltas = get_object_delta_model().objects.filter(content_type=book_type).order_by("id")
+    assert [(d.action, d.actor_id) for d in deltas] == [("Create", None), ("Update", None)]
+    assert len({d.revision_id for d in deltas}) == 2

@@ -16,6 +16,7 @@ from django.test import override_settings
 
 from benchmarks.harness import StatementCounter
 from revy import Context
+from revy.contrib.django import registry
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
     get_object_delta_model,
@@ -251,6 +252,9 @@ def saves(user) -> list[tuple[int, int]]:
     instance loaded in the context, an update with update_fields, the deletion of a row with
     no dependent rows, all in one context."""
     author = make_author()
+    # Content types are looked up once per process (a flush by an earlier test empties them).
+    for model in (Book, Review, type(user)):
+        registry.content_type_id(model)
     with Context.via_actor(user):
         first = counted(lambda: Book.objects.create(author=author, title="First"))
         second = counted(lambda: Book.objects.create(author=author, title="Second"))

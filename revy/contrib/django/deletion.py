@@ -27,7 +27,7 @@ from django.db.models import deletion as django_deletion
 from django.db.models.deletion import Collector
 
 from revy.context import Context
-from revy.contrib.django import recorder
+from revy.contrib.django import onestatement, recorder
 from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.attribution import known_base, note_write, recording, state_of
 from revy.contrib.django.inheritance import with_relatives
@@ -120,6 +120,8 @@ def record_delete(self):
     """`Collector.delete`, recording every row it deletes or changes (installed by tracking)."""
     if not recording():
         return _django_collector_delete(self)
+    if onestatement.enabled(self.using) and onestatement.applies_to_delete(self):
+        return _delete_in_one_statement(self)
     with atomic_unit(self.using):
         changes = _deletion_changes(self)
         with guard(self.using):
@@ -133,13 +135,39 @@ def record_delete(self):
             result = _django_collector_delete(self)
         finally:
             deletion_updates.reset(token)
+    _deleted(self, changes)
+    return result
+
+
+def _deleted(collector: Collector, changes: list[Change]) -> None:
     for change in changes:
         note_write(change.config, change.pk)
-    for instances in self.data.values():
+    for instances in collector.data.values():
         for instance in instances:
             state = state_of(instance)
             if state is not None:
                 state.base, state.spans = None, None
+
+
+def _delete_in_one_statement(collector: Collector):
+    """One row, deleted by Django's one DELETE: its Delete delta goes in that statement."""
+    using = collector.using
+    changes = _deletion_changes(collector)
+    ((model, _),) = collector.data.items()
+    config = config_for(model)
+    assert config is not None  # applies_to_delete() checked it
+    statement = onestatement.Statement(
+        config, using, lambda adding: changes[0] if changes else None, delete=True
+    )
+    with statement:
+        result = _django_collector_delete(collector)
+    if statement.change is not None:
+        recorder.written(using, changes, [statement.delta_id])
+    elif result[0]:
+        # Django deleted the row in a statement not recognised: record it after.
+        with guard(using):
+            recorder.write(using, changes)
+    _deleted(collector, changes)
     return result
 
 

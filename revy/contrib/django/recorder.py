@@ -36,6 +36,7 @@ __all__ = [
     "state_json",
     "value_json",
     "write",
+    "written",
 ]
 
 
@@ -287,9 +288,15 @@ def _write_batch(using: str, revision_id: Any, changes: list[Change]) -> list[in
     table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS).insert(
         using, attribute_rows, returning=False
     )
+    written(using, changes, ids)
+    return ids
+
+
+def written(using: str, changes: Sequence[Change], ids: Sequence[int]) -> None:
+    """Run the `after_write` hooks of deltas written (by `write`, or by the write's own
+    statement: `onestatement`)."""
     for hook in _after_write:
         hook(using, changes, ids)
-    return ids
 
 
 AfterWrite = Callable[[str, Sequence[Change], Sequence[int]], None]

@@ -70,6 +70,7 @@ __all__ = [
     "history_model",
     "included",
     "masked_fields",
+    "one_statement",
     "organization_resolver",
     "parse_api_settings",
     "parse_organization_resolver",
@@ -86,6 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "REVY_MASKED_FIELDS": ("auth.User.password",),
     "REVY_TRACK_OUTSIDE_CONTEXT": False,
     "REVY_BATCH_SIZE": 1000,
+    "REVY_ONE_STATEMENT": False,
     "REVY_AGGREGATES": {},
     "REVY_REVISION_MODEL": "revy.Revision",
     "REVY_OBJECT_DELTA_MODEL": "revy.ObjectDelta",
@@ -357,6 +359,28 @@ def _parse_track_outside_context(found: list[Problem]) -> bool:
 def track_outside_context() -> bool:
     """Return True when changes outside any context are recorded too."""
     return strict(_parse_track_outside_context)
+
+
+@_parser
+def _parse_one_statement(found: list[Problem]) -> bool:
+    value = get("REVY_ONE_STATEMENT")
+    if not isinstance(value, bool):
+        found.append(
+            Problem(
+                WRONG_TYPE,
+                f"REVY_ONE_STATEMENT must be True or False, not {_describe(value)}.",
+                "Write REVY_ONE_STATEMENT = True (or False, the default).",
+            )
+        )
+        return False
+    return value
+
+
+@cached
+def one_statement() -> bool:
+    """Return True when tracked single-row saves on PostgreSQL are recorded in Django's own
+    statement (experimental; `revy.contrib.django.onestatement`)."""
+    return strict(_parse_one_statement)
 
 
 @_parser

@@ -16,13 +16,14 @@ Installed once by the app's `ready()`: `Model.__init__`, `Model.from_db`,
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any, cast
 
 from django.db import DatabaseError, connections, models, router
 from django.db.models.deletion import Collector
 
 from revy.context import Context, add_boundary_listener, current_scope
-from revy.contrib.django import deletion, recorder
+from revy.contrib.django import deletion, onestatement, recorder
 from revy.contrib.django.attribution import (
     STATE_KEY,
     InstanceState,
@@ -175,6 +176,11 @@ def _save_base(
                 state.pending = transaction_marker(self._state.db or "default")
         return result
     using = using or router.db_for_write(self.__class__, instance=self)
+    if onestatement.enabled(using) and onestatement.applies(config, self, raw, update_fields):
+        # The history goes in Django's own statement, atomic by itself: no block of revy's.
+        return _record_save(
+            self, config, using, raw, force_insert, force_update, update_fields, False, True
+        )
     # In autocommit mode the save and its deltas get a transaction of their own, which
     # commits as soon as the save returns.
     own_block = not connections[using].in_atomic_block
@@ -199,7 +205,9 @@ def select_row(config: ModelConfig, using: str, pk: Any) -> tuple | None:
     return next(iter(config.read_rows(using, [pk]).values()), None)
 
 
-def _record_save(self, config, using, raw, force_insert, force_update, update_fields, own_block):
+def _record_save(
+    self, config, using, raw, force_insert, force_update, update_fields, own_block, one=False
+):
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
     current = config.values_of(self)
@@ -220,16 +228,55 @@ def _record_save(self, config, using, raw, force_insert, force_update, update_fi
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
     saving = _Saving(config, using, update_fields, actor, description, current, base, own_block)
+    statement = None
     try:
-        result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
+        if one:
+            statement = onestatement.Statement(
+                config, using, lambda adding: _planned_change(self, state, saving, adding)
+            )
+            with statement:
+                result = _django_save_base(
+                    self, raw, force_insert, force_update, using, update_fields
+                )
+        else:
+            result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
     except Exception:
         # Django raised before writing (pre_save, validation, a failed statement) or after
         # (post_save): in the second case the row changed, and its history must say so.
-        if _written(self, saving, adding):
-            _record_saved(self, state, saving)
+        if (statement is not None and statement.change is not None) or _written(
+            self, saving, adding
+        ):
+            _record_saved(self, state, saving, statement)
         raise
-    _record_saved(self, state, saving)
+    _record_saved(self, state, saving, statement)
     return result
+
+
+def _planned_change(self, state, saving: _Saving, adding: bool) -> Change | None:
+    """The change `_record_saved` will find, built while Django sends the row's statement
+    (`onestatement`), from copies of the instance's spans; None when it cannot be known yet
+    (Django inserts a row revy took for existing, or updates one it did not find)."""
+    config, base = saving.config, saving.base
+    if adding != (base is None):
+        return None
+    after = config.values_of(self)
+    if adding and config.pk_of(after) is None:
+        pending = onestatement.PENDING_KEY
+        after = (*after[: config.pk_index], pending, *after[config.pk_index + 1 :])
+    spans = {index: [list(span) for span in chain] for index, chain in (state.spans or {}).items()}
+    # attribute() reads and writes only a state's checkpoint and spans: a stand-in with
+    # copies of them leaves the instance's own state for _record_saved.
+    shadow = cast(InstanceState, SimpleNamespace(checkpoint=state.checkpoint, spans=spans))
+    if after != shadow.checkpoint:
+        attribute(self, shadow, config, AUTOMATIC, "", after)
+    written = config.normalize(after)
+    spans = shadow.spans or {}
+    if adding:
+        return creation_change(config, self, written, spans, saving.actor, saving.description)
+    saved = config.indexes_of(saving.update_fields)
+    return update_change(
+        config, self, base, written, saved, spans, saving.actor, saving.description
+    )
 
 
 class _Saving:
@@ -282,8 +329,9 @@ def _written(instance, saving: _Saving, adding: bool) -> bool:
     )
 
 
-def _record_saved(self, state, saving: _Saving) -> None:
-    """Record what the save wrote, in the save's transaction."""
+def _record_saved(self, state, saving: _Saving, statement=None) -> None:
+    """Record what the save wrote, in the save's transaction (unless the save's own statement
+    did: `statement`, an `onestatement.Statement`)."""
     config, using, update_fields = saving.config, saving.using, saving.update_fields
     actor, description, current, base = (
         saving.actor,
@@ -328,8 +376,11 @@ def _record_saved(self, state, saving: _Saving) -> None:
             return
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
-        with guard(using):
-            recorder.write(using, with_relatives(using, [change]))
+        if statement is not None and statement.change is not None:
+            recorder.written(using, [change], [statement.delta_id])
+        else:
+            with guard(using):
+                recorder.write(using, with_relatives(using, [change]))
         note_write(config, config.pk_of(after))
     _after_save(self, state, config, update_fields, base, written)
     state.pending = transaction_marker(using, own_block=saving.own_block)

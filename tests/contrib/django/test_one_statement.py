@@ -1,0 +1,393 @@
+"""One statement per tracked single-row save on PostgreSQL (`REVY_ONE_STATEMENT`).
+
+Statements are counted where the database sees them (`benchmarks.harness.StatementCounter`:
+libpq's protocol trace on PostgreSQL, SQLite's trace callback), transaction control included.
+The history written must be the history today's path writes: the same operations are run
+with the setting off and on, and their history rows compared.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.contenttypes.models import ContentType
+from django.db import IntegrityError, connection, transaction
+from django.db.models.signals import post_save
+from django.test import override_settings
+
+from benchmarks.harness import StatementCounter
+from revy import Context
+from revy.contrib.django import registry
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
+from tests.factories import history_counts, make_author
+from tests.testapp.models import Author, Book, Review
+
+POSTGRES = connection.vendor == "postgresql"
+ONE_STATEMENT = override_settings(REVY_ONE_STATEMENT=True)
+
+
+def counted(operation) -> tuple[int, int]:
+    """(statements, transaction control) the database ran for `operation`."""
+    with StatementCounter() as counter:
+        operation()
+    return counter.statements, counter.transaction_control
+
+
+OBJECT_DELTA = (
+    "actor_type_id",
+    "actor_id",
+    "action",
+    "event_type",
+    "description",
+    "content_type_id",
+    "content_id",
+    "data",
+)
+ATTRIBUTE_DELTA = (
+    "actor_type_id",
+    "actor_id",
+    "action",
+    "description",
+    "content_type_id",
+    "content_id",
+    "field_name",
+    "old_value",
+    "new_value",
+    "automatic",
+)
+
+
+def history() -> list[tuple]:
+    """Every history row, without ids and times (revisions and parents by position)."""
+    revisions = get_revision_model().objects.order_by("id").values_list("id", flat=True)
+    revision = {pk: number for number, pk in enumerate(revisions)}
+    parents = get_object_delta_model().objects.order_by("id").values_list("id", flat=True)
+    parent = {pk: number for number, pk in enumerate(parents)}
+    objects = [
+        (revision[row[0]], *row[1:])
+        for row in get_object_delta_model()
+        .objects.order_by("id")
+        .values_list("revision_id", *OBJECT_DELTA)
+    ]
+    attributes = [
+        (revision[row[0]], parent[row[1]], *row[2:])
+        for row in get_attribute_delta_model()
+        .objects.order_by("parent_id", "field_name", "id")
+        .values_list("revision_id", "parent_id", *ATTRIBUTE_DELTA)
+    ]
+    return [*objects, *attributes]
+
+
+def normalized(rows: list[tuple]) -> list[tuple]:
+    """`history()` with the keys of Books and Reviews replaced by the order they first appear
+    in, so that two runs (whose sequences hand out different keys) compare equal."""
+    book, review = (ContentType.objects.get_for_model(model).pk for model in (Book, Review))
+    seen: dict[tuple, str] = {}
+
+    def key(content_type: int, value):
+        if value is None:
+            return None
+        return seen.setdefault((content_type, str(value)), f"#{len(seen)}")
+
+    # What each key-holding field refers to, by the content type of the row holding it.
+    refers = {(book, "id"): book, (review, "id"): review, (review, "book_id"): book}
+    result = []
+    for row in rows:
+        content_type = row[6]
+        if content_type not in (book, review):
+            result.append(row)
+        elif len(row) == 9:  # an object delta: its content id and the keys in its state
+            data = {
+                name: key(refers[content_type, name], value)
+                if (content_type, name) in refers
+                else value
+                for name, value in row[8].items()
+            }
+            result.append((*row[:7], key(content_type, row[7]), data))
+        else:  # an attribute delta: its content id, and its values if it holds a key
+            values = list(row)
+            values[7] = key(content_type, row[7])
+            target = refers.get((content_type, row[8]))
+            if target is not None:
+                values[9:11] = [key(target, value) for value in row[9:11]]
+            result.append(tuple(values))
+    return result
+
+
+def run(scenario, user, one_statement: bool) -> list[tuple]:
+    """Run `scenario(user, keys)` with the setting as given; return its normalized history
+    and remove the history and the rows it wrote."""
+    get_attribute_delta_model().objects.all().delete()
+    get_object_delta_model().objects.all().delete()
+    get_revision_model().objects.all().delete()
+    keys: list = []
+    with override_settings(REVY_ONE_STATEMENT=one_statement):
+        scenario(user, keys)
+    rows = normalized(history())
+    Review.objects.filter(book__in=keys).delete()
+    Book.objects.filter(pk__in=keys).delete()
+    return rows
+
+
+# Scenarios: each writes Books of one author inside contexts, appending their keys to `keys`.
+
+
+def create_then_update(user, keys):
+    author = Author.objects.get(name="Writer")
+    with Context.via_actor(user):
+        book = Book(author=author, title="A", pages=1)
+        book.save()
+        keys.append(book.pk)
+        book.title = "B"
+        book.pages = 2
+        book.save()
+        book.save()  # nothing changed: nothing recorded
+        book.price = "3.50"
+        book.save(update_fields=["price"])
+
+
+def two_actors(user, keys):
+    author = Author.objects.get(name="Writer")
+    other = Author.objects.get(name="Other actor")
+    with Context.via_actor(user):
+        book = Book(author=author, title="A")
+        book.title = "A2"
+        Context.set_actor(other)
+        book.pages = 5
+        book.save()
+        keys.append(book.pk)
+
+
+def loaded_before_the_context(user, keys):
+    author = Author.objects.get(name="Writer")
+    book = Book.objects.create(author=author, title="Outside")
+    keys.append(book.pk)
+    loaded = Book.objects.get(pk=book.pk)
+    with Context.via_actor(user):
+        loaded.title = "Inside"
+        loaded.save()
+    with Context.via_actor(user):
+        again = Book.objects.get(pk=book.pk)
+        again.pages = 7
+        again.save()
+
+
+def given_keys_and_forced_inserts(user, keys):
+    author = Author.objects.get(name="Writer")
+    with Context.via_actor(user):
+        book = Book(author=author, title="Given", pk=900_001)
+        book.save(force_insert=True)
+        keys.append(book.pk)
+        book.title = "Forced update"
+        book.save(force_update=True)
+        other = Book(author=author, title="Given, no force", pk=900_002)
+        other.save()
+        keys.append(other.pk)
+
+
+def rolled_back_revision(user, keys):
+    author = Author.objects.get(name="Writer")
+    with Context.via_actor(user):
+        try:
+            with transaction.atomic():
+                book = Book.objects.create(author=author, title="Rolled back")
+                raise RuntimeError
+        except RuntimeError:
+            pass
+        book = Book.objects.create(author=author, title="Kept")
+        keys.append(book.pk)
+
+
+def deletions(user, keys):
+    author = Author.objects.get(name="Writer")
+    book = Book.objects.create(author=author, title="Reviewed")
+    keys.append(book.pk)
+    loaded = Review.objects.create(book=book, text="Loaded before")
+    with Context.via_actor(user):
+        review = Review.objects.create(book=book, text="Short-lived")
+        review.delete()
+        loaded.delete()
+        Review.objects.create(book=book, text="Kept")
+        book.title = "Reviewed, again"
+        book.save()
+
+
+SCENARIOS = pytest.mark.parametrize(
+    "scenario",
+    [
+        deletions,
+        create_then_update,
+        two_actors,
+        loaded_before_the_context,
+        given_keys_and_forced_inserts,
+        rolled_back_revision,
+    ],
+)
+
+
+@pytest.mark.django_db(transaction=True)
+@SCENARIOS
+def test_the_history_is_the_same_in_autocommit(user, scenario):
+    make_author(name="Writer")
+    make_author(name="Other actor")
+    assert run(scenario, user, True) == run(scenario, user, False)
+
+
+@pytest.mark.django_db
+@SCENARIOS
+def test_the_history_is_the_same_in_a_transaction(user, scenario):
+    make_author(name="Writer")
+    make_author(name="Other actor")
+    assert run(scenario, user, True) == run(scenario, user, False)
+
+
+# Statement counts ------------------------------------------------------------------------------
+
+
+def saves(user) -> list[tuple[int, int]]:
+    """(statements, transaction control) of: a create, a second create, an update of an
+    instance loaded in the context, an update with update_fields, the deletion of a row with
+    no dependent rows, all in one context."""
+    author = make_author()
+    # Content types are looked up once per process (a flush by an earlier test empties them).
+    for model in (Book, Review, type(user)):
+        registry.content_type_id(model)
+    with Context.via_actor(user):
+        first = counted(lambda: Book.objects.create(author=author, title="First"))
+        second = counted(lambda: Book.objects.create(author=author, title="Second"))
+        book = Book.objects.get(title="First")
+        book.title = "First, again"
+        update = counted(book.save)
+        book.pages = 3
+        partial = counted(lambda: book.save(update_fields=["pages"]))
+        review = Review.objects.create(book=book, text="Deleted")
+        deletion = counted(review.delete)
+    return [first, second, update, partial, deletion]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@ONE_STATEMENT
+def test_a_tracked_save_is_one_statement_in_autocommit(user):
+    assert saves(user) == [(1, 0)] * 5
+    assert history_counts() == (1, 6, 12 + 1 + 1 + 3)
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db
+@ONE_STATEMENT
+def test_a_tracked_save_is_one_statement_in_a_transaction(user):
+    assert saves(user) == [(1, 0)] * 5
+    assert history_counts() == (1, 6, 12 + 1 + 1 + 3)
+
+
+@pytest.mark.skipif(not POSTGRES, reason="today's path, for comparison")
+@pytest.mark.django_db(transaction=True)
+@override_settings(REVY_ONE_STATEMENT=False)
+def test_without_the_setting_a_save_has_a_transaction_and_history_statements(user):
+    assert saves(user) == [(4, 2), (3, 2), (3, 2), (3, 2), (2, 2)]
+
+
+@pytest.mark.skipif(POSTGRES, reason="SQLite keeps today's path")
+@pytest.mark.django_db(transaction=True)
+def test_the_setting_changes_nothing_on_sqlite(user):
+    with override_settings(REVY_ONE_STATEMENT=False):
+        before = saves(user)
+    with ONE_STATEMENT:
+        assert saves(user) == before
+
+
+# Django's behaviour, kept --------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@ONE_STATEMENT
+def test_a_failed_insert_raises_as_django_does_and_records_nothing(user):
+    author = make_author()
+    book = Book.objects.create(author=author, title="Taken")
+    before = history_counts()
+    with Context.via_actor(user):
+        with pytest.raises(IntegrityError):
+            Book(author=author, title="Again", pk=book.pk).save(force_insert=True)
+        # Autocommit: the connection is usable, as after Django's own failed INSERT.
+        Book.objects.create(author=author, title="Next")
+    assert history_counts()[1:] == (before[1] + 1, before[2] + 6)
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db
+@ONE_STATEMENT
+def test_a_failed_insert_in_a_block_marks_it_for_rollback(user):
+    author = make_author()
+    book = Book.objects.create(author=author, title="Taken")
+    with Context.via_actor(user):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Book(author=author, title="Again", pk=book.pk).save(force_insert=True)
+        assert not connection.needs_rollback
+        Book.objects.create(author=author, title="Next")
+    assert [d.action for d in get_object_delta_model().objects.all()] == ["Create"]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@ONE_STATEMENT
+def test_a_raising_post_save_receiver_keeps_the_row_and_its_history(user):
+    author = make_author()
+
+    def refuse(sender, instance, **kwargs):
+        raise ValueError("post_save")
+
+    post_save.connect(refuse, sender=Book)
+    try:
+        with Context.via_actor(user), pytest.raises(ValueError):
+            Book.objects.create(author=author, title="Saved")
+    finally:
+        post_save.disconnect(refuse, sender=Book)
+    book = Book.objects.get(title="Saved")
+    assert [d.action for d in get_object_delta_model().objects.filter(content_id=str(book.pk))] == [
+        "Create"
+    ]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@ONE_STATEMENT
+def test_a_save_inside_a_signal_of_a_save_records_both(user):
+    author = make_author()
+
+    def also_save(sender, instance, created, **kwargs):
+        if created and instance.title == "Outer":
+            Book.objects.create(author=author, title="Inner")
+
+    post_save.connect(also_save, sender=Book)
+    try:
+        with Context.via_actor(user):
+            outer = Book.objects.create(author=author, title="Outer")
+    finally:
+        post_save.disconnect(also_save, sender=Book)
+    inner = Book.objects.get(title="Inner")
+    deltas = get_object_delta_model().objects.order_by("id")
+    assert [(d.content_id, d.data["title"]) for d in deltas] == [
+        (str(outer.pk), "Outer"),
+        (str(inner.pk), "Inner"),
+    ]
+    assert len({d.revision_id for d in deltas}) == 1
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@override_settings(REVY_ONE_STATEMENT=True, REVY_TRACK_OUTSIDE_CONTEXT=True)
+def test_outside_a_context_every_write_is_one_statement_and_its_own_revision():
+    author = make_author()
+    book = Book(author=author, title="Outside")
+    assert counted(book.save) == (1, 0)
+    book.title = "Still outside"
+    assert counted(book.save) == (1, 0)
+    book_type = ContentType.objects.get_for_model(Book)
+    deltas = get_object_delta_model().objects.filter(content_type=book_type).order_by("id")
+    assert [(d.action, d.actor_id) for d in deltas] == [("Create", None), ("Update", None)]
+    assert len({d.revision_id for d in deltas}) == 2

@@ -84,9 +84,11 @@ def has_listeners(event_type: str) -> bool:
 
 def remove_listener(listener: Listener) -> None:
     """Unregister `listener` from every event type."""
-    for handlers in _listeners.values():
+    for event_type, handlers in list(_listeners.items()):
         if listener in handlers:
             handlers.remove(listener)
+        if not handlers:  # an event type nobody listens to costs writes nothing
+            del _listeners[event_type]
 
 
 def record_event(target: models.Model, event_type: str, data: Any = None) -> models.Model | None:
@@ -162,7 +164,7 @@ def after_write(using: str, changes: Sequence[recorder.Change], ids: Sequence[in
         wanted = [
             delta_id
             for change, delta_id in zip(changes, ids, strict=True)
-            if change.event_type in _listeners
+            if _listeners.get(change.event_type)
         ]
         if wanted:
             transaction.on_commit(lambda: _dispatch(using, wanted), using=using)

@@ -211,3 +211,20 @@ def test_aggregate_cycles_are_safe(monkeypatch):
     change = object_deltas(car)[-1]
     assert change in ObjectDelta.objects.for_aggregate(engine)
     assert list(change.aggregates.values_list("content_id", flat=True)) == [str(engine.pk)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_removed_listener_costs_later_writes_nothing():
+    # A removed listener left its event type behind: every later write of that type, in
+    # autocommit, read its deltas back for listeners that were gone.
+    def listener(delta):
+        pass
+
+    make_author()  # content types looked up
+    with Context(), count_queries() as before:
+        make_author()
+    event_listener("testapp.author.created")(listener)
+    remove_listener(listener)
+    with Context(), count_queries() as after:
+        make_author()
+    assert len(after) == len(before)

@@ -81,7 +81,7 @@ class Table:
     def _complete(self, connection, rows: list[tuple]) -> list[tuple]:
         if not self.extra:
             return rows
-        return [row + self._extra_values(connection) for row in rows]
+        return [row + self.extra_values(connection) for row in rows]
 
     def insert(self, using: str, rows: list[tuple], returning: bool = True) -> list[Any]:
         """Insert `rows`; return the new primary keys in order when `returning`."""
@@ -111,7 +111,8 @@ class Table:
                 ids.extend(row[0] for row in cursor.fetchall())
             return ids
 
-    def _extra_values(self, connection) -> tuple:
+    def extra_values(self, connection) -> tuple:
+        """The values of the extra columns: each field's default, prepared for `connection`."""
         return tuple(
             field.get_db_prep_save(field.get_default(), connection) for field in self.extra
         )

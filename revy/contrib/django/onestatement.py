@@ -223,7 +223,7 @@ def _columns(connection, table: Table, given: dict[str, str]) -> tuple[str, list
             json = field.get_internal_type() == "JSONField"
             expression = f"%s::{'jsonb' if json else field.db_type(connection)}"
         selected.append(expression)
-    return columns, selected, list(table._extra_values(connection))
+    return columns, selected, list(table.extra_values(connection))
 
 
 def _history(connection, change: Change, from_row: bool) -> tuple[str, list, dict | None]:

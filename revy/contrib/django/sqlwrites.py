@@ -25,6 +25,7 @@ from django.utils import timezone
 from revy.context import Context
 from revy.contrib.django import events, revisions, sqlencoding
 from revy.contrib.django._meta import column
+from revy.contrib.django.inserts import table
 from revy.contrib.django.recorder import (
     ACTION_SET,
     ACTION_UNSET,
@@ -47,23 +48,14 @@ class HistoryTable:
     (given their default, as the Python path gives them)."""
 
     def __init__(self, model: type[models.Model], attnames: tuple[str, ...], connection) -> None:
-        opts = model._meta
+        # Which columns are written, and the extra ones' values, are `inserts.Table`'s: one
+        # rule for the batched INSERTs and the set-based statements.
+        self.shape = table(model, attnames)
         quote = connection.ops.quote_name
-        by_attname = {field.attname: field for field in opts.concrete_fields}
-        self.name = quote(opts.db_table)
-        # As `inserts.Table`: columns with a database default (a delta's transaction_id) are
-        # left out, for the database to fill in within the same statement.
-        self.extra = [
-            field
-            for field in opts.concrete_fields
-            if field.attname not in attnames
-            and not field.primary_key
-            and not field.has_db_default()
-        ]
-        self.columns = ", ".join(
-            quote(field.column) for field in [by_attname[name] for name in attnames] + self.extra
-        )
-        self.pk = quote(opts.pk.column)
+        self.name = quote(self.shape.table)
+        self.extra = self.shape.extra
+        self.columns = ", ".join(quote(field.column) for field in self.shape.fields + self.extra)
+        self.pk = quote(self.shape.pk_column)
         self.connection = connection
 
     @property
@@ -86,9 +78,7 @@ class HistoryTable:
         """SQL placeholders and parameters of the extra columns (leading comma included)."""
         if not self.extra:
             return "", []
-        values = [
-            field.get_db_prep_save(field.get_default(), self.connection) for field in self.extra
-        ]
+        values = list(self.shape.extra_values(self.connection))
         return ", " + ", ".join(["%s"] * len(values)), values
 
 

@@ -7,7 +7,8 @@ passes it through environment variables:
 - `REVY_BENCH_SQLITE_PATH`: the SQLite database file (a file, as users run it, not `:memory:`);
 - `REVY_BENCH_PG_NAME`: the PostgreSQL database created for this run; the server is reached
   through the usual libpq variables `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`;
-- `REVY_ONE_STATEMENT=1`: the experimental one-statement saves and deletes on PostgreSQL.
+- `REVY_ONE_STATEMENT=0`: without the one-statement saves and deletes on PostgreSQL (on by
+  default).
 """
 
 import os
@@ -17,7 +18,7 @@ DEBUG = False  # DEBUG=True would log every query and distort the timings
 USE_TZ = True
 TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-REVY_ONE_STATEMENT = os.environ.get("REVY_ONE_STATEMENT") == "1"
+REVY_ONE_STATEMENT = os.environ.get("REVY_ONE_STATEMENT", "1") == "1"
 
 INSTALLED_APPS = [
     "django.contrib.auth",

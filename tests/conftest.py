@@ -51,6 +51,20 @@ class count_queries(CaptureQueriesContext):
         return [query["sql"] for query in self.captured_queries]
 
 
+def one_statement() -> bool:
+    """True when a tracked single-row write carries its history in Django's own statement
+    (PostgreSQL, `REVY_ONE_STATEMENT`)."""
+    from django.conf import settings
+
+    return connection.vendor == "postgresql" and settings.REVY_ONE_STATEMENT
+
+
+def added(*statements: int) -> int:
+    """The statements a tracked single-row write adds to Django's: their sum, or none when
+    the write's own statement carries its history (`one_statement()`)."""
+    return 0 if one_statement() else sum(statements)
+
+
 def report_line(config, text: str) -> None:
     """Print a line in pytest's terminal summary (fuzzers report their figures with it)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -96,5 +96,5 @@ REVY_MASKED_FIELDS = ("auth.User.password", "testapp.Secret.pin")
 REVY_AGGREGATES = {"testapp.Cylinder": ["engine"], "garage.Cylinder": ["engine"]}
 REVY_EXCLUDED_MODELS = ("testapp.Untracked",)
 REVY_EXCLUDED_FIELDS = ("testapp.Secret.internal",)
-# REVY_ONE_STATEMENT=1 runs the whole suite with the experimental one-statement saves.
-REVY_ONE_STATEMENT = os.environ.get("REVY_ONE_STATEMENT") == "1"
+# REVY_ONE_STATEMENT=0 runs the whole suite without the one-statement saves (on by default).
+REVY_ONE_STATEMENT = os.environ.get("REVY_ONE_STATEMENT", "1") == "1"

@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from django.apps import apps as global_apps
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.core.signals import setting_changed
 from django.db import connections, models, router
 from django.db.models.signals import post_migrate
@@ -78,6 +79,7 @@ class ModelConfig:
         "read",
         "recorded",
         "relatives",
+        "row_readers",
     )
 
     def __init__(self, model: type[models.Model]) -> None:
@@ -141,6 +143,8 @@ class ModelConfig:
         self.relatives = frozenset({*opts.get_parent_list(), *_descendants(model)} - {model})
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
+        # `read_row`'s compiled SELECT by database alias (None: the ORM's path).
+        self.row_readers: dict[str, _RowReader | None] = {}
         getter = itemgetter(*self.attnames)
         if len(self.attnames) == 1:
             self.read = lambda values: (getter(values),)
@@ -199,6 +203,20 @@ class ModelConfig:
             for row in chunk.values_list(*self.attnames):
                 rows[self.key(self.pk_of(row))] = tuple(row)
         return rows
+
+    def read_row(self, using: str, pk: Any) -> tuple | None:
+        """SELECT one full row by primary key (None: no such row), as `read_rows` does.
+
+        The hot path of a save whose instance's state is not known: the statement is compiled
+        once per database and run with the key alone, instead of a queryset built per save.
+        """
+        readers = self.row_readers
+        if using not in readers:
+            readers[using] = _RowReader.compile(self, using, pk)
+        reader = readers[using]
+        if reader is None:
+            return next(iter(self.read_rows(using, [pk]).values()), None)
+        return reader.read(pk)
 
     def frozen(self, values: tuple) -> tuple:
         """Return `values` with the mutable values (dicts, lists) copied, to keep as a base or
@@ -483,6 +501,66 @@ def _included(model: type[models.Model]) -> bool:
 
 
 _content_type_ids: dict[tuple[str, type], int] = {}
+
+
+class _RowReader:
+    """The compiled SELECT of one row by primary key, and the converters of its columns."""
+
+    __slots__ = ("connection", "converters", "prepare", "sql")
+
+    def __init__(self, connection, sql: str, converters: dict, prepare) -> None:
+        self.connection, self.sql, self.converters, self.prepare = (
+            connection,
+            sql,
+            converters,
+            prepare,
+        )
+
+    @classmethod
+    def compile(cls, config: ModelConfig, using: str, pk: Any) -> _RowReader | None:
+        """Compile the ORM's query for `pk`; None when its only parameter is not the key as
+        the key field prepares it (then every read goes through the ORM)."""
+        if len(config.pk_indexes) != 1:
+            return None
+        connection = connections[using]
+        pk_field = config.model._meta.pk
+        queryset = (
+            config.model._base_manager.using(using)
+            .filter(pk=pk)
+            .order_by()
+            .values_list(*config.attnames)
+        )
+        compiler = queryset.query.get_compiler(using)
+        try:
+            sql, params = compiler.as_sql()
+        except EmptyResultSet:
+            return None
+
+        def prepare(value: Any) -> Any:
+            return pk_field.get_db_prep_value(value, connection, prepared=False)
+
+        try:
+            if len(params) != 1 or params[0] != prepare(pk):
+                return None
+        except (TypeError, ValueError, ValidationError):
+            return None
+        converters = compiler.get_converters([column for column, _, _ in compiler.select])
+        return cls(connection, sql, converters, prepare)
+
+    def read(self, pk: Any) -> tuple | None:
+        with self.connection.cursor() as cursor:
+            cursor.execute(self.sql, [self.prepare(pk)])
+            row = cursor.fetchone()
+        if row is None or not self.converters:
+            return None if row is None else tuple(row)
+        values = list(row)
+        connection = self.connection
+        for position, (converters, expression) in self.converters.items():
+            value = values[position]
+            for converter in converters:
+                value = converter(value, expression, connection)
+            values[position] = value
+        return tuple(values)
 
 
 def content_type_id(model: type[models.Model], using: str = "default") -> int:

@@ -87,7 +87,7 @@ DEFAULTS: dict[str, Any] = {
     "REVY_MASKED_FIELDS": ("auth.User.password",),
     "REVY_TRACK_OUTSIDE_CONTEXT": False,
     "REVY_BATCH_SIZE": 1000,
-    "REVY_ONE_STATEMENT": False,
+    "REVY_ONE_STATEMENT": True,
     "REVY_AGGREGATES": {},
     "REVY_REVISION_MODEL": "revy.Revision",
     "REVY_OBJECT_DELTA_MODEL": "revy.ObjectDelta",
@@ -369,7 +369,7 @@ def _parse_one_statement(found: list[Problem]) -> bool:
             Problem(
                 WRONG_TYPE,
                 f"REVY_ONE_STATEMENT must be True or False, not {_describe(value)}.",
-                "Write REVY_ONE_STATEMENT = True (or False, the default).",
+                "Write REVY_ONE_STATEMENT = True (the default) or False.",
             )
         )
         return False

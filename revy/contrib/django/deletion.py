@@ -150,28 +150,43 @@ def _deleted(collector: Collector, changes: list[Change]) -> None:
 
 
 def _delete_in_one_statement(collector: Collector):
-    """One row, deleted by Django's one DELETE: its Delete delta goes in that statement."""
+    """One row, deleted by Django's one DELETE: its Delete delta goes in that statement,
+    which also builds the row's state from what it deletes when that state is not known."""
     using = collector.using
-    changes = _deletion_changes(collector)
-    ((model, _),) = collector.data.items()
+    ((model, instances),) = collector.data.items()
     config = config_for(model)
     assert config is not None  # applies_to_delete() checked it
+    changes = _deletion_changes(collector, unread=onestatement.state_in_sql(config, using))
+    unknown = bool(changes) and changes[0].data is None
     statement = onestatement.Statement(
-        config, using, lambda adding: changes[0] if changes else None, delete=True
+        config,
+        using,
+        lambda adding: changes[0] if changes else None,
+        delete=True,
+        state_from_row=unknown,
     )
     with statement:
         result = _django_collector_delete(collector)
     if statement.change is not None:
         recorder.written(using, changes, [statement.delta_id])
     elif result[0]:
-        # Django deleted the row in a statement not recognised: record it after.
+        # Django deleted the row in a statement not recognised: record it after, with the
+        # state the instance holds when the row's was not read.
+        for change in changes:
+            if change.data is None:
+                (instance,) = instances
+                change.values = config.values_of(instance)
+                change.data = state_json(config, change.values)
         with guard(using):
             recorder.write(using, changes)
     _deleted(collector, changes)
     return result
 
 
-def _deletion_changes(collector: Collector) -> list[Change]:
+def _deletion_changes(collector: Collector, unread: bool = False) -> list[Change]:
+    """The changes a deletion makes, from the rows as they are before it. `unread`: the rows
+    of instances whose state is not known are not read; their Delete changes carry no state
+    (`data` None: the deleting statement builds it)."""
     using = collector.using
     origin = collector.origin
     if isinstance(origin, models.Model):
@@ -190,7 +205,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     deletion_description = Context.get_deletion_description()
 
     def deleted(config, row, instance=None) -> Change:
-        pk = config.pk_of(row)
+        pk = config.pk_of(row) if row is not None else instance.pk
         if instance is None and config.has_aggregates:
             # Fast-deleted rows come without instances; aggregates are found through one.
             instance = config.model.from_db(using, config.attnames, row)
@@ -201,7 +216,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
             "Delete",
             actor=actor if is_origin else None,
             description=object_description if is_origin else deletion_description,
-            data=state_json(config, row),
+            data=state_json(config, row) if row is not None else None,
             instance=instance,
             values=row,
         )
@@ -242,7 +257,7 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         config = config_for(model)
         if config is not None:
             changes.extend(
-                deleted(config, row, obj) for row, obj in _rows(config, instances, using)
+                deleted(config, row, obj) for row, obj in _rows(config, instances, using, unread)
             )
     # Django splits fast deletes into batches; one SELECT per model reads them all.
     fast_deletes: dict[type, list[models.QuerySet]] = {}
@@ -256,8 +271,9 @@ def _deletion_changes(collector: Collector) -> list[Change]:
     return changes
 
 
-def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
-    """Return (full row, instance or None) for a queryset or a collection of instances."""
+def _rows(config: ModelConfig, objs, using: str, unread: bool = False) -> list[tuple[Any, Any]]:
+    """Return (full row, instance or None) for a queryset or a collection of instances.
+    `unread`: the instances whose row is not known come with None instead of being read."""
     if isinstance(objs, models.QuerySet):
         return [(tuple(row), None) for row in objs.values_list(*config.attnames)]
     known, missing = [], {}
@@ -270,6 +286,12 @@ def _rows(config: ModelConfig, objs, using: str) -> list[tuple[tuple, Any]]:
             known.append((base, instance))
         else:
             missing[config.key(instance.pk)] = instance
+    if unread:
+        return known + [(None, instance) for instance in missing.values()]
+    if len(missing) == 1:
+        ((key, instance),) = missing.items()
+        row = config.read_row(using, instance.pk)
+        return known if row is None else [*known, (row, instance)]
     pks = [instance.pk for instance in missing.values()]
     for key, row in config.read_rows(using, pks).items():
         known.append((row, missing[key]))

@@ -42,6 +42,7 @@ from django.utils import timezone
 
 from revy.context import Context
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django import sqlencoding
 from revy.contrib.django._meta import concrete_field
 from revy.contrib.django.inserts import Table, table
 from revy.contrib.django.recorder import (
@@ -72,6 +73,7 @@ __all__ = [
     "applies",
     "applies_to_delete",
     "enabled",
+    "state_in_sql",
 ]
 
 
@@ -116,6 +118,25 @@ def applies(config: ModelConfig, instance: models.Model, raw: bool, update_field
     )
 
 
+# Whether every recorded field of a model has a SQL encoding, by (model, database alias).
+_ENCODABLE: dict[tuple[type[models.Model], str], bool] = {}
+
+
+def state_in_sql(config: ModelConfig, using: str) -> bool:
+    """True when the statement can build the row's state from the row itself (every
+    recorded field has a SQL encoding: `sqlencoding`), so that a deletion need not read the
+    row first."""
+    key = (config.model, using)
+    encodable = _ENCODABLE.get(key)
+    if encodable is None:
+        connection = connections[using]
+        encodable = _ENCODABLE[key] = all(
+            sqlencoding.unsupported_field(config.fields[index], connection) is None
+            for index in config.recorded
+        )
+    return encodable
+
+
 def applies_to_delete(collector: Any) -> bool:
     """True when a deletion is one row Django deletes with one DELETE (no cascade, no signal
     receiver, nothing set to NULL) of a model `applies` to."""
@@ -142,10 +163,20 @@ class Statement:
     connection acts, so that saves made by signal receivers during the save keep theirs.
     """
 
-    def __init__(self, config: ModelConfig, using: str, build, delete: bool = False) -> None:
+    def __init__(
+        self,
+        config: ModelConfig,
+        using: str,
+        build,
+        delete: bool = False,
+        state_from_row: bool = False,
+    ) -> None:
         self.config = config
         self.using = using
         self.build = build
+        # The deleted row's state is not known: the statement builds it from what the
+        # DELETE returns (`state_in_sql`).
+        self.state_from_row = state_from_row
         self.done = False
         self.delta_id: Any = None
         self.change: Change | None = None
@@ -189,8 +220,12 @@ class Statement:
             return execute(sql, params, many, context)
         connection = connections[self.using]
         from_row = adding and change.pk == PENDING_KEY
-        history_sql, history_params, revision_values = _history(connection, change, from_row)
-        if " RETURNING " not in sql:
+        history_sql, history_params, revision_values = _history(
+            connection, change, from_row, self.state_from_row
+        )
+        if self.state_from_row:
+            sql += " RETURNING *"  # Django's DELETE returns nothing of its own
+        elif " RETURNING " not in sql:
             # What the history's SELECTs join with (Django reads no row of it).
             pk = connection.ops.quote_name(self.config.model._meta.pk.column)
             sql += f" RETURNING {pk}"
@@ -251,7 +286,14 @@ class _Shape:
     is the one the INSERT returns.
     """
 
-    def __init__(self, connection, config: ModelConfig, new_revision: bool, from_row: bool):
+    def __init__(
+        self,
+        connection,
+        config: ModelConfig,
+        new_revision: bool,
+        from_row: bool,
+        state_from_row: bool,
+    ):
         quote = connection.ops.quote_name
         pk_column = f"row.{quote(config.model._meta.pk.column)}"
         parts = []
@@ -271,6 +313,10 @@ class _Shape:
         if from_row:
             given["content_id"] = f"{pk_column}::text"
             given["data"] = f"(%s::jsonb || jsonb_build_object(%s, {pk_column}))"
+        if state_from_row:
+            given["data"] = sqlencoding.state_sql(
+                config, connection, lambda index: f"row.{quote(config.fields[index].column)}"
+            )
         columns, selected, _ = _columns(connection, self.deltas, given)
         # The object delta's placeholders in order ("data" takes two when `from_row`).
         self.delta_params = [
@@ -319,7 +365,9 @@ class _Shape:
 _SHAPES: dict[tuple, _Shape] = {}
 
 
-def _shape(connection, config: ModelConfig, new_revision: bool, from_row: bool) -> _Shape:
+def _shape(
+    connection, config: ModelConfig, new_revision: bool, from_row: bool, state_from_row: bool
+) -> _Shape:
     # The history models are part of the key: tests swap them.
     key = (
         connection.alias,
@@ -329,22 +377,26 @@ def _shape(connection, config: ModelConfig, new_revision: bool, from_row: bool) 
         get_revision_model(),
         new_revision,
         from_row,
+        state_from_row,
     )
     shape = _SHAPES.get(key)
     if shape is None:
-        shape = _SHAPES[key] = _Shape(connection, config, new_revision, from_row)
+        shape = _SHAPES[key] = _Shape(connection, config, new_revision, from_row, state_from_row)
     return shape
 
 
-def _history(connection, change: Change, from_row: bool) -> tuple[str, list, dict | None]:
+def _history(
+    connection, change: Change, from_row: bool, state_from_row: bool = False
+) -> tuple[str, list, dict | None]:
     """The CTEs (rev, od, ad) recording `change`, their parameters, and the values of the
     revision they create (None when the context's revision exists already). `from_row`: the
-    row's key is the one the INSERT returns (`PENDING_KEY` in `change`)."""
+    row's key is the one the INSERT returns (`PENDING_KEY` in `change`); `state_from_row`:
+    the object delta's state is built from the row the statement returns."""
     config = change.config
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     revision_id = existing_revision_id(connection.alias)
     revision_values = None if revision_id is not None else new_revision_values(connection.alias)
-    shape = _shape(connection, config, revision_id is None, from_row)
+    shape = _shape(connection, config, revision_id is None, from_row, state_from_row)
     params: list = []
     if revision_values is not None:
         params += revision_row(revision_values, connection.alias)

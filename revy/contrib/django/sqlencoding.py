@@ -21,7 +21,7 @@ parameters (a literal `%` doubled), as Django's cursors take them.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -34,11 +34,14 @@ from revy.contrib.django.encoding import encode
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
 
+    from revy.contrib.django.registry import ModelConfig
+
 __all__ = [
     "FieldEncoder",
     "encoder",
     "mask_json",
     "state_object",
+    "state_sql",
     "string_literal",
     "text_key",
     "unsupported_field",
@@ -295,3 +298,24 @@ def _register_sqlite_base64(connection: BaseDatabaseWrapper) -> None:
     """
     connection.ensure_connection()
     connection.connection.create_function(SQLITE_BASE64, 1, _base64, deterministic=True)
+
+
+def state_sql(
+    config: ModelConfig,
+    connection: BaseDatabaseWrapper,
+    column: Callable[[int], str],
+    encoders: dict[int, FieldEncoder | None] | None = None,
+) -> str:
+    """A row's state as `recorder.state_json` encodes it, built in SQL from the row's columns
+    (`column(index)`: the SQL of the field at `index`). `SetBasedUpdate.unsupported` says
+    whether every recorded field has an encoder; `encoders`: theirs, when already built."""
+    pairs = []
+    for index in config.recorded:
+        if index in config.masked:
+            continue
+        field_encoder = (
+            encoders[index] if encoders is not None else encoder(config.fields[index], connection)
+        )
+        assert field_encoder is not None
+        pairs.append((config.attnames[index], field_encoder.json(column(index))))
+    return state_object(connection, pairs)

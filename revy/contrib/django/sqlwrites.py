@@ -200,15 +200,9 @@ class SetBasedUpdate:
         return f"CASE WHEN {empty} THEN '{ACTION_UNSET}' ELSE '{ACTION_SET}' END"
 
     def _data(self) -> str:
-        config = self.config
-        pairs = []
-        for index in config.recorded:
-            if index in config.masked:
-                continue
-            encoder = self.encoders[index]
-            assert encoder is not None
-            pairs.append((config.attnames[index], encoder.json(f"s.n{index}")))
-        return sqlencoding.state_object(self.connection, pairs)
+        return sqlencoding.state_sql(
+            self.config, self.connection, lambda index: f"s.n{index}", self.encoders
+        )
 
     # The statement --------------------------------------------------------------------
 

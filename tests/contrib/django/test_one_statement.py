@@ -8,22 +8,28 @@ with the setting off and on, and their history rows compared.
 
 from __future__ import annotations
 
+import datetime
+import json
+
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
 from django.db.models.signals import post_save
 from django.test import override_settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from benchmarks.harness import StatementCounter
 from revy import Context
-from revy.contrib.django import registry
+from revy.contrib.django import recorder, registry
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
     get_object_delta_model,
     get_revision_model,
 )
 from tests.factories import history_counts, make_author
-from tests.testapp.models import Author, Book, Review
+from tests.testapp.models import Author, Book, Ledger, Review, Secret, Stamped
 
 POSTGRES = connection.vendor == "postgresql"
 ONE_STATEMENT = override_settings(REVY_ONE_STATEMENT=True)
@@ -392,3 +398,89 @@ def test_outside_a_context_every_write_is_one_statement_and_its_own_revision():
     deltas = get_object_delta_model().objects.filter(content_type=book_type).order_by("id")
     assert [(d.action, d.actor_id) for d in deltas] == [("Create", None), ("Update", None)]
     assert len({d.revision_id for d in deltas}) == 2
+
+
+# Rows whose state is not known -----------------------------------------------------------------
+#
+# An instance loaded before its context (or in another one) does not know whether its row
+# changed since: its deletion builds the Delete delta's state from the row the DELETE returns,
+# in the same statement, where the default path reads the row first. The state must be the
+# one the Python path encodes (`recorder.state_json`) for every value.
+
+texts = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
+)
+json_values = st.recursive(
+    st.none() | st.integers(-(2**53), 2**53) | texts | st.booleans(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
+    max_leaves=6,
+).filter(lambda value: value is not None)  # None is SQL NULL, which the column refuses
+
+
+def deleted_state(instance, user) -> tuple[dict, dict]:
+    """(state the delete recorded, state the Python path encodes from the row) of deleting
+    `instance`, loaded outside the context, in one statement."""
+    model = type(instance)
+    config = registry.config_for(model)
+    loaded = model.objects.get(pk=instance.pk)
+    expected = json.loads(recorder.state_json(config, config.read_row("default", instance.pk)))
+    registry.content_type_id(model)
+    with Context.via_actor(user):
+        assert counted(loaded.delete) == (1, 0)
+    delta = get_object_delta_model().objects.order_by("-id").first()
+    assert (delta.action, delta.content_id) == ("Delete", str(instance.pk))
+    return delta.data, expected
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    label=texts,
+    payload=json_values,
+    blob=st.none() | st.binary(max_size=20),
+    duration=st.none()
+    | st.timedeltas(
+        min_value=datetime.timedelta(days=-9999), max_value=datetime.timedelta(days=9999)
+    ),
+)
+def test_a_deletion_builds_the_state_the_python_path_records(label, payload, blob, duration):
+    user = get_user_model().objects.get_or_create(username="deleting")[0]
+    stamped = Stamped.objects.create(label=label, payload=payload, blob=blob, duration=duration)
+    recorded, expected = deleted_state(stamped, user)
+    assert recorded == expected
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    amount=st.decimals(min_value=-(10**9), max_value=10**9, places=2),
+    rate=st.decimals(min_value=-(10**7), max_value=10**7, places=4),
+    memo=texts,
+)
+def test_a_deletion_builds_the_state_of_decimals(amount, rate, memo):
+    user = get_user_model().objects.get_or_create(username="deleting")[0]
+    ledger = Ledger.objects.create(amount=amount, exchange_rate=rate, memo=memo)
+    recorded, expected = deleted_state(ledger, user)
+    assert recorded == expected
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_builds_a_state_without_masked_and_excluded_fields(user):
+    secret = Secret.objects.create(name="n", pin="1234", internal="i")
+    recorded, expected = deleted_state(secret, user)
+    assert recorded == expected == {"id": secret.pk, "name": "n"}
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_deleting_a_row_already_gone_records_nothing(user):
+    review = Review.objects.create(book=Book.objects.create(author=make_author()), text="x")
+    loaded = Review.objects.get(pk=review.pk)
+    Review.objects.filter(pk=review.pk).delete()
+    before = history_counts()
+    with Context.via_actor(user):
+        loaded.delete()
+    assert history_counts() == before

@@ -10,6 +10,7 @@ from typing import Any
 
 from rest_framework import pagination, serializers, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.parsers import JSONParser
 
 from example.garage.models import Car, Cylinder, Engine
 from example.ledger.models import Account, Transaction
@@ -126,6 +127,10 @@ AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 class _HistoryViewSet(RevisionContextMixin, HistoryMixin, viewsets.ModelViewSet):
     authentication_classes = AUTHENTICATION
     pagination_class = PagePagination
+    # JSON only, as revy's own actions: a multipart body with no parts is an empty form to
+    # Django's parser, so a PATCH with a malformed one would answer 200 and change nothing.
+    # Other media types get 415.
+    parser_classes = [JSONParser]
 
 
 class RevisionsViewSet(RevisionViewSet):

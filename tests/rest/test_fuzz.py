@@ -93,7 +93,9 @@ CONFIG = SchemathesisConfig.from_dict(
         "checks": {
             "positive_data_acceptance": {"expected-statuses": ACCEPTED},
             "negative_data_rejection": {
-                "expected-statuses": ["400", "401", "403", "404", "405", "409", "412", "428"]
+                "expected-statuses": [
+                    *("400", "401", "403", "404", "405", "409", "412", "415", "428")
+                ]
             },
         },
         "operations": [

@@ -1,4 +1,4 @@
-"""One statement per tracked single-row save on PostgreSQL (experimental: `REVY_ONE_STATEMENT`).
+"""One statement per tracked single-row save on PostgreSQL (`REVY_ONE_STATEMENT`, on by default).
 
 Django's own INSERT or UPDATE of the row is rewritten as it is sent into one data-modifying
 statement that also writes the context's revision (when it does not exist yet), the object
@@ -26,9 +26,14 @@ around the write and its history statements): another database, raw saves, multi
 inheritance, aggregates and many-to-many links (their rows are written after the deltas),
 composite keys, fields the database computes (expressions, database defaults, generated
 fields), a revision given to the context, deletions that cascade, set foreign keys or have
-signal receivers. An update or delete of an instance whose loaded state is not known reads
-the row first (one SELECT), as the default path does. An UPDATE that finds no row (Django
-then INSERTs) is recorded after Django's INSERT by the default path's statements.
+signal receivers. An UPDATE that finds no row (Django then INSERTs) is recorded after
+Django's INSERT by the default path's statements.
+
+When the instance's loaded state is not known (loaded before its context), a deletion's
+statement builds the deleted state from the row the DELETE returns (`state_in_sql`), and a
+full save's statement reads the old row itself, compares it with what the UPDATE wrote and
+records the fields that differ (`Diff`); neither reads the row first. A save with
+`update_fields` or with assignments by several actors reads it first (one SELECT).
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from revy.contrib.django.recorder import (
     OBJECT_DELTA_COLUMNS,
     Change,
     actor_key,
+    attribute_action,
     value_json,
 )
 from revy.contrib.django.registry import ModelConfig, config_for, is_composite
@@ -69,6 +75,7 @@ from revy.contrib.django.utils import (
 
 __all__ = [
     "PENDING_KEY",
+    "Diff",
     "Statement",
     "applies",
     "applies_to_delete",
@@ -170,6 +177,7 @@ class Statement:
         build,
         delete: bool = False,
         state_from_row: bool = False,
+        diff=None,
     ) -> None:
         self.config = config
         self.using = using
@@ -177,6 +185,12 @@ class Statement:
         # The deleted row's state is not known: the statement builds it from what the
         # DELETE returns (`state_in_sql`).
         self.state_from_row = state_from_row
+        # The updated row's old values are not known: `diff()` returns the save's `Diff`,
+        # and the statement reads the old row itself and records what changed.
+        self.diff = diff
+        # Whether the statement sent was the diff's, and whether it found the row.
+        self.diffed = False
+        self.found = False
         self.done = False
         self.delta_id: Any = None
         self.change: Change | None = None
@@ -215,6 +229,8 @@ class Statement:
         else:
             return execute(sql, params, many, context)
         self.done = True
+        if self.diff is not None and not adding and " RETURNING " not in sql:
+            return self._diffed(execute, sql, params, many, context)
         change = self.build(adding)
         if change is None:
             return execute(sql, params, many, context)
@@ -242,6 +258,31 @@ class Statement:
             if revision_values is not None:
                 created_revision(self.using, revision_id, revision_values)
             self.change = change
+        return result
+
+    def _diffed(self, execute, sql, params, many, context):
+        """Send Django's UPDATE with the CTEs that read the old row, compare it with the new
+        one and record the fields that changed (`_diff_history`)."""
+        diff = self.diff()
+        connection = connections[self.using]
+        before, returning, after, history_params, revision_values = _diff_history(connection, diff)
+        rewritten = (
+            f"WITH {before}, row AS ({sql} RETURNING {returning}), "
+            f"{after} SELECT row.*, (SELECT id FROM rev), (SELECT id FROM od) FROM row"
+        )
+        old_params, later_params = history_params
+        result = execute(rewritten, (*old_params, *(params or ()), *later_params), many, context)
+        self.diffed = True
+        cursor = context["cursor"].cursor
+        found = cursor.fetchone()
+        if found is not None:
+            cursor.scroll(0, mode="absolute")
+            self.found = True
+            revision_id, self.delta_id = found[-2], found[-1]
+            if revision_values is not None and revision_id is not None:
+                created_revision(self.using, revision_id, revision_values)
+            if self.delta_id is not None:
+                self.change = diff.change()
         return result
 
 
@@ -457,3 +498,235 @@ def _history(
     params += shape.attributes.extra_values(connection)
     params.append(json.dumps(rows))
     return shape.sql, params, revision_values
+
+
+# Updates of rows whose old values are not known --------------------------------------------
+
+
+class Diff:
+    """A save of a row whose old values are not known (loaded before its context), as
+    Django sends it: every recorded field's value before Django's `pre_save` (`current`) and
+    the one it writes (`after`), both as stored. The statement reads the old row and records
+    the fields that differ from it, as `tracking.update_change` records them: by the
+    context's actor, and by the system (automatic) for the values Django set during the save.
+    """
+
+    __slots__ = ("actor", "after", "config", "current", "description", "instance", "pk")
+
+    def __init__(self, config: ModelConfig, instance: models.Model, current: tuple, after: tuple):
+        self.config, self.instance = config, instance
+        self.current, self.after = current, after
+        self.pk = config.pk_of(after)
+        self.actor = Context.get_actor()
+        self.description = Context.get_attribute_delta_description()
+
+    def set_in_save(self) -> tuple[int, ...]:
+        """The recorded fields whose value Django changed during the save (`auto_now`)."""
+        config = self.config
+        return tuple(
+            index
+            for index in config.recorded
+            if not config.same(index, self.current[index], self.after[index])
+        )
+
+    def change(self) -> Change:
+        """The change the statement recorded, for the hooks run after a write (the listeners
+        of its event type): its values are the database's, not known here."""
+        return Change(
+            self.config,
+            self.pk,
+            "Update",
+            actor=self.actor,
+            description=Context.get_object_delta_description(),
+            data=None,
+            instance=self.instance,
+        )
+
+
+class _DiffShape:
+    """The SQL of a `Diff`'s statement around Django's UPDATE, for one model, database and
+    form (a new revision or not; the fields Django sets during the save), and the order of
+    its parameters: built once, filled in per statement (`_diff_history`)."""
+
+    def __init__(
+        self, connection, config: ModelConfig, new_revision: bool, set_in_save: tuple[int, ...]
+    ):
+        quote = connection.ops.quote_name
+        table_name = quote(config.model._meta.db_table)
+        pk_field = config.model._meta.pk
+        encoders = {
+            index: sqlencoding.encoder(config.fields[index], connection)
+            for index in config.recorded
+        }
+        old_columns = ", ".join(
+            f"{table_name}.{quote(field.column)} AS o{index}"
+            for index, field in enumerate(config.fields)
+        )
+        # Every part of the statement sees the row as it was before it: `old` reads it
+        # without a lock (a FOR UPDATE would skip the row Django's UPDATE changes in the same
+        # statement). A transaction committing a change of the row between this statement's
+        # start and its UPDATE is diffed against the older values, as the read-then-write
+        # path does.
+        self.before = (
+            f"old AS (SELECT {old_columns} FROM {table_name} "
+            f"WHERE {table_name}.{quote(pk_field.column)} = %s)"
+        )
+        self.returning = ", ".join(
+            f"{table_name}.{quote(field.column)} AS n{index}"
+            for index, field in enumerate(config.fields)
+        )
+        changed = " OR ".join(
+            f"(old.o{index} IS DISTINCT FROM row.n{index})" for index in config.recorded
+        )
+        parts = [f"ch AS (SELECT * FROM old, row WHERE {changed})"]
+        self.revisions = table(get_revision_model(), REVISION_COLUMNS)
+        if new_revision:
+            columns, selected, _ = _columns(connection, self.revisions, {})
+            parts.append(
+                f"rev AS (INSERT INTO {quote(self.revisions.table)} ({columns}) "
+                f"SELECT {', '.join(selected)} FROM ch "
+                f"RETURNING {quote(self.revisions.pk_column)})"
+            )
+        else:
+            parts.append("rev AS (SELECT %s AS id)")
+        # The object delta: its state is the row as the UPDATE left it.
+        self.deltas = table(get_object_delta_model(), OBJECT_DELTA_COLUMNS)
+        given = {
+            "revision_id": "rev.id",
+            "data": sqlencoding.state_sql(
+                config, connection, lambda index: f"ch.n{index}", encoders
+            ),
+        }
+        columns, selected, self.delta_params = _columns(connection, self.deltas, given)
+        parts.append(
+            f"od AS (INSERT INTO {quote(self.deltas.table)} ({columns}) "
+            f"SELECT {', '.join(selected)} FROM ch, rev RETURNING {quote(self.deltas.pk_column)})"
+        )
+        # The attribute deltas: one VALUES row per field (two for a value Django set during
+        # the save: the actor's assignment, then the system's value), kept where the field
+        # changed. The actor and description are the context's, unless the row is automatic.
+        self.attributes = table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS)
+        model = self.attributes.model
+
+        def typed(name: str) -> str:
+            return f"%s::{concrete_field(model, name).db_type(connection)}"
+
+        rows: list[str] = []
+        for index in config.recorded:
+            encoder = encoders[index]
+            assert encoder is not None  # see state_in_sql()
+            masked = index in config.masked
+            name = sqlencoding.string_literal(config.attnames[index])
+            old = sqlencoding.attribute_value(encoder, connection, f"ch.o{index}", masked)
+            new = sqlencoding.attribute_value(encoder, connection, f"ch.n{index}", masked)
+            action = sqlencoding.attribute_action(encoder, f"ch.n{index}")
+            differs = f"(ch.o{index} IS DISTINCT FROM ch.n{index})"
+            if index not in set_in_save:
+                rows.append(f"({len(rows)}, {name}, {old}, {new}, {action}, {differs}, false)")
+                continue
+            # Parameters: the value before Django's pre_save as JSON, its action, as stored.
+            assigned = (
+                f"(ch.o{index} IS DISTINCT FROM %s::{config.fields[index].db_type(connection)})"
+            )
+            rows.append(
+                f"({len(rows)}, {name}, {old}, %s::jsonb, %s, ({differs} AND {assigned}), false)"
+            )
+            rows.append(
+                f"({len(rows)}, {name}, CASE WHEN {assigned} THEN %s::jsonb ELSE {old} END, "
+                f"{new}, {action}, {differs}, true)"
+            )
+        given = {
+            name: f"f.{name}"
+            for name in ("field_name", "old_value", "new_value", "action", "automatic")
+        }
+        actor_type = typed("actor_type_id")
+        given.update(
+            {
+                "revision_id": "rev.id",
+                "parent_id": "od.id",
+                "actor_type_id": f"CASE WHEN f.automatic THEN NULL ELSE {actor_type} END",
+                "actor_id": f"CASE WHEN f.automatic THEN NULL ELSE {typed('actor_id')} END",
+                "description": f"CASE WHEN f.automatic THEN '' ELSE {typed('description')} END",
+            }
+        )
+        columns, selected, self.attribute_params = _columns(connection, self.attributes, given)
+        # The placeholders of `given`, in the order of the SELECT list.
+        self.attribute_given = [
+            field.attname
+            for field in self.attributes.fields
+            if field.attname in ("actor_type_id", "actor_id", "description")
+        ]
+        parts.append(
+            f"ad AS (INSERT INTO {quote(self.attributes.table)} ({columns}) "
+            f"SELECT {', '.join(selected)} FROM ch CROSS JOIN LATERAL (VALUES {', '.join(rows)}) "
+            "AS f (number, field_name, old_value, new_value, action, changed, automatic), rev, od "
+            "WHERE f.changed ORDER BY f.number)"
+        )
+        self.after = ", ".join(parts)
+
+
+_DIFF_SHAPES: dict[tuple, _DiffShape] = {}
+
+
+def _diff_history(connection, diff: Diff) -> tuple[str, str, str, tuple[list, list], dict | None]:
+    """The CTEs before Django's UPDATE (`old`: the row with its old values), its RETURNING
+    list, the CTEs after it (`ch`: the row if a recorded field changed; rev, od, ad), their
+    parameters (those before the UPDATE's, those after) and the values of the revision they
+    create (None when the context's revision exists already)."""
+    config = diff.config
+    revision_id = existing_revision_id(connection.alias)
+    revision_values = None if revision_id is not None else new_revision_values(connection.alias)
+    set_in_save = diff.set_in_save()
+    key = (
+        connection.alias,
+        config.model,
+        get_attribute_delta_model(),
+        get_object_delta_model(),
+        get_revision_model(),
+        revision_values is not None,
+        set_in_save,
+    )
+    shape = _DIFF_SHAPES.get(key)
+    if shape is None:
+        shape = _DIFF_SHAPES[key] = _DiffShape(
+            connection, config, revision_values is not None, set_in_save
+        )
+    pk_field = config.model._meta.pk
+    old_params = [pk_field.get_db_prep_value(diff.pk, connection, prepared=False)]
+    params: list = []
+    if revision_values is not None:
+        params += revision_row(revision_values, connection.alias)
+        params += shape.revisions.extra_values(connection)
+    else:
+        params.append(revision_id)
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    actor_type_id, actor_id = actor_key(diff.actor, connection.alias)
+    values = {
+        "actor_type_id": actor_type_id,
+        "actor_id": actor_id,
+        "action": "Update",
+        "event_type": f"{config.event_prefix}.updated",
+        "description": Context.get_object_delta_description() or "",
+        "content_type_id": config.content_type_id(connection.alias),
+        "content_id": config.content_id(diff.pk),
+        "created_at": now,
+    }
+    params += [values[attname] for attname in shape.delta_params]
+    params += shape.deltas.extra_values(connection)
+    # The attribute deltas' SELECT list: the context's actor and description, and the
+    # placeholders of the values every delta shares; then the VALUES rows' parameters.
+    values["description"] = diff.description or ""
+    given = {name: values[name] for name in shape.attribute_given}
+    for field in shape.attributes.fields:
+        if field.attname in given:
+            params.append(given[field.attname])
+        elif field.attname in shape.attribute_params:
+            params.append(values[field.attname])
+    params += shape.attributes.extra_values(connection)
+    for index in set_in_save:
+        field = config.fields[index]
+        current = diff.current[index]
+        current_db = field.get_db_prep_save(current, connection)
+        current_json = value_json(config, index, current)
+        params += [current_json, attribute_action(current), current_db, current_db, current_json]
+    return shape.before, shape.returning, shape.after, (old_params, params), revision_values

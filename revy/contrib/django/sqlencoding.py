@@ -30,6 +30,7 @@ from django.db import models
 
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.encoding import encode
+from revy.contrib.django.recorder import ACTION_SET, ACTION_UNSET
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FieldEncoder",
+    "attribute_action",
+    "attribute_value",
     "encoder",
     "mask_json",
     "state_object",
@@ -319,3 +322,24 @@ def state_sql(
         assert field_encoder is not None
         pairs.append((config.attnames[index], field_encoder.json(column(index))))
     return state_object(connection, pairs)
+
+
+def attribute_value(
+    field_encoder: FieldEncoder, connection: BaseDatabaseWrapper, column: str, masked: bool
+) -> str:
+    """An attribute delta's JSON value of `column` (NULL for None; the mask if `masked`), as
+    `recorder.value_json` encodes it."""
+    if masked:
+        mask = mask_json(connection)
+        return f"CASE WHEN {field_encoder.is_none(column)} THEN NULL ELSE {mask} END"
+    return field_encoder.value(column)
+
+
+def attribute_action(field_encoder: FieldEncoder, column: str) -> str:
+    """`recorder.attribute_action` of the value of `column`: Unset for None and '', else Set."""
+    empty = field_encoder.is_none(column)
+    if field_encoder.kind == "text":
+        empty = f"({empty} OR {column} = '')"
+    elif field_encoder.kind == "json":
+        empty = f"({empty} OR {column} = '\"\"'::jsonb)"
+    return f"CASE WHEN {empty} THEN '{ACTION_UNSET}' ELSE '{ACTION_SET}' END"

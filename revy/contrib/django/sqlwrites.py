@@ -27,8 +27,6 @@ from revy.contrib.django import events, revisions, sqlencoding
 from revy.contrib.django._meta import column
 from revy.contrib.django.inserts import table
 from revy.contrib.django.recorder import (
-    ACTION_SET,
-    ACTION_UNSET,
     ATTRIBUTE_DELTA_COLUMNS,
     OBJECT_DELTA_COLUMNS,
     actor_key,
@@ -180,24 +178,16 @@ class SetBasedUpdate:
         return f"(c.o{index} IS DISTINCT FROM c.n{index})"
 
     def _value(self, index: int, column: str) -> str:
-        """An attribute delta's JSON value of `column` (NULL for None; the mask if masked)."""
         encoder = self.encoders[index]
         assert encoder is not None  # see unsupported()
-        if index in self.config.masked:
-            mask = sqlencoding.mask_json(self.connection)
-            return f"CASE WHEN {encoder.is_none(column)} THEN NULL ELSE {mask} END"
-        return encoder.value(column)
+        return sqlencoding.attribute_value(
+            encoder, self.connection, column, index in self.config.masked
+        )
 
     def _action(self, index: int, column: str) -> str:
-        """`recorder.attribute_action` of the new value: Unset for None and ''."""
         encoder = self.encoders[index]
         assert encoder is not None
-        empty = encoder.is_none(column)
-        if encoder.kind == "text":
-            empty = f"({empty} OR {column} = '')"
-        elif encoder.kind == "json":
-            empty = f"({empty} OR {column} = '\"\"'::jsonb)"
-        return f"CASE WHEN {empty} THEN '{ACTION_UNSET}' ELSE '{ACTION_SET}' END"
+        return sqlencoding.attribute_action(encoder, column)
 
     def _data(self) -> str:
         return sqlencoding.state_sql(

@@ -214,6 +214,9 @@ def _record_save(
     pk = config.pk_of(current)
     state = state_of(self)
     adding = self._state.adding
+    # On PostgreSQL the statement of a full save can read the old row itself (`Diff`), unless
+    # an assignment of the instance's has an actor of its own.
+    unread = False
     if _certain_insert(self, config, raw, force_insert, force_update, pk):
         base = None
     else:
@@ -221,7 +224,14 @@ def _record_save(
         if state is not None and not adding:
             base = known_base(state, config, pk, using)
         if base is None:
-            base = select_row(config, using, pk)
+            unread = (
+                one
+                and update_fields is None
+                and (state is None or not state.spans)
+                and onestatement.state_in_sql(config, using)
+            )
+            if not unread:
+                base = select_row(config, using, pk)
     if state is None:
         # Assignments made before revy saw the instance belong to whoever saves it.
         state = InstanceState(id(self), base, base, current_scope())
@@ -231,9 +241,17 @@ def _record_save(
     statement = None
     try:
         if one:
-            statement = onestatement.Statement(
-                config, using, lambda adding: _planned_change(self, state, saving, adding)
-            )
+
+            def diff() -> onestatement.Diff:
+                after = config.normalize(config.values_of(self))
+                return onestatement.Diff(config, self, config.normalize(current), after)
+
+            def build(adding: bool) -> Change | None:
+                if unread:  # Django's INSERT after an UPDATE that found no row
+                    return None
+                return _planned_change(self, state, saving, adding)
+
+            statement = onestatement.Statement(config, using, build, diff=diff if unread else None)
             with statement:
                 result = _django_save_base(
                     self, raw, force_insert, force_update, using, update_fields
@@ -333,6 +351,16 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     """Record what the save wrote, in the save's transaction (unless the save's own statement
     did: `statement`, an `onestatement.Statement`)."""
     config, using, update_fields = saving.config, saving.using, saving.update_fields
+    if statement is not None and statement.diffed and statement.found:
+        # The save's statement read the old row and recorded what changed.
+        if statement.change is not None:
+            recorder.written(using, [statement.change], [statement.delta_id])
+            note_write(config, statement.change.pk)
+        _after_save(
+            self, state, config, update_fields, None, config.normalize(config.values_of(self))
+        )
+        state.pending = transaction_marker(using, own_block=saving.own_block)
+        return
     actor, description, current, base = (
         saving.actor,
         saving.description,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import pagination, serializers, viewsets
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.parsers import JSONParser
@@ -64,16 +65,33 @@ class TransactionSerializer(serializers.ModelSerializer):
 
     def create(self, validated_data: dict[str, Any]) -> Transaction:
         transaction = Transaction(**validated_data)
-        transaction.correct_local_amount()
+        self._correct(transaction)
         transaction.save()
         return transaction
 
     def update(self, instance: Transaction, validated_data: dict[str, Any]) -> Transaction:
         for name, value in validated_data.items():
             setattr(instance, name, value)
-        instance.correct_local_amount()
+        self._correct(instance)
         instance.save()
         return instance
+
+    @staticmethod
+    def _correct(transaction: Transaction) -> None:
+        """Correct the local amount, and refuse amounts whose local amount does not fit its
+        column (a 400 naming the fields, where the database would refuse the UPDATE)."""
+        transaction.correct_local_amount()
+        field = Transaction._meta.get_field("local_amount")
+        try:
+            field.clean(transaction.local_amount, transaction)
+        except DjangoValidationError as error:
+            message = (
+                "amount times exchange_rate gives a local amount that does not fit: "
+                f"{error.messages[0]}"
+            )
+            raise serializers.ValidationError(
+                {"amount": [message], "exchange_rate": [message]}
+            ) from None
 
 
 class CarSerializer(serializers.ModelSerializer):

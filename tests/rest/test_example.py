@@ -11,7 +11,7 @@ from example.api import contracts
 from example.garage.models import Car
 from example.ledger.models import Transaction
 from example.organizations.models import Membership, Organization
-from tests.factories import object_deltas, only
+from tests.factories import history_counts, object_deltas, only
 from tests.rest.conftest import assert_problem, token_client
 
 pytestmark = pytest.mark.django_db
@@ -271,3 +271,21 @@ def test_the_readme_shows_the_demo_banner_as_printed():
     banner = _demo().split("revy demo", 1)[1]
     for line in banner.splitlines():
         assert line.rstrip() in readme, f"README lacks the banner line {line!r}"
+
+
+def test_an_amount_whose_local_amount_does_not_fit_is_a_400_and_writes_nothing(admin_api, account):
+    # amount x exchange_rate must fit local_amount (14 digits, 2 places): the database
+    # refused the UPDATE, a 500 (found by the schema fuzzer).
+    created = admin_api.post(
+        "/api/transactions/", {"account": account["id"], "amount": "10.00"}, format="json"
+    ).json()
+    before = history_counts()
+    response = admin_api.put(
+        f"/api/transactions/{created['id']}/",
+        {"account": account["id"], "amount": "-3291462780.00", "exchange_rate": "3510.165141"},
+        format="json",
+    )
+    errors = assert_problem(response, 400, "validation-error")["errors"]
+    assert {"amount", "exchange_rate"} <= set(errors)
+    assert history_counts() == before
+    assert Transaction.objects.get(pk=created["id"]).amount == Decimal("10.00")

@@ -227,6 +227,8 @@ def _record_save(
             unread = (
                 one
                 and update_fields is None
+                # Deferred fields are loaded during the save (saved to another database).
+                and DEFERRED not in current
                 and (state is None or not state.spans)
                 and onestatement.state_in_sql(config, using)
             )

@@ -649,3 +649,20 @@ def test_a_second_save_after_the_statement_read_the_row_knows_it(user):
         for d in get_object_delta_model().objects.filter(content_id=str(book.pk)).order_by("id")
     ]
     assert titles == [("Update", "Second"), ("Update", "Third")]
+
+
+@pytest.mark.skipif(not POSTGRES, reason="the one-statement form is PostgreSQL's")
+@pytest.mark.django_db(transaction=True, databases=["default", "other"])
+def test_a_deferred_instance_saved_to_another_database_is_recorded(user):
+    # Django loads the deferred fields during such a save: the values are not known before
+    # it (as in Django's multiple_database.tests.RouterTestCase.test_deferred_models).
+    author = Author.objects.using("other").create(name="Writer")
+    Author.objects.using("default").create(pk=author.pk, name="Writer")
+    published = datetime.date(2009, 5, 4)
+    book = Book.objects.using("other").create(author=author, title="Dive", published=published)
+    deferred = Book.objects.using("other").only("title").get(pk=book.pk)
+    with Context.via_actor(user):
+        deferred.save(using="default")
+    assert Book.objects.using("default").get(pk=book.pk).published == published
+    delta = get_object_delta_model().objects.using("default").get(content_id=str(book.pk))
+    assert (delta.action, delta.data["published"]) == ("Create", "2009-05-04")

@@ -2,6 +2,7 @@
 
 `Revision` and `ObjectDelta` are Relay nodes (`node(id:)` applies the same visibility rules as
 every other field); both are strawberry-django types of the (swappable) history models.
+`AttributeDelta` is a plain strawberry type, built from each row (`AttributeDelta.of`).
 Related data (revisions, attribute deltas, actors, contents, counts) is loaded per page of
 rows, never per row (see `revy_api.graphql.pages`).
 """

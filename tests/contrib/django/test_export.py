@@ -372,6 +372,6 @@ def test_without_the_extension_the_migration_logs_why_and_goes_on(db, caplog):
     with connection.schema_editor() as schema_editor:
         assert not _search_migration.enable_extension(schema_editor, "revy_no_such_extension")
         assert _search_migration.enable_extension(schema_editor)  # pg_trgm: installed
-    assert "revy_no_such_extension extension could not be created" in caplog.text
+    assert "the revy_no_such_extension extension could not be created" in caplog.text
     # The refusal was rolled back to its savepoint: the transaction goes on.
     assert Revision.objects.count() == 0

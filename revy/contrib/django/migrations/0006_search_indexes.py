@@ -18,28 +18,31 @@ EXTENSION = "pg_trgm"
 INDEXES = (("Revision", "revy_revision_search_idx"), ("ObjectDelta", "revy_delta_search_idx"))
 
 
-def enable_extension(schema_editor, name=EXTENSION):
-    """Return True once the extension is installed; False (and a log line) when it cannot be."""
-    connection = schema_editor.connection
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = %s", [name])
-        if cursor.fetchone() is not None:
-            return True
+def _attempt(schema_editor, sql, what):
+    """Run `sql` in a savepoint; on refusal log why and return False (the migration goes on)."""
     try:
-        # In a savepoint: a refusal must not break the migration's transaction.
-        with transaction.atomic(using=connection.alias):
-            schema_editor.execute(
-                f"CREATE EXTENSION IF NOT EXISTS {schema_editor.quote_name(name)}"
-            )
+        with transaction.atomic(using=schema_editor.connection.alias):
+            schema_editor.execute(sql)
     except DatabaseError as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         logger.warning(
-            "revy: no trigram indexes for search: the %s extension could not be created (%s). "
-            "Search still works, reading the descriptions in full.",
-            name,
-            str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
+            "revy: %s could not be created (%s). Search still works, reading the descriptions "
+            "in full.",
+            what,
+            reason,
         )
         return False
     return True
+
+
+def enable_extension(schema_editor, name=EXTENSION):
+    """Return True once the extension is installed; False (and a log line) when it cannot be."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = %s", [name])
+        if cursor.fetchone() is not None:
+            return True
+    sql = f"CREATE EXTENSION IF NOT EXISTS {schema_editor.quote_name(name)}"
+    return _attempt(schema_editor, sql, f"no trigram index for search: the {name} extension")
 
 
 def _models(apps, schema_editor):
@@ -60,9 +63,13 @@ def create_indexes(apps, schema_editor):
     quote = schema_editor.quote_name
     for model, index in found:
         column = quote(model._meta.get_field("description").column)
-        schema_editor.execute(
+        # Refused too where the extension lives in a schema outside the search path (its
+        # operator class is not found).
+        _attempt(
+            schema_editor,
             f"CREATE INDEX IF NOT EXISTS {quote(index)} ON {quote(model._meta.db_table)} "
-            f"USING gin (UPPER({column}) gin_trgm_ops)"
+            f"USING gin (UPPER({column}) gin_trgm_ops)",
+            f"the search index {index}",
         )
 
 

@@ -231,6 +231,8 @@ class EndpointResult:
     slowest_time: float = 0.0
     explain: str = field(default="", repr=False)
     compare_to: str | None = None  # REST endpoint of the same page (GraphQL lines)
+    # That REST endpoint's p50, timed in alternation with this one (the same moments' load).
+    reference_p50: float | None = None
 
     @property
     def passed(self) -> bool:
@@ -404,7 +406,9 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
         client.force_login(user_model.objects.get(username=username))
         clients[username] = client
     results = []
-    for endpoint in _endpoints(ids):
+    endpoints = _endpoints(ids)
+    rest = {(each.name, each.user): each for each in endpoints if each.graphql is None}
+    for endpoint in endpoints:
         client = clients[endpoint.user]
         for _ in range(2):  # warm up: caches, the server's buffers
             started = time.perf_counter()
@@ -418,11 +422,17 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
             with CaptureQueriesContext(connection) as later:
                 _check(_request(client, endpoint, body["next"]), endpoint)
             queries_next = len(later.captured_queries)
-        times = []
+        times, reference_times = [], []
+        reference = rest.get((endpoint.compare_to, endpoint.user)) if endpoint.compare_to else None
         for _ in range(sizes.requests if warm <= SLOW_OVER else SLOW_REQUESTS):
             started = time.perf_counter()
             _check(_request(client, endpoint), endpoint)
             times.append(time.perf_counter() - started)
+            if reference is not None:
+                # Alternated with the GraphQL request: a ratio of the same moments.
+                started = time.perf_counter()
+                _check(_request(client, reference), reference)
+                reference_times.append(time.perf_counter() - started)
         times.sort()
         sql, seconds = _slowest(queries)
         result = EndpointResult(
@@ -438,6 +448,7 @@ def measure(sizes: ScaleSizes, say: Callable[[str], None]) -> list[EndpointResul
             slowest_sql=sql,
             slowest_time=seconds,
             compare_to=endpoint.compare_to,
+            reference_p50=statistics.median(reference_times) if reference_times else None,
         )
         if seconds > EXPLAIN_OVER or result.p50 > GOAL_P50:
             result.explain = explain(sql) if sql.lstrip().upper().startswith("SELECT") else ""
@@ -518,9 +529,14 @@ def table(results: list[EndpointResult]) -> list[str]:
         verdict = "PASS" if result.passed else "MISS"
         if result.compare_to:
             reference = rest.get((result.compare_to, result.user))
-            if reference is not None:
-                ratio = result.p50 / reference.p50
-                verdict += f"; {ratio:.2f}x REST `{result.compare_to}`"
+            reference_p50 = result.reference_p50 or (reference.p50 if reference else None)
+            if reference_p50:
+                ratio = result.p50 / reference_p50
+                verdict += (
+                    f"; {ratio:.2f}x REST `{result.compare_to}` ({_ms(reference_p50)}, alternated)"
+                    if result.reference_p50
+                    else f"; {ratio:.2f}x REST `{result.compare_to}`"
+                )
         path = result.path if result.method == "GET" else "(GraphQL)"
         lines.append(
             f"| {result.name} `{path.removeprefix('/api')}` | {result.user} | "

@@ -3,6 +3,7 @@
 import strawberry
 from django.urls import include, path
 from strawberry.django.views import GraphQLView
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from revy_api.graphql import RevisionQuery
@@ -13,7 +14,10 @@ class Query(RevisionQuery):
     pass
 
 
-schema = strawberry.Schema(query=Query, extensions=[DjangoOptimizerExtension])
+# As the README recommends: a repeated document is parsed and validated once.
+schema = strawberry.Schema(
+    query=Query, extensions=[DjangoOptimizerExtension, ParserCache, ValidationCache]
+)
 
 urlpatterns = [
     path("api/", include("revy_api.rest.urls")),

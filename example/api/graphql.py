@@ -20,6 +20,7 @@ import strawberry
 import strawberry_django
 from django.core.exceptions import ValidationError
 from strawberry import Info
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from example.garage import models as garage
@@ -172,5 +173,11 @@ class Mutation(RevisionMutation):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, QueryLimits, RevisionContextExtension],
+    extensions=[
+        DjangoOptimizerExtension,
+        QueryLimits,
+        ParserCache,
+        ValidationCache,
+        RevisionContextExtension,
+    ],
 )

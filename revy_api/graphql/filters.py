@@ -14,7 +14,7 @@ import strawberry
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
-from revy.contrib.django.export import actor_condition, window_condition
+from revy.contrib.django.export import actor_condition, search_condition, window_condition
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.graphql.arguments import checked
@@ -95,11 +95,7 @@ def delta_conditions(filters: HistoryFilter | None, *, paged: bool = True) -> Q:
         conditions &= window_condition(since, until)
     if filters.search:
         text = checked(inputs.search, filters.search, argument="search")
-        conditions &= (
-            Q(description__icontains=text)
-            | Q(event_type__icontains=text)
-            | Q(revision__description__icontains=text)
-        )
+        conditions &= search_condition(text)
     return conditions
 
 

@@ -2,6 +2,7 @@
 
 `Revision` and `ObjectDelta` are Relay nodes (`node(id:)` applies the same visibility rules as
 every other field); both are strawberry-django types of the (swappable) history models.
+`AttributeDelta` is a plain strawberry type, built from each row (`AttributeDelta.of`).
 Related data (revisions, attribute deltas, actors, contents, counts) is loaded per page of
 rows, never per row (see `revy_api.graphql.pages`).
 """
@@ -9,20 +10,18 @@ rows, never per row (see `revy_api.graphql.pages`).
 from __future__ import annotations
 
 import datetime
-from collections import defaultdict
 from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
 import strawberry
 import strawberry_django
-from django.db.models import Count, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from strawberry import Info, relay
 from strawberry.scalars import JSON
 from strawberry_django import django_resolver
 
 from revy.contrib.django.utils import (
-    get_attribute_delta_model,
     get_object_delta_model,
     get_revision_model,
 )
@@ -35,6 +34,7 @@ from revy_api.graphql.connections import (
 from revy_api.graphql.errors import not_found
 from revy_api.graphql.pages import attach_page, page_of
 from revy_api.graphql.state import state_of
+from revy_api.summaries import RevisionSummaries, revision_summaries, sorted_actors
 
 __all__ = [
     "ActorRef",
@@ -89,39 +89,49 @@ def _actor(node: Any) -> ActorRef | None:
 # Attribute deltas --------------------------------------------------------------------------
 
 
-@strawberry_django.type(
-    get_attribute_delta_model(),
+@strawberry.type(
     name="AttributeDelta",
     description="One field's change within an object delta, by one actor.",
 )
 class AttributeDelta:
-    description: str = strawberry_django.field(description="Why the field changed.")
-    created_at: datetime.datetime = strawberry_django.field(description="When it changed.")
+    """Built from an attribute delta row by `of`: plain fields, read without a resolver.
 
-    @strawberry_django.field(description="The attribute delta's primary key.")
-    def id(self, root: Any) -> strawberry.ID:
-        return strawberry.ID(str(root.pk))
+    A page of object deltas shows a few field changes each; resolving every one of their
+    fields through strawberry-django (a resolver, its sync/async checks) cost more than
+    the rest of the page. Only `actor` has a resolver: it loads the page's actors at once.
+    """
 
-    @strawberry_django.field(description="The field's attname (`author_id` for a foreign key).")
-    def field(self, root: Any) -> str:
-        return root.field_name
+    description: str = strawberry.field(description="Why the field changed.")
+    created_at: datetime.datetime = strawberry.field(description="When it changed.")
+    id: strawberry.ID = strawberry.field(description="The attribute delta's primary key.")
+    field: str = strawberry.field(
+        description="The field's attname (`author_id` for a foreign key)."
+    )
+    action: AttributeAction = strawberry.field(
+        description="`SET`, or `UNSET` when the new value is empty."
+    )
+    old: JSON | None = strawberry.field(description="The value before the change (JSON).")
+    new: JSON | None = strawberry.field(description="The value after the change (JSON).")
+    row: strawberry.Private[Any]
 
-    @strawberry_django.field(description="`SET`, or `UNSET` when the new value is empty.")
-    def action(self, root: Any) -> AttributeAction:
-        return AttributeAction(root.action)
-
-    @strawberry_django.field(description="The value before the change (JSON).")
-    def old(self, root: Any) -> JSON | None:
-        return root.old_value
-
-    @strawberry_django.field(description="The value after the change (JSON).")
-    def new(self, root: Any) -> JSON | None:
-        return root.new_value
-
-    @strawberry_django.field(description="Who changed the field; null for the system.")
+    @strawberry.field(description="Who changed the field; null for the system.")
     @django_resolver
-    def actor(self, root: Any) -> ActorRef | None:
-        return _actor(root)
+    def actor(self) -> ActorRef | None:
+        return _actor(self.row)
+
+    @classmethod
+    def of(cls, row: Any) -> AttributeDelta:
+        """The field change an attribute delta row records."""
+        return cls(
+            description=row.description,
+            created_at=row.created_at,
+            id=strawberry.ID(str(row.pk)),
+            field=row.field_name,
+            action=AttributeAction(row.action),
+            old=row.old_value,
+            new=row.new_value,
+            row=row,
+        )
 
 
 def prefetch_revisions(deltas: list[Any]) -> None:
@@ -151,33 +161,34 @@ class ObjectDelta(relay.Node):
         "an event's data."
     )
 
-    @strawberry_django.field(description="What the delta records.")
+    @strawberry.field(description="What the delta records.")
     def action(self, root: Any) -> DeltaAction:
         return DeltaAction(root.action)
 
-    @strawberry_django.field(description="The revision this change belongs to.")
+    @strawberry.field(description="The revision this change belongs to.")
     @django_resolver
     def revision(self, root: Any) -> Revision:
         page_of(root).batch("revisions", prefetch_revisions)
         return root.revision
 
-    @strawberry_django.field(description="Who made the change; null for the system.")
+    @strawberry.field(description="Who made the change; null for the system.")
     @django_resolver
     def actor(self, root: Any) -> ActorRef | None:
         return _actor(root)
 
-    @strawberry_django.field(description="The row that changed.")
+    @strawberry.field(description="The row that changed.")
     @django_resolver
     def content(self, root: Any) -> ContentRef:
         ref = page_of(root).ref(root.content_type_id, root.content_id)
         assert ref is not None  # every delta has a content type
         return ContentRef(**ref)
 
-    @strawberry_django.field(description="The field changes of this delta, in order.")
+    @strawberry.field(description="The field changes of this delta, in order.")
     @django_resolver
     def changes(self, root: Any) -> list[AttributeDelta]:
         page_of(root).prefetch("children")
-        return sorted(root.children.all(), key=lambda child: child.pk)
+        children = sorted(root.children.all(), key=lambda child: child.pk)
+        return [AttributeDelta.of(child) for child in children]
 
     @classmethod
     def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:
@@ -195,50 +206,27 @@ class ObjectDelta(relay.Node):
 # Revisions ---------------------------------------------------------------------------------
 
 
-def _delta_counts(revisions: list[Any], info: Info) -> dict[int, int]:
-    deltas = get_object_delta_model()._base_manager.filter(
-        revision_id__in=[revision.pk for revision in revisions]
-    )
-    rows = (
-        state_of(info)
-        .visible_deltas(deltas)
-        .order_by()
-        .values("revision_id")
-        .annotate(count=Count("id"))
-        .values_list("revision_id", "count")
-    )
-    return dict(rows)
+def _summaries(root: Any, info: Info) -> RevisionSummaries:
+    """The actors and visible delta counts of the page of revisions of `root` (as REST's)."""
+    page = page_of(root)
 
+    def compute(rows: list[Any]) -> RevisionSummaries:
+        state = state_of(info)
+        found = revision_summaries([row.pk for row in rows], state.policy, state.user)
+        # Every actor of the page at once: one load serves every row's actors.
+        for pairs in found[0].values():
+            for actor_type_id, actor_id in pairs:
+                page.want(actor_type_id, actor_id)
+        return found
 
-def _actor_pairs(revisions: list[Any], info: Info) -> dict[int, list[tuple]]:
-    """The distinct actors of each revision's visible deltas, object and attribute ones."""
-    state = state_of(info)
-    ids = [revision.pk for revision in revisions]
-    pairs: dict[int, set[tuple]] = defaultdict(set)
-    # Values Django assigned by itself (auto keys) make nobody an actor.
-    for deltas in (
-        get_object_delta_model()._base_manager.filter(revision_id__in=ids),
-        get_attribute_delta_model()._base_manager.filter(revision_id__in=ids, automatic=False),
-    ):
-        rows = (
-            state.visible_deltas(deltas)
-            .order_by()
-            .values_list("revision_id", "actor_type_id", "actor_id")
-            .distinct()
-        )
-        for revision_id, actor_type_id, actor_id in rows:
-            pairs[revision_id].add((actor_type_id, actor_id))
-    return {
-        revision_id: sorted(found, key=lambda pair: (pair[0] or 0, pair[1] or ""))
-        for revision_id, found in pairs.items()
-    }
+    return page.batch("summaries", compute)
 
 
 def _first_delta_pages(revisions: list[Any], info: Info, first: int | None) -> dict:
     ids = [revision.pk for revision in revisions]
     deltas = get_object_delta_model()._base_manager.filter(revision_id__in=ids)
     deltas = state_of(info).visible_deltas(deltas).order_by("id")
-    totals = page_of(revisions[0]).batch("delta_count", lambda rows: _delta_counts(rows, info))
+    _, totals = _summaries(revisions[0], info)
     return resolve_grouped_connections(
         ObjectDeltaConnection,
         deltas,
@@ -266,32 +254,24 @@ class Revision(relay.Node):
         description="Request facts: `user` (who acted, even as an organization), `request_id`."
     )
 
-    @strawberry_django.field(
+    @strawberry.field(
         description="Everyone who made the visible changes; null stands for the system."
     )
     @django_resolver
     def actors(self, root: Any, info: Info) -> list[ActorRef | None]:
+        actors, _ = _summaries(root, info)
         page = page_of(root)
-
-        def page_actors(rows: list[Any]) -> dict[int, list[tuple]]:
-            found = _actor_pairs(rows, info)
-            # Every actor of the page at once: one load serves every row's actors.
-            for pairs in found.values():
-                for actor_type_id, actor_id in pairs:
-                    page.want(actor_type_id, actor_id)
-            return found
-
-        pairs = page.batch("actors", page_actors).get(root.pk, [])
+        pairs = sorted_actors(actors[root.pk])
         refs = (page.ref(actor_type_id, actor_id) for actor_type_id, actor_id in pairs)
         return [ActorRef(**ref) if ref is not None else None for ref in refs]
 
-    @strawberry_django.field(description="How many of its object deltas you may see.")
+    @strawberry.field(description="How many of its object deltas you may see.")
     @django_resolver
     def delta_count(self, root: Any, info: Info) -> int:
-        counts = page_of(root).batch("delta_count", lambda rows: _delta_counts(rows, info))
-        return counts.get(root.pk, 0)
+        _, counts = _summaries(root, info)
+        return counts[root.pk]
 
-    @strawberry_django.field(description="Its object deltas you may see, oldest first.")
+    @strawberry.field(description="Its object deltas you may see, oldest first.")
     @django_resolver
     def deltas(
         self,

@@ -18,13 +18,13 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, OuterRef, QuerySet
 from django_filters import rest_framework as filters
 from django_filters import utils
 from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
-from revy.contrib.django.export import by_actor, window_condition
+from revy.contrib.django.export import by_actor, search_condition, window_condition
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
@@ -160,11 +160,7 @@ class DeltaFilterSet(filters.FilterSet):
         return queryset.filter(window_condition(since, until, using=queryset.db))
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
-        return queryset.filter(
-            Q(description__icontains=value)
-            | Q(event_type__icontains=value)
-            | Q(revision__description__icontains=value)
-        )
+        return queryset.filter(search_condition(value, using=queryset.db))
 
     def is_filtering(self) -> bool:
         """Return True if any filter was given a value (call after `is_valid()`)."""

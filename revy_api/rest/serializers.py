@@ -12,18 +12,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import models
-from django.db.models import Count
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from revy.contrib.django.models import Actions
-from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
 from revy_api import inputs
 from revy_api.errors import BadRequest
 from revy_api.inputs import MAX_ID
 from revy_api.references import References
 from revy_api.rest.openapi import metadata_schema
+from revy_api.summaries import revision_summaries, sorted_actors
 from revy_api.visibility import VisibilityPolicy, get_policy
 
 if TYPE_CHECKING:
@@ -199,8 +198,7 @@ class ChangesPageSerializer(serializers.Serializer):
 
 
 def _actor_list(pairs: Iterable[tuple[Any, Any]], references: References) -> list[Any]:
-    ordered = sorted(set(pairs), key=lambda pair: (pair[0] or 0, pair[1] or ""))
-    return [references.ref(type_id, actor_id) for type_id, actor_id in ordered]
+    return [references.ref(type_id, actor_id) for type_id, actor_id in sorted_actors(pairs)]
 
 
 def _policy(context: Mapping[str, Any]) -> VisibilityPolicy:
@@ -237,29 +235,11 @@ def _summaries(
 ) -> dict[Any, tuple[list[Any], int]]:
     """Map each revision's pk to (actors, visible delta count) in two queries plus actors."""
     ids = [revision.pk for revision in revisions]
-    deltas = policy.filter_deltas(
-        user, get_object_delta_model()._base_manager.filter(revision_id__in=ids)
-    )
-    rows = deltas.order_by().values_list("revision_id", "actor_type_id", "actor_id")
-    counted = rows.annotate(count=Count("id"))
-    # Values Django assigned by itself (auto keys) make nobody an actor.
-    attributes = policy.filter_deltas(
-        user,
-        get_attribute_delta_model()._base_manager.filter(revision_id__in=ids, automatic=False),
-    )
-    attribute_rows = (
-        attributes.order_by().values_list("revision_id", "actor_type_id", "actor_id").distinct()
-    )
-    actors: dict[Any, set[tuple[Any, Any]]] = {pk: set() for pk in ids}
-    counts: dict[Any, int] = dict.fromkeys(ids, 0)
+    actors, counts = revision_summaries(ids, policy, user)
     references = References()
-    for revision_id, type_id, actor_id, count in counted:
-        actors[revision_id].add((type_id, actor_id))
-        counts[revision_id] += count
-        references.want(type_id, actor_id)
-    for revision_id, type_id, actor_id in attribute_rows:
-        actors[revision_id].add((type_id, actor_id))
-        references.want(type_id, actor_id)
+    for pairs in actors.values():
+        for type_id, actor_id in pairs:
+            references.want(type_id, actor_id)
     references.load()
     return {pk: (_actor_list(actors[pk], references), counts[pk]) for pk in ids}
 

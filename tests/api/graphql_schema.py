@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 import strawberry_django
 from strawberry import relay
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from revy_api.graphql import (
@@ -61,5 +62,11 @@ class Mutation(RevisionMutation):
 schema = strawberry.Schema(
     query=Query,
     mutation=Mutation,
-    extensions=[DjangoOptimizerExtension, QueryLimits, RevisionContextExtension],
+    extensions=[
+        DjangoOptimizerExtension,
+        QueryLimits,
+        ParserCache,
+        ValidationCache,
+        RevisionContextExtension,
+    ],
 )

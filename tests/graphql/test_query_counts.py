@@ -162,6 +162,7 @@ def test_the_policy_is_computed_once_per_operation_and_reads_no_content_type(gql
       a: objectHistory(type: "testapp.book", id: $id, aggregates: true) { totalCount }
       b: objectHistory(type: "testapp.book", id: $id, aggregates: true) { totalCount }
       revisions { totalCount edges { node { deltaCount actors { id } } } }
+      found: revisions(filters: {search: "book"}) { edges { node { deltaCount } } }
     }
     """
     gql(query, {"id": str(book.pk)}).ok()  # warm Django's caches

@@ -168,21 +168,22 @@ def test_filters_never_reveal_invisible_deltas(story, user, client_for):
 
 
 @pytest.mark.parametrize("resource", ["deltas", "revisions"])
-@pytest.mark.parametrize("dense_over", [0, 10_000])  # both shapes of the actor condition
+@pytest.mark.parametrize("dense_over", [0, 10_000])  # both shapes of actor and search
 def test_filtered_pages_cost_the_same_queries_whatever_the_page(
     admin_api, story, user, resource, dense_over, monkeypatch
 ):
-    """The actor and since/until filters cost a fixed number of small queries (the capped
-    counts that choose their query shape), on the first page as on any later one."""
+    """The actor, since/until and search filters cost a fixed number of small queries (those
+    that choose their query shape), on the first page as on any later one."""
     from revy.contrib.django import export
     from tests.conftest import count_queries
 
     monkeypatch.setattr(export, "DENSE_ACTOR_ROWS", dense_over)
+    monkeypatch.setattr(export, "DENSE_SEARCH_REVISIONS", dense_over)
     for number in range(7):  # three pages of two authors, newer than the story
         with Context(actor=user):
             object_deltas_story_extra(number)
     since = (datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=1)).isoformat()
-    for params in ({"actor": f"auth.user:{user.pk}"}, {"since": since}):
+    for params in ({"actor": f"auth.user:{user.pk}"}, {"since": since}, {"search": "AUTHOR"}):
         counts = []
         url, query = f"/api/{resource}/", {**params, "page_size": 2}
         for _ in range(3):

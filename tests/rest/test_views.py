@@ -401,7 +401,13 @@ def test_the_policy_reads_no_content_type_per_request_and_computes_once(mixed, u
     with override_settings(
         REVY_API={"VISIBILITY_POLICY": f"{CountingPolicy.__module__}.CountingPolicy"}
     ):
-        for url in ("/api/revisions/", "/api/deltas/", f"/api/revisions/{revision}/"):
+        for url in (
+            "/api/revisions/",
+            "/api/deltas/",
+            f"/api/revisions/{revision}/",
+            "/api/revisions/?search=book",
+            "/api/deltas/?search=book",
+        ):
             CountingPolicy.calls = 0
             with count_queries() as queries:
                 assert client.get(url).status_code == 200

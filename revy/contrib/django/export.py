@@ -37,11 +37,16 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connections, models, router
 from django.db.models import Exists, F, Func, OuterRef, Q
 
-from revy.contrib.django.utils import get_attribute_delta_model, get_object_delta_model
+from revy.contrib.django.utils import (
+    get_attribute_delta_model,
+    get_object_delta_model,
+    get_revision_model,
+)
 
 __all__ = [
     "CSV_COLUMNS",
     "DENSE_ACTOR_ROWS",
+    "DENSE_SEARCH_REVISIONS",
     "FORMATS",
     "SMALL_WINDOW_ROWS",
     "actor_condition",
@@ -50,6 +55,7 @@ __all__ = [
     "jsonl_lines",
     "lines",
     "records",
+    "search_condition",
     "window_condition",
 ]
 
@@ -192,6 +198,80 @@ class _AnyOf(Func):
     arg_joiner = " = ANY("
     template = "%(expressions)s)"
     output_field = models.BooleanField()
+
+
+#: Up to this many revisions whose description matches, `search_condition` lists their ids;
+#: beyond, it tests each delta's revision (a page newest first then fills soon).
+DENSE_SEARCH_REVISIONS = 500
+
+
+def search_condition(text: str, using: str | None = None) -> Q:
+    """The object deltas whose description, event type or revision's description contains
+    `text` (case-insensitive, as `icontains`), as a Q.
+
+    The plain OR across the two tables reads deltas newest first, each joined to its
+    revision, until a page is full: right when matches are many and recent, but every delta
+    of history for a rare text (8 to 10 s for a search without matches at a million
+    deltas). Two small queries first:
+
+    - the event types that match, from the distinct values of the `event_type` index (one
+      index probe per event type, on PostgreSQL and SQLite);
+    - the revisions whose description matches, up to `DENSE_SEARCH_REVISIONS + 1` of them.
+
+    With at most `DENSE_SEARCH_REVISIONS` matching revisions the condition names their ids
+    and the event types, so every part has an index and the database combines them (on
+    PostgreSQL the descriptions' trigram indexes, see the `0006_search_indexes` migration;
+    without them the descriptions are read in full). With more, the revision's description is
+    tested per delta as before: a page newest first fills soon, unless the matches are
+    concentrated far back in history (`benchmarks/API-SCALE.md`).
+    """
+    model = get_object_delta_model()
+    using = using or router.db_for_read(model)
+    revisions = get_revision_model()._base_manager.using(using)
+    matching = revisions.filter(description__icontains=text).order_by().values_list("pk", flat=True)
+    ids = list(matching[: DENSE_SEARCH_REVISIONS + 1])
+    condition = Q(description__icontains=text)
+    if len(ids) > DENSE_SEARCH_REVISIONS:
+        condition |= Q(revision__description__icontains=text)
+    elif ids:
+        condition |= Q(revision__in=ids)
+    types = _matching_event_types(text, using)
+    if types is None:
+        condition |= Q(event_type__icontains=text)
+    elif types:
+        condition |= Q(event_type__in=types)
+    return condition
+
+
+def _matching_event_types(text: str, using: str) -> list[str] | None:
+    """The recorded event types containing `text` as `icontains` matches (None: not known).
+
+    Reads the distinct values of the `event_type` index, one probe per value (a recursive
+    query where the database has one: PostgreSQL and SQLite).
+    """
+    connection = connections[using]
+    if connection.vendor not in ("postgresql", "sqlite"):
+        return None
+    model = get_object_delta_model()
+    quote = connection.ops.quote_name
+    table = quote(model._meta.db_table)
+    field = model._meta.get_field("event_type")
+    assert isinstance(field, models.Field) and field.column is not None  # a concrete column
+    column = quote(field.column)
+    # The comparison Django writes for `icontains` on this database, applied to the values.
+    value = connection.ops.lookup_cast("icontains", "CharField") % "value"
+    operators: dict[str, str] = connection.operators  # type: ignore[attr-defined]
+    operator = operators["icontains"] % "%s"
+    pattern = f"%{connection.ops.prep_for_like_query(text)}%"
+    sql = (
+        f"WITH RECURSIVE found (value) AS (SELECT MIN({column}) FROM {table} UNION ALL "
+        f"SELECT (SELECT MIN({column}) FROM {table} WHERE {column} > found.value) FROM found "
+        f"WHERE found.value IS NOT NULL) "
+        f"SELECT value FROM found WHERE value IS NOT NULL AND {value} {operator}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [pattern])
+        return [row[0] for row in cursor.fetchall()]
 
 
 def by_actor(queryset: models.QuerySet, type_id: int | None, actor_id: Any) -> models.QuerySet:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import importlib
 import io
 import json
 
@@ -11,6 +12,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
+from django.db import connection
+from django.db.models import Q
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -293,3 +296,82 @@ def test_the_actor_condition_costs_at_most_two_small_queries(user, django_assert
         condition = export.actor_condition(type_id, user.pk)
     with django_assert_num_queries(1):
         list(ObjectDelta.objects.filter(condition))
+
+
+# Search ------------------------------------------------------------------------------------
+
+# Case variants, LIKE's wildcards and escape, and letters whose case folding differs between
+# Python and the databases: the condition must agree with the database's own `icontains`.
+search_text = st.text(alphabet="abAB._%\\éÉßK ", max_size=4)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    revisions=st.lists(
+        st.tuples(search_text, st.lists(st.tuples(search_text, search_text), max_size=3)),
+        max_size=6,
+    ),
+    text=search_text.filter(bool),
+)
+def test_every_shape_of_the_search_condition_selects_what_icontains_selects(revisions, text):
+    ObjectDelta.objects.all().delete()
+    Revision.objects.all().delete()
+    content_type = ContentType.objects.get_for_model(Author)
+    for description, deltas in revisions:
+        revision = Revision.objects.create(description=description)
+        for number, (delta_description, event_type) in enumerate(deltas):
+            ObjectDelta.objects.create(
+                revision=revision,
+                action="Event",
+                event_type=event_type,
+                description=delta_description,
+                content_type=content_type,
+                content_id=str(number),
+            )
+    plain = (
+        Q(description__icontains=text)
+        | Q(event_type__icontains=text)
+        | Q(revision__description__icontains=text)
+    )
+    expected = set(ObjectDelta.objects.filter(plain).values_list("pk", flat=True))
+    for dense_over in (0, 1, 10_000):  # the revisions' ids, or their description per delta
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(export, "DENSE_SEARCH_REVISIONS", dense_over)
+            condition = export.search_condition(text)
+        found = set(ObjectDelta.objects.filter(condition).values_list("pk", flat=True))
+        assert found == expected, (text, dense_over)
+
+
+def test_the_search_condition_costs_two_small_queries(history, django_assert_num_queries):
+    with django_assert_num_queries(2):  # the matching revisions (capped), the event types
+        condition = export.search_condition("book")
+    with django_assert_num_queries(1):
+        assert ObjectDelta.objects.filter(condition).exists()
+
+
+_search_migration = importlib.import_module("revy.contrib.django.migrations.0006_search_indexes")
+needs_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="trigram indexes are PostgreSQL's"
+)
+
+
+@needs_postgresql
+def test_the_migration_builds_the_trigram_indexes_of_the_descriptions(db):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE indexname = ANY(%s)",
+            [[name for _, name in _search_migration.INDEXES]],
+        )
+        found = dict(cursor.fetchall())
+    assert set(found) == {"revy_revision_search_idx", "revy_delta_search_idx"}
+    assert all("gin (upper(description) gin_trgm_ops)" in sql for sql in found.values())
+
+
+@needs_postgresql
+def test_without_the_extension_the_migration_logs_why_and_goes_on(db, caplog):
+    with connection.schema_editor() as schema_editor:
+        assert not _search_migration.enable_extension(schema_editor, "revy_no_such_extension")
+        assert _search_migration.enable_extension(schema_editor)  # pg_trgm: installed
+    assert "the revy_no_such_extension extension could not be created" in caplog.text
+    # The refusal was rolled back to its savepoint: the transaction goes on.
+    assert Revision.objects.count() == 0

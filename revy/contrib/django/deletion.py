@@ -20,7 +20,7 @@ import contextvars
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import deletion as django_deletion
@@ -29,15 +29,25 @@ from django.db.models.deletion import Collector
 from revy.context import Context
 from revy.contrib.django import onestatement, recorder
 from revy.contrib.django._meta import concrete_model
-from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.attribution import (
+    known_base,
+    note_write,
+    recording,
+    state_of,
+    watched_pks,
+)
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
 
+if TYPE_CHECKING:
+    from revy.contrib.django.sqlwrites import SetBasedDelete
+
 __all__ = [
     "CASCADE",
     "SET",
+    "SET_BASED_DELETES",
     "SET_DEFAULT",
     "SET_NULL",
     "record_delete",
@@ -110,6 +120,10 @@ def SET(
 
 _django_collector_delete = Collector.delete
 
+# A deletion Django makes with one DELETE is recorded in that statement on PostgreSQL where
+# `SetBasedDelete` can (see `sqlwrites`); tests turn this off to compare with the Python path.
+SET_BASED_DELETES = True
+
 # (model, field name) pairs a deletion in progress sets through QuerySet.update().
 deletion_updates: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
     "revy_deletion_updates", default=frozenset()
@@ -122,6 +136,13 @@ def record_delete(self):
         return _django_collector_delete(self)
     if onestatement.enabled(self.using) and onestatement.applies_to_delete(self):
         return _delete_in_one_statement(self)
+    if SET_BASED_DELETES:
+        # Imported here: sqlwrites needs the models, which import this module's handlers.
+        from revy.contrib.django.sqlwrites import SetBasedDelete
+
+        writer = SetBasedDelete.build(self)
+        if not isinstance(writer, str):
+            return _delete_set_based(self, writer)
     with atomic_unit(self.using):
         changes = _deletion_changes(self)
         with guard(self.using):
@@ -149,6 +170,21 @@ def _deleted(collector: Collector, changes: list[Change]) -> None:
                 state.base, state.spans = None, None
 
 
+def _delete_set_based(collector: Collector, writer: SetBasedDelete) -> tuple[int, dict]:
+    """Rows Django deletes with one DELETE: that DELETE and their deltas are one statement,
+    atomic by itself (what Django's `Collector.delete` returns, without its transaction)."""
+    config = writer.config
+    if config.model in _origin(collector)[0]:  # (not an instance: see SetBasedDelete.build)
+        actor, description = Context.get_actor(), Context.get_object_delta_description()
+    else:
+        actor, description = None, Context.get_deletion_description()
+    with guard(collector.using):
+        count, deleted = writer.run(actor, description, watched_pks(config.model))
+    for pk in deleted:
+        note_write(config, pk)
+    return count, ({writer.queryset.model._meta.label: count} if count else {})
+
+
 def _delete_in_one_statement(collector: Collector):
     """One row, deleted by Django's one DELETE: its Delete delta goes in that statement."""
     using = collector.using
@@ -171,8 +207,10 @@ def _delete_in_one_statement(collector: Collector):
     return result
 
 
-def _deletion_changes(collector: Collector) -> list[Change]:
-    using = collector.using
+def _origin(collector: Collector) -> tuple[Any, Any]:
+    """The models of the rows the deletion was asked for (a multi-table child's parents
+    included: the same object), and the primary key of the instance asked for (None for a
+    queryset)."""
     origin = collector.origin
     if isinstance(origin, models.Model):
         origin_model, origin_pk = origin._meta.concrete_model, origin.pk
@@ -180,10 +218,15 @@ def _deletion_changes(collector: Collector) -> list[Change]:
         origin_model, origin_pk = origin.model._meta.concrete_model, None
     else:
         origin_model = origin_pk = None
-    # The parent rows of a multi-table child are the same object as the child.
     origin_models = (
         {origin_model, *origin_model._meta.get_parent_list()} if origin_model is not None else ()
     )
+    return origin_models, origin_pk
+
+
+def _deletion_changes(collector: Collector) -> list[Change]:
+    using = collector.using
+    origin_models, origin_pk = _origin(collector)
 
     actor = Context.get_actor()
     object_description = Context.get_object_delta_description()

@@ -4,6 +4,8 @@ They record the same deltas a save of each row would, written in batches: the ex
 statements are one SELECT of the affected rows (when their state is not already known) and
 one INSERT per `REVY_BATCH_SIZE` deltas per table, whatever the number of rows.
 `QuerySet.delete()` goes through Django's deletion collector, which `deletion` records.
+On PostgreSQL, `QuerySet.update()` and each batch of `bulk_update()` are recorded by their own
+statement where `sqlwrites` can (no row travels to Python).
 
 Many-to-many `add()` inserts the through rows with `bulk_create()` (with `ignore_conflicts`
 for automatic through models), and `remove()`, `clear()` and `set()` delete them through the
@@ -25,6 +27,7 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
 from revy.context import Context, current_scope
@@ -33,10 +36,11 @@ from revy.contrib.django._meta import concrete_field
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
-from revy.contrib.django.sqlwrites import SetBasedUpdate
+from revy.contrib.django.sqlwrites import SetBasedDelete, SetBasedUpdate
 from revy.contrib.django.transactions import atomic_unit, guard
 
 __all__ = [
+    "SET_BASED_DELETES",
     "SET_BASED_UPDATES",
     "install",
     "uninstall",
@@ -45,9 +49,11 @@ __all__ = [
 
 DEFERRED = models.DEFERRED
 
-# QuerySet.update() on PostgreSQL is recorded in its own statement where `SetBasedUpdate`
-# can (see `sqlwrites`); tests turn this off to compare with the Python path.
+# QuerySet.update() and bulk_update() on PostgreSQL are recorded in their own statements where
+# `SetBasedUpdate` can, and deletions Django makes with one DELETE where `SetBasedDelete` can
+# (see `sqlwrites`); tests turn these off to compare with the Python paths.
 SET_BASED_UPDATES = True
+SET_BASED_DELETES = True
 
 _django_update = QuerySet.update
 _django_bulk_create = QuerySet.bulk_create
@@ -593,17 +599,37 @@ def _the_context_s(chain: list[list], actor: Any, description: str | None) -> bo
     return same and (span_description or "") == (description or "")
 
 
+# QuerySet.delete -----------------------------------------------------------------------------
+
+# What `Collector.delete` was when `install` wrapped it (`deletion.record_delete`, installed by
+# `tracking`).
+_wrapped_collector_delete = Collector.delete
+
+
+def _collector_delete(self: Collector):
+    """`Collector.delete`: a queryset Django deletes with one DELETE is recorded by that
+    statement where `SetBasedDelete` can (PostgreSQL); anything else by `deletion`."""
+    if SET_BASED_DELETES and attribution.recording():
+        writer = SetBasedDelete.build(self)
+        if not isinstance(writer, str):
+            return deletion.delete_set_based(self, writer)
+    return _wrapped_collector_delete(self)
+
+
 _installed = False
 
 
 def install() -> None:
-    """Wrap the bulk QuerySet methods and listen to many-to-many additions (idempotent)."""
-    global _installed
+    """Wrap the bulk QuerySet methods and the deletion collector (idempotent; after
+    `tracking.install`, whose `Collector.delete` this wraps)."""
+    global _installed, _wrapped_collector_delete
     if _installed:
         return
     QuerySet.update = _update
     QuerySet.bulk_create = _bulk_create
     QuerySet.bulk_update = _bulk_update
+    _wrapped_collector_delete = Collector.delete
+    Collector.delete = _collector_delete
     _installed = True
 
 
@@ -612,4 +638,6 @@ def uninstall() -> None:
     QuerySet.update = _django_update
     QuerySet.bulk_create = _django_bulk_create
     QuerySet.bulk_update = _django_bulk_update
+    if _installed:
+        Collector.delete = _wrapped_collector_delete
     _installed = False

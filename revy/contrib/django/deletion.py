@@ -11,7 +11,8 @@ Migrations refer to these functions by their import path, which stays stable.
 `record_delete` wraps Django's `Collector.delete`: before Django deletes anything, every row
 the collector holds (origin, cascades, fast deletes) gets a Delete delta carrying its
 pre-deletion state, and every row a SET handler changes gets one Update, all in the deletion's
-transaction.
+transaction. On PostgreSQL, a deletion Django makes with one DELETE (a queryset's fast delete)
+is recorded by that statement instead (`sqlwrites.SetBasedDelete`, called by `bulk`).
 """
 
 from __future__ import annotations
@@ -47,9 +48,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CASCADE",
     "SET",
-    "SET_BASED_DELETES",
     "SET_DEFAULT",
     "SET_NULL",
+    "delete_set_based",
     "record_delete",
 ]
 
@@ -120,10 +121,6 @@ def SET(
 
 _django_collector_delete = Collector.delete
 
-# A deletion Django makes with one DELETE is recorded in that statement on PostgreSQL where
-# `SetBasedDelete` can (see `sqlwrites`); tests turn this off to compare with the Python path.
-SET_BASED_DELETES = True
-
 # (model, field name) pairs a deletion in progress sets through QuerySet.update().
 deletion_updates: contextvars.ContextVar[frozenset] = contextvars.ContextVar(
     "revy_deletion_updates", default=frozenset()
@@ -136,13 +133,6 @@ def record_delete(self):
         return _django_collector_delete(self)
     if onestatement.enabled(self.using) and onestatement.applies_to_delete(self):
         return _delete_in_one_statement(self)
-    if SET_BASED_DELETES:
-        # Imported here: sqlwrites needs the models, which import this module's handlers.
-        from revy.contrib.django.sqlwrites import SetBasedDelete
-
-        writer = SetBasedDelete.build(self)
-        if not isinstance(writer, str):
-            return _delete_set_based(self, writer)
     with atomic_unit(self.using):
         changes = _deletion_changes(self)
         with guard(self.using):
@@ -170,9 +160,11 @@ def _deleted(collector: Collector, changes: list[Change]) -> None:
                 state.base, state.spans = None, None
 
 
-def _delete_set_based(collector: Collector, writer: SetBasedDelete) -> tuple[int, dict]:
+def delete_set_based(collector: Collector, writer: SetBasedDelete) -> tuple[int, dict]:
     """Rows Django deletes with one DELETE: that DELETE and their deltas are one statement,
-    atomic by itself (what Django's `Collector.delete` returns, without its transaction)."""
+    atomic by itself (what Django's `Collector.delete` returns, without its transaction).
+    `bulk` calls it where `writer` applies (sqlwrites needs the models, which import this
+    module's handlers: it cannot be imported here)."""
     config = writer.config
     if config.model in _origin(collector)[0]:  # (not an instance: see SetBasedDelete.build)
         actor, description = Context.get_actor(), Context.get_object_delta_description()

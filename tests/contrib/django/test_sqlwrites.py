@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from benchmarks.harness import StatementCounter
 from revy import Context
-from revy.contrib.django import bulk, deletion
+from revy.contrib.django import bulk
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django.attribution import known_base, state_of
 from revy.contrib.django.registry import config_for
@@ -91,12 +91,12 @@ def both_paths(model, make_rows, update, actor=None, set_based=True) -> tuple[li
 def _one_path(model, make_rows, update, actor, set_based: bool) -> tuple[list, list[str]]:
     rows = make_rows()
     since = last_delta_id()
-    bulk.SET_BASED_UPDATES = deletion.SET_BASED_DELETES = set_based
+    bulk.SET_BASED_UPDATES = bulk.SET_BASED_DELETES = set_based
     try:
         with Context(actor=actor, object_delta_description="bulk"), count_queries() as queries:
             update(model.objects.filter(pk__in=[row.pk for row in rows]))
     finally:
-        bulk.SET_BASED_UPDATES = deletion.SET_BASED_DELETES = True
+        bulk.SET_BASED_UPDATES = bulk.SET_BASED_DELETES = True
     return recorded(model, since, rows), queries.statements
 
 

@@ -20,6 +20,7 @@ without a SQL encoding; for deletions, anything Django does besides one DELETE);
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import EmptyResultSet, FieldError
@@ -198,11 +199,13 @@ class _SetBasedWrite:
         """The quoted column of the model's field at `index`."""
         return self.quote(column(self.config.model, self.config.attnames[index]))
 
-    def _columns(self, prefix: str) -> str:
-        """Every column of the model's table, named `<prefix><index>`."""
+    def _columns(self, prefix: str, indexes: Iterable[int] | None = None) -> str:
+        """The columns of the model's table at `indexes` (default: all), named
+        `<prefix><index>`."""
+        if indexes is None:
+            indexes = range(len(self.config.fields))
         return ", ".join(
-            f"{self.table}.{self._column(index)} AS {prefix}{index}"
-            for index in range(len(self.config.fields))
+            f"{self.table}.{self._column(index)} AS {prefix}{index}" for index in indexes
         )
 
     def _data(self, prefix: str) -> str:
@@ -258,15 +261,16 @@ class SetBasedUpdate(_SetBasedWrite):
             return None
         return sql, list(params)
 
-    def _old(self, queryset: models.QuerySet) -> tuple[str, list[Any]]:
-        """`old`: the rows the update matches, locked, with their values before it."""
+    def _old(self, queryset: models.QuerySet, saved: list[int]) -> tuple[str, list[Any]]:
+        """`old`: the rows the update matches, locked, with the values before it of their key
+        and of the `saved` fields (the others' old values are their new ones)."""
         config = self.config
         table = self.table
         pk = self._column(config.pk_index)
         keys = queryset.order_by().values_list(config.pk_attname, flat=True)
         keys_sql, keys_params = keys.query.get_compiler(self.using).as_sql()
         sql = (
-            f"old AS (SELECT {self._columns('o')} FROM {table} "
+            f"old AS (SELECT {self._columns('o', sorted({config.pk_index, *saved}))} FROM {table} "
             f"WHERE {table}.{pk} IN ({keys_sql}) FOR UPDATE)"
         )
         return sql, list(keys_params)
@@ -316,7 +320,7 @@ class SetBasedUpdate(_SetBasedWrite):
         if not saved:
             return None
         try:
-            old, old_params = self._old(queryset)
+            old, old_params = self._old(queryset, saved)
         except EmptyResultSet:  # `pk__in=[]` and the like: no row, nothing to run
             return 0, []
         pk_n = f"n{config.pk_index}"
@@ -454,7 +458,7 @@ class SetBasedDelete(_SetBasedWrite):
         parts.append(
             f"deltas AS ({self.deltas.insert}SELECT {revision.sql(params)}, %s, %s, 'Delete', "
             f"%s, %s, %s, {self._content_id('o')}, {self._data('o')}, %s{placeholders} "
-            f"FROM old s ORDER BY s.{pk_o})"
+            "FROM old s)"  # (in the order Django's DELETE found the rows, as the Python path)
         )
         params += [
             actor_type,

@@ -416,8 +416,10 @@ class SetBasedDelete(_SetBasedWrite):
     def build(cls, collector: Collector) -> SetBasedDelete | str:
         """Return the writer of the collector's deletion, or why there is none."""
         if collector.data or collector.field_updates or len(collector.fast_deletes) != 1:
-            # Instances to delete one by one: signal receivers, cascades, SET_NULL & co.
-            return "Django deletes more than one queryset's rows without signals"
+            return (
+                "Django does more than one DELETE (instances, cascades, foreign keys set, "
+                "signal receivers)"
+            )
         (queryset,) = collector.fast_deletes
         if not isinstance(queryset, models.QuerySet):
             return "Django deletes instances"

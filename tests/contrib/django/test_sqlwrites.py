@@ -531,7 +531,7 @@ def test_deletions_the_set_based_path_refuses_name_the_reason():
     make_reviews(1)
     with Context():
         assert isinstance(deletion_writer(Review.objects.all()), SetBasedDelete)
-        assert "one queryset" in deletion_writer(Book.objects.all())  # cascades to reviews
+        assert "cascades" in deletion_writer(Book.objects.all())  # to its reviews
         assert "aggregates" in deletion_writer(Cylinder.objects.all())
 
 

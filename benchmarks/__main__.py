@@ -42,7 +42,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The cases of benchmarks/cases.py, in the order they run (named here because that module
 # needs Django set up, which waits until the database is chosen).
-CASE_NAMES = ("create", "update", "delete", "fetched", "batch", "load", "snapshot", "bulk_update")
+CASE_NAMES = (
+    "create",
+    "update",
+    "delete",
+    "fetched",
+    "batch",
+    "load",
+    "snapshot",
+    "bulk_update",
+    "bulk_update_objects",
+    "bulk_delete",
+)
 # Run only when named (`--case as_of`): building their history takes minutes.
 OPT_IN_CASES = ("as_of",)
 

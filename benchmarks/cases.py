@@ -20,6 +20,11 @@ context opened. "Tracked" is the same code with the hooks installed inside a
 - `snapshot`: a row's state as of its 500th of 1,000 changes, by `history.snapshot()` and by
   `ObjectSnapshot` (no Django equivalent: the time itself is the goal).
 - `bulk_update`: `Item.objects.all().update(...)` of 10,000 rows.
+- `bulk_update_objects`: `Item.objects.bulk_update(items, [2 fields], batch_size=1000)` of
+  10,000 instances loaded (untimed) in the same context. (One batch of 10,000 takes PostgreSQL
+  minutes: Django's `CASE` has a `WHEN` per object, evaluated for every row.)
+- `bulk_delete`: `Item.objects.all().delete()` of 10,000 rows (nothing refers to them: Django
+  deletes them with one DELETE).
 - `as_of` (opt-in: `--case as_of`; building its history takes minutes): `history.as_of(Item,
   at)` over 100,000 rows with 10 versions each (1,000,000 object deltas, written directly as
   delta rows), a filtered page and a count, at the middle of the history.
@@ -518,22 +523,7 @@ def _bulk_update_floor(bench: Bench, name: str, update_all) -> Result:
     same history rows (an object delta with the row's state and two attribute deltas per row,
     into the same tables with their indexes and foreign keys): what recording costs beyond
     the rows it writes. The issue's budget is 1.2x."""
-    revision = get_revision_model().objects.create(description="plain SQL")
-    content_type = ContentType.objects.get_for_model(Item)
-    deltas = get_object_delta_model()._meta.db_table
-    attributes = get_attribute_delta_model()._meta.db_table
-    items = Item._meta.db_table
-    history = (
-        f"WITH d AS (INSERT INTO {deltas} (revision_id, action, event_type, description, "
-        "content_type_id, content_id, data, created_at) "
-        "SELECT %s, 'Update', 'benchapp.item.updated', '', %s, i.id::text, to_jsonb(i), now() "
-        f"FROM {items} i RETURNING id, content_id) "
-        f"INSERT INTO {attributes} (revision_id, parent_id, action, description, "
-        "content_type_id, content_id, field_name, old_value, new_value, created_at, automatic) "
-        "SELECT %s, d.id, 'Set', '', %s, d.content_id, f.name, '1'::jsonb, '2'::jsonb, now(), "
-        "false FROM d CROSS JOIN (VALUES ('quantity'), ('title')) AS f (name)"
-    )
-    parameters = [revision.pk, content_type.pk, revision.pk, content_type.pk]
+    history, parameters = _plain_history("Update", ["quantity", "title"])
 
     def plain(clock: Clock) -> None:
         stamp = bench.counter()
@@ -555,6 +545,126 @@ def _bulk_update_floor(bench: Bench, name: str, update_all) -> Result:
         goal=ratio_goal(1.2),
         note="the same delta rows by hand",
     )
+
+
+def _plain_history(action: str, fields: list[str]) -> tuple[str, list]:
+    """Plain SQL writing the history rows of every item as it is: an object delta with the
+    row's state, and an attribute delta per field in `fields` (into the same tables, with
+    their indexes and foreign keys), in a revision of its own."""
+    revision = get_revision_model().objects.create(description="plain SQL")
+    content_type = ContentType.objects.get_for_model(Item)
+    deltas = get_object_delta_model()._meta.db_table
+    attributes = get_attribute_delta_model()._meta.db_table
+    event = f"benchapp.item.{action.lower()}d"
+    insert = (
+        f"INSERT INTO {deltas} (revision_id, action, event_type, description, "
+        "content_type_id, content_id, data, created_at) "
+        f"SELECT %s, '{action}', '{event}', '', %s, i.id::text, to_jsonb(i), now() "
+        f"FROM {Item._meta.db_table} i"
+    )
+    if not fields:
+        return insert, [revision.pk, content_type.pk]
+    names = ", ".join(f"('{name}')" for name in fields)
+    history = (
+        f"WITH d AS ({insert} RETURNING id, content_id) "
+        f"INSERT INTO {attributes} (revision_id, parent_id, action, description, "
+        "content_type_id, content_id, field_name, old_value, new_value, created_at, automatic) "
+        "SELECT %s, d.id, 'Set', '', %s, d.content_id, f.name, '1'::jsonb, '2'::jsonb, now(), "
+        f"false FROM d CROSS JOIN (VALUES {names}) AS f (name)"
+    )
+    return history, [revision.pk, content_type.pk, revision.pk, content_type.pk]
+
+
+def _with_plain_sql(
+    bench: Bench, name: str, run: Callable[[bool, Clock], None], plain, note: str
+) -> list[Result]:
+    """Django alone, revy, and (PostgreSQL) Django followed by plain SQL writing the same
+    history rows (`plain(clock)`): what recording costs beyond the rows it writes. The
+    issue's budget is 1.2x of the plain SQL."""
+    modes = [
+        Mode("untracked", False, lambda c: run(False, c)),
+        Mode("tracked", True, lambda c: run(True, c)),
+    ]
+    if bench.vendor == "postgresql":
+        modes.append(Mode("plain SQL", False, plain))
+    measured = measure(modes, n=1, rounds=bench.sizes.bulk_rounds)
+    results = [measured.result(name, "tracked", "untracked", 1, note=note)]
+    if bench.vendor == "postgresql":
+        results.append(
+            measured.result(
+                f"{name}: revy / plain SQL history",
+                "tracked",
+                "plain SQL",
+                1,
+                goal=ratio_goal(1.2),
+                note="the same delta rows by hand",
+            )
+        )
+    return results
+
+
+# 7b. bulk_update() -------------------------------------------------------------------------
+
+
+def bulk_update_objects(bench: Bench) -> list[Result]:
+    rows = bench.sizes.bulk_rows
+    bench.reset()
+    bench.insert_items(rows)
+    fields = ["quantity", "title"]
+    batch = 1_000  # Django's CASE grows with the batch: each row evaluates its WHENs
+
+    def loaded(stamp: int) -> list[Item]:
+        items = list(Item.objects.all())
+        for item in items:
+            item.quantity, item.title = stamp, f"Objects {stamp}"
+        return items
+
+    def run(tracked: bool, clock: Clock) -> None:
+        stamp = bench.counter()
+        with bench.block(tracked):
+            # Loaded in the same context, untimed, as a request would.
+            items = loaded(stamp)
+            with clock:
+                changed = Item.objects.bulk_update(items, fields, batch_size=batch)
+        assert changed == rows
+
+    def plain(clock: Clock) -> None:
+        items = loaded(bench.counter())
+        with clock, transaction.atomic():
+            Item.objects.bulk_update(items, fields, batch_size=batch)
+            with connection.cursor() as cursor:
+                cursor.execute(*history)
+
+    history = _plain_history("Update", fields) if bench.vendor == "postgresql" else ("", [])
+    name = f"bulk_update() of {rows:,} instances"
+    return _with_plain_sql(
+        bench, name, run, plain, f"2 fields, batches of {batch:,}, loaded untimed"
+    )
+
+
+# 7c. QuerySet.delete() ----------------------------------------------------------------------
+
+
+def bulk_delete(bench: Bench) -> list[Result]:
+    rows = bench.sizes.bulk_rows
+    bench.reset()
+
+    def run(tracked: bool, clock: Clock) -> None:
+        bench.insert_items(rows)
+        with clock, bench.block(tracked):
+            deleted, _ = Item.objects.all().delete()
+        assert deleted == rows
+
+    def plain(clock: Clock) -> None:
+        bench.insert_items(rows)
+        with clock, transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(*history)
+            Item.objects.all().delete()
+
+    history = _plain_history("Delete", []) if bench.vendor == "postgresql" else ("", [])
+    name = f"QuerySet.delete() of {rows:,} rows"
+    return _with_plain_sql(bench, name, run, plain, "one DELETE, no cascade")
 
 
 # 8. a whole table at a past moment -------------------------------------------------------------
@@ -640,5 +750,7 @@ CASES: dict[str, Callable[[Bench], list[Result]]] = {
     "load": load,
     "snapshot": state_as_of,
     "bulk_update": bulk_update,
+    "bulk_update_objects": bulk_update_objects,
+    "bulk_delete": bulk_delete,
     "as_of": table_as_of,
 }

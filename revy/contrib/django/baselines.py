@@ -269,12 +269,12 @@ class SetBasedBaseline:
         have, drawn from the table's sequence in primary key order. The attribute deltas then
         name their parent without joining the inserted rows back to theirs (a join the planner,
         which cannot estimate a data-modifying CTE, ran as a nested loop: quadratic)."""
+        next_id, params = self.deltas.next_id()
         sql = (
-            "numbered AS (SELECT nextval(pg_get_serial_sequence(%s, %s)) AS did, k.* "
+            f"numbered AS (SELECT {next_id} AS did, k.* "
             f"FROM keyed k ORDER BY {self.pk_column.replace('s.', 'k.')})"
         )
-        opts = get_object_delta_model()._meta
-        return sql, [self.deltas.name, opts.pk.column]
+        return sql, params
 
     def write(self, revision_id: Any, after: Any, upto: Any, skip_existing: bool) -> int:
         """Record the rows with `after < pk <= upto` (None: unbounded); return how many."""

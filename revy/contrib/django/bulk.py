@@ -4,6 +4,8 @@ They record the same deltas a save of each row would, written in batches: the ex
 statements are one SELECT of the affected rows (when their state is not already known) and
 one INSERT per `REVY_BATCH_SIZE` deltas per table, whatever the number of rows.
 `QuerySet.delete()` goes through Django's deletion collector, which `deletion` records.
+On PostgreSQL, `QuerySet.update()` and each batch of `bulk_update()` are recorded by their own
+statement where `sqlwrites` can (no row travels to Python).
 
 Many-to-many `add()` inserts the through rows with `bulk_create()` (with `ignore_conflicts`
 for automatic through models), and `remove()`, `clear()` and `set()` delete them through the
@@ -16,6 +18,7 @@ record an `Update` (upserts) or nothing (ignored conflicts), new rows a `Create`
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import json
@@ -24,18 +27,20 @@ from typing import Any, cast
 
 from django.db import connections, models, router
 from django.db.models import Q
+from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
-from revy.context import Context
+from revy.context import Context, current_scope
 from revy.contrib.django import attribution, deletion, recorder, tracking
 from revy.contrib.django._meta import concrete_field
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.inserts import max_parameters
 from revy.contrib.django.registry import ModelConfig, config_for
-from revy.contrib.django.sqlwrites import SetBasedUpdate
+from revy.contrib.django.sqlwrites import SetBasedDelete, SetBasedUpdate
 from revy.contrib.django.transactions import atomic_unit, guard
 
 __all__ = [
+    "SET_BASED_DELETES",
     "SET_BASED_UPDATES",
     "install",
     "uninstall",
@@ -44,9 +49,11 @@ __all__ = [
 
 DEFERRED = models.DEFERRED
 
-# QuerySet.update() on PostgreSQL is recorded in its own statement where `SetBasedUpdate`
-# can (see `sqlwrites`); tests turn this off to compare with the Python path.
+# QuerySet.update() and bulk_update() on PostgreSQL are recorded in their own statements where
+# `SetBasedUpdate` can, and deletions Django makes with one DELETE where `SetBasedDelete` can
+# (see `sqlwrites`); tests turn these off to compare with the Python paths.
 SET_BASED_UPDATES = True
+SET_BASED_DELETES = True
 
 _django_update = QuerySet.update
 _django_bulk_create = QuerySet.bulk_create
@@ -88,9 +95,18 @@ def _update(self: QuerySet, **kwargs: Any) -> int:
     ):
         return _django_update(self, **kwargs)
     using = _write_db(self)
+    batches = _bulk_batches.get()
+    if batches is not None and batches.writer.config is config and batches.writer.using == using:
+        # A batch of a set-based bulk_update(): it refreshes the bases once, at the end.
+        with guard(using):
+            done = batches.writer.run(self, kwargs, batches.watched)
+        if done is not None:
+            self._result_cache = None
+            batches.updated += done[1]
+            return done[0]
     # Querysets Django checks or rewrites before updating (slices, unions, annotations it
     # inlines or refuses) keep the batched path, which leaves that to Django's update().
-    if (
+    elif (
         SET_BASED_UPDATES
         and not self.query.is_sliced
         and not self.query.combinator
@@ -414,6 +430,27 @@ def _lookup(config, obj, keys, by_key) -> tuple | None:
 # bulk_update ------------------------------------------------------------------------------
 
 
+_BULK_UPDATE_SIGNATURE = inspect.signature(_django_bulk_update)
+
+
+class _Batches:
+    """A set-based bulk_update() in progress: the writer of its batches (Django sends each
+    as a `QuerySet.update()`), the primary keys whose new rows it must read back, and those
+    of them the batches updated."""
+
+    __slots__ = ("updated", "watched", "writer")
+
+    def __init__(self, writer: SetBasedUpdate, watched: list[Any]) -> None:
+        self.writer = writer
+        self.watched = watched
+        self.updated: list[Any] = []
+
+
+_bulk_batches: contextvars.ContextVar[_Batches | None] = contextvars.ContextVar(
+    "revy_bulk_batches", default=None
+)
+
+
 def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     config = _recording_config(self.model)
     if config is None or not fields or not config.knows(fields) or config.pk_names & set(fields):
@@ -424,6 +461,10 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     indexes = frozenset(config.index_of(name) for name in fields)
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
+    if SET_BASED_UPDATES:
+        done = _set_based_bulk_update(self, config, using, objs, fields, args, kwargs)
+        if done is not None:
+            return done[0]
     with atomic_unit(using):
         known: dict[Any, tuple] = {}
         missing = []
@@ -482,17 +523,113 @@ def _bulk_update(self: QuerySet, objs, fields, *args: Any, **kwargs: Any):
     return count
 
 
+def _set_based_bulk_update(
+    queryset: QuerySet, config: ModelConfig, using: str, objs: list, fields, args, kwargs
+) -> tuple[int] | None:
+    """Run bulk_update() with each of Django's batches recorded in its own statement
+    (`SetBasedUpdate`); None when it must be recorded in Python instead.
+
+    That is when an instance carries changes attributed to another actor or description
+    than the context's (attribute deltas of their own), or when, outside a context, Django
+    would send several batches (each would create its own revision). The instances' new
+    bases are computed from their known ones; only the rows of instances revy knows no
+    trusted base of, or whose values are expressions, are read back (one SELECT).
+    """
+    writer = SetBasedUpdate.build(config, using)
+    if isinstance(writer, str):
+        return None
+    options = _BULK_UPDATE_SIGNATURE.bind(queryset, objs, fields, *args, **kwargs).arguments
+    batch_size = options.get("batch_size")
+    if current_scope() is None and batch_size and batch_size < len(objs):
+        return None
+    actor = Context.get_actor()
+    description = Context.get_attribute_delta_description()
+    indexes = frozenset(config.index_of(name) for name in fields)
+    states = []
+    for obj in objs:
+        state = attribution.state_of(obj)
+        if state is None:
+            continue
+        values = attribution.attribute(obj, state, config, actor, description)
+        for index in indexes:
+            chain = (state.spans or {}).get(index)
+            if (
+                chain
+                and not hasattr(values[index], "resolve_expression")  # its span is ignored
+                and not _the_context_s(chain, actor, description)
+            ):
+                return None
+        states.append((obj, state, values))
+    # The rows after the update, by key: merged into the instances' known bases, or read.
+    written: dict[Any, tuple] = {}
+    for obj, state, values in states:
+        base = attribution.known_base(state, config, obj.pk, using)
+        if base is not None and not any(
+            hasattr(values[index], "resolve_expression") for index in indexes
+        ):
+            current = config.normalize(values)
+            written[config.key(obj.pk)] = attribution.merge(base, current, indexes)
+    unknown = {config.key(obj.pk): obj.pk for obj, _, _ in states}
+    unknown.update((config.key(pk), pk) for pk in attribution.watched_pks(config.model))
+    batches = _Batches(writer, [pk for key, pk in unknown.items() if key not in written])
+    token = _bulk_batches.set(batches)
+    try:
+        count = _django_bulk_update(queryset, objs, fields, *args, **kwargs)
+    finally:
+        _bulk_batches.reset(token)
+    if batches.updated:
+        written.update(config.read_rows(using, batches.updated))
+    for obj, state, _ in states:
+        after = written.get(config.key(obj.pk))
+        if after is not None:
+            state.base = config.frozen(after)
+            for index in indexes:
+                (state.spans or {}).pop(index, None)
+    attribution.refresh_bases(queryset.model, written, using)
+    return (count,)
+
+
+def _the_context_s(chain: list[list], actor: Any, description: str | None) -> bool:
+    """True when a field's pending changes are all by `actor` with `description` (one span):
+    its attribute delta is then the one a set-based statement writes."""
+    if len(chain) != 1:
+        return False
+    span_actor, span_description = chain[0][0], chain[0][1]
+    same = span_actor is actor or (span_actor is not None and span_actor == actor)
+    return same and (span_description or "") == (description or "")
+
+
+# QuerySet.delete -----------------------------------------------------------------------------
+
+# What `Collector.delete` was when `install` wrapped it (`deletion.record_delete`, installed by
+# `tracking`).
+_wrapped_collector_delete = Collector.delete
+
+
+def _collector_delete(self: Collector):
+    """`Collector.delete`: a queryset Django deletes with one DELETE is recorded by that
+    statement where `SetBasedDelete` can (PostgreSQL); anything else by `deletion`."""
+    if SET_BASED_DELETES and attribution.recording():
+        writer = SetBasedDelete.build(self)
+        if not isinstance(writer, str):
+            return deletion.delete_set_based(self, writer)
+    return _wrapped_collector_delete(self)
+
+
 _installed = False
 
 
 def install() -> None:
-    """Wrap the bulk QuerySet methods and listen to many-to-many additions (idempotent)."""
-    global _installed
+    """Wrap the bulk QuerySet methods and the deletion collector (idempotent; after
+    `tracking.install`, whose `Collector.delete` this wraps)."""
+    global _installed, _wrapped_collector_delete
     if _installed:
         return
     QuerySet.update = _update
     QuerySet.bulk_create = _bulk_create
     QuerySet.bulk_update = _bulk_update
+    _wrapped_collector_delete = Collector.delete
+    Collector.delete = _collector_delete
     _installed = True
 
 
@@ -501,4 +638,6 @@ def uninstall() -> None:
     QuerySet.update = _django_update
     QuerySet.bulk_create = _django_bulk_create
     QuerySet.bulk_update = _django_bulk_update
+    if _installed:
+        Collector.delete = _wrapped_collector_delete
     _installed = False

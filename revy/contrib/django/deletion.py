@@ -11,7 +11,8 @@ Migrations refer to these functions by their import path, which stays stable.
 `record_delete` wraps Django's `Collector.delete`: before Django deletes anything, every row
 the collector holds (origin, cascades, fast deletes) gets a Delete delta carrying its
 pre-deletion state, and every row a SET handler changes gets one Update, all in the deletion's
-transaction.
+transaction. On PostgreSQL, a deletion Django makes with one DELETE (a queryset's fast delete)
+is recorded by that statement instead (`sqlwrites.SetBasedDelete`, called by `bulk`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import contextvars
 import functools
 import operator
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import deletion as django_deletion
@@ -29,17 +30,27 @@ from django.db.models.deletion import Collector
 from revy.context import Context
 from revy.contrib.django import onestatement, recorder
 from revy.contrib.django._meta import concrete_model
-from revy.contrib.django.attribution import known_base, note_write, recording, state_of
+from revy.contrib.django.attribution import (
+    known_base,
+    note_write,
+    recording,
+    state_of,
+    watched_pks,
+)
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import Change, attribute_action, state_json
 from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.transactions import atomic_unit, guard
+
+if TYPE_CHECKING:
+    from revy.contrib.django.sqlwrites import SetBasedDelete
 
 __all__ = [
     "CASCADE",
     "SET",
     "SET_DEFAULT",
     "SET_NULL",
+    "delete_set_based",
     "record_delete",
 ]
 
@@ -149,6 +160,23 @@ def _deleted(collector: Collector, changes: list[Change]) -> None:
                 state.base, state.spans = None, None
 
 
+def delete_set_based(collector: Collector, writer: SetBasedDelete) -> tuple[int, dict]:
+    """Rows Django deletes with one DELETE: that DELETE and their deltas are one statement,
+    atomic by itself (what Django's `Collector.delete` returns, without its transaction).
+    `bulk` calls it where `writer` applies (sqlwrites needs the models, which import this
+    module's handlers: it cannot be imported here)."""
+    config = writer.config
+    if config.model in _origin(collector)[0]:  # (not an instance: see SetBasedDelete.build)
+        actor, description = Context.get_actor(), Context.get_object_delta_description()
+    else:
+        actor, description = None, Context.get_deletion_description()
+    with guard(collector.using):
+        count, deleted = writer.run(actor, description, watched_pks(config.model))
+    for pk in deleted:
+        note_write(config, pk)
+    return count, ({writer.queryset.model._meta.label: count} if count else {})
+
+
 def _delete_in_one_statement(collector: Collector):
     """One row, deleted by Django's one DELETE: its Delete delta goes in that statement,
     which also builds the row's state from what it deletes when that state is not known."""
@@ -183,11 +211,10 @@ def _delete_in_one_statement(collector: Collector):
     return result
 
 
-def _deletion_changes(collector: Collector, unread: bool = False) -> list[Change]:
-    """The changes a deletion makes, from the rows as they are before it. `unread`: the rows
-    of instances whose state is not known are not read; their Delete changes carry no state
-    (`data` None: the deleting statement builds it)."""
-    using = collector.using
+def _origin(collector: Collector) -> tuple[Any, Any]:
+    """The models of the rows the deletion was asked for (a multi-table child's parents
+    included: the same object), and the primary key of the instance asked for (None for a
+    queryset)."""
     origin = collector.origin
     if isinstance(origin, models.Model):
         origin_model, origin_pk = origin._meta.concrete_model, origin.pk
@@ -195,10 +222,18 @@ def _deletion_changes(collector: Collector, unread: bool = False) -> list[Change
         origin_model, origin_pk = origin.model._meta.concrete_model, None
     else:
         origin_model = origin_pk = None
-    # The parent rows of a multi-table child are the same object as the child.
     origin_models = (
         {origin_model, *origin_model._meta.get_parent_list()} if origin_model is not None else ()
     )
+    return origin_models, origin_pk
+
+
+def _deletion_changes(collector: Collector, unread: bool = False) -> list[Change]:
+    """The changes a deletion makes, from the rows as they are before it. `unread`: the rows
+    of instances whose state is not known are not read; their Delete changes carry no state
+    (`data` None: the deleting statement builds it)."""
+    using = collector.using
+    origin_models, origin_pk = _origin(collector)
 
     actor = Context.get_actor()
     object_description = Context.get_object_delta_description()

@@ -2,7 +2,8 @@
 
 `tracking` wraps the model methods (`__init__`, `from_db`, `save_base`, `refresh_from_db`) and
 the deletion collector (`Collector.delete`, which `QuerySet.delete()` goes through too); `bulk`
-wraps the QuerySet methods that write many rows (`update`, `bulk_create`, `bulk_update`). The
+wraps the QuerySet methods that write many rows (`update`, `bulk_create`, `bulk_update`), and
+the collector again for deletions one statement records (so it is installed second). The
 app installs both when Django is ready; benchmarks remove them to measure Django alone.
 """
 

@@ -323,10 +323,6 @@ def _rows(config: ModelConfig, objs, using: str, unread: bool = False) -> list[t
             missing[config.key(instance.pk)] = instance
     if unread:
         return known + [(None, instance) for instance in missing.values()]
-    if len(missing) == 1:
-        ((key, instance),) = missing.items()
-        row = config.read_row(using, instance.pk)
-        return known if row is None else [*known, (row, instance)]
     pks = [instance.pk for instance in missing.values()]
     for key, row in config.read_rows(using, pks).items():
         known.append((row, missing[key]))

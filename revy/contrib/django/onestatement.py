@@ -250,15 +250,23 @@ class Statement:
             "SELECT row.*, (SELECT id FROM rev), (SELECT id FROM od) FROM row"
         )
         result = execute(rewritten, (*(params or ()), *history_params), many, context)
-        cursor = context["cursor"].cursor
-        found = cursor.fetchone()
-        if found is not None:
-            cursor.scroll(0, mode="absolute")
-            revision_id, self.delta_id = found[-2], found[-1]
-            if revision_values is not None:
-                created_revision(self.using, revision_id, revision_values)
+        if self._ids(context, revision_values):
             self.change = change
         return result
+
+    def _ids(self, context, revision_values: dict | None) -> bool:
+        """Read the revision and object delta ids the statement returned after Django's own
+        columns (False: it wrote no row), before Django reads the rows, and note the revision
+        it created, if any."""
+        cursor = context["cursor"].cursor
+        found = cursor.fetchone()
+        if found is None:
+            return False
+        cursor.scroll(0, mode="absolute")
+        revision_id, self.delta_id = found[-2], found[-1]
+        if revision_values is not None and revision_id is not None:
+            created_revision(self.using, revision_id, revision_values)
+        return True
 
     def _diffed(self, execute, sql, params, many, context):
         """Send Django's UPDATE with the CTEs that read the old row, compare it with the new
@@ -273,16 +281,9 @@ class Statement:
         old_params, later_params = history_params
         result = execute(rewritten, (*old_params, *(params or ()), *later_params), many, context)
         self.diffed = True
-        cursor = context["cursor"].cursor
-        found = cursor.fetchone()
-        if found is not None:
-            cursor.scroll(0, mode="absolute")
-            self.found = True
-            revision_id, self.delta_id = found[-2], found[-1]
-            if revision_values is not None and revision_id is not None:
-                created_revision(self.using, revision_id, revision_values)
-            if self.delta_id is not None:
-                self.change = diff.change()
+        self.found = self._ids(context, revision_values)
+        if self.delta_id is not None:
+            self.change = diff.change()
         return result
 
 
@@ -337,17 +338,8 @@ class _Shape:
     ):
         quote = connection.ops.quote_name
         pk_column = f"row.{quote(config.model._meta.pk.column)}"
-        parts = []
         self.revisions = table(get_revision_model(), REVISION_COLUMNS)
-        if new_revision:
-            columns, selected, _ = _columns(connection, self.revisions, {})
-            parts.append(
-                f"rev AS (INSERT INTO {quote(self.revisions.table)} ({columns}) "
-                f"SELECT {', '.join(selected)} FROM row "
-                f"RETURNING {quote(self.revisions.pk_column)})"
-            )
-        else:
-            parts.append("rev AS (SELECT %s AS id)")
+        parts = [_revision_cte(connection, self.revisions, new_revision, "row")]
         # The object delta.
         self.deltas = table(get_object_delta_model(), OBJECT_DELTA_COLUMNS)
         given = {"revision_id": "rev.id"}
@@ -403,26 +395,49 @@ class _Shape:
         self.sql = ", ".join(parts)
 
 
-_SHAPES: dict[tuple, _Shape] = {}
+def _revision_cte(connection, revisions: Table, new_revision: bool, source: str) -> str:
+    """`rev`: the revision the statement creates (one per row of `source`, which has one row
+    at most), or the context's, whose id is a parameter."""
+    if not new_revision:
+        return "rev AS (SELECT %s AS id)"
+    quote = connection.ops.quote_name
+    columns, selected, _ = _columns(connection, revisions, {})
+    return (
+        f"rev AS (INSERT INTO {quote(revisions.table)} ({columns}) "
+        f"SELECT {', '.join(selected)} FROM {source} RETURNING {quote(revisions.pk_column)})"
+    )
 
 
-def _shape(
-    connection, config: ModelConfig, new_revision: bool, from_row: bool, state_from_row: bool
-) -> _Shape:
-    # The history models are part of the key: tests swap them.
+def _revision_params(
+    connection, revisions: Table, revision_id: Any, revision_values: dict | None
+) -> list:
+    """The parameters of `_revision_cte`: the new revision's values, or the context's id."""
+    if revision_values is None:
+        return [revision_id]
+    return [
+        *revision_row(revision_values, connection.alias),
+        *revisions.extra_values(connection),
+    ]
+
+
+_SHAPES: dict[tuple, Any] = {}
+
+
+def _shape(kind, connection, config: ModelConfig, *form: Any):
+    """The `kind` (`_Shape`, `_DiffShape`) of the model's statements in `form`, built once
+    per database, model and history models (tests swap them)."""
     key = (
+        kind,
         connection.alias,
         config.model,
         get_attribute_delta_model(),
         get_object_delta_model(),
         get_revision_model(),
-        new_revision,
-        from_row,
-        state_from_row,
+        *form,
     )
     shape = _SHAPES.get(key)
     if shape is None:
-        shape = _SHAPES[key] = _Shape(connection, config, new_revision, from_row, state_from_row)
+        shape = _SHAPES[key] = kind(connection, config, *form)
     return shape
 
 
@@ -437,13 +452,8 @@ def _history(
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     revision_id = existing_revision_id(connection.alias)
     revision_values = None if revision_id is not None else new_revision_values(connection.alias)
-    shape = _shape(connection, config, revision_id is None, from_row, state_from_row)
-    params: list = []
-    if revision_values is not None:
-        params += revision_row(revision_values, connection.alias)
-        params += shape.revisions.extra_values(connection)
-    else:
-        params.append(revision_id)
+    shape = _shape(_Shape, connection, config, revision_id is None, from_row, state_from_row)
+    params = _revision_params(connection, shape.revisions, revision_id, revision_values)
     content_type_id = config.content_type_id(connection.alias)
     actors: dict[int, tuple] = {}
 
@@ -578,17 +588,11 @@ class _DiffShape:
         changed = " OR ".join(
             f"(old.o{index} IS DISTINCT FROM row.n{index})" for index in config.recorded
         )
-        parts = [f"ch AS (SELECT * FROM old, row WHERE {changed})"]
         self.revisions = table(get_revision_model(), REVISION_COLUMNS)
-        if new_revision:
-            columns, selected, _ = _columns(connection, self.revisions, {})
-            parts.append(
-                f"rev AS (INSERT INTO {quote(self.revisions.table)} ({columns}) "
-                f"SELECT {', '.join(selected)} FROM ch "
-                f"RETURNING {quote(self.revisions.pk_column)})"
-            )
-        else:
-            parts.append("rev AS (SELECT %s AS id)")
+        parts = [
+            f"ch AS (SELECT * FROM old, row WHERE {changed})",
+            _revision_cte(connection, self.revisions, new_revision, "ch"),
+        ]
         # The object delta: its state is the row as the UPDATE left it.
         self.deltas = table(get_object_delta_model(), OBJECT_DELTA_COLUMNS)
         given = {
@@ -665,9 +669,6 @@ class _DiffShape:
         self.after = ", ".join(parts)
 
 
-_DIFF_SHAPES: dict[tuple, _DiffShape] = {}
-
-
 def _diff_history(connection, diff: Diff) -> tuple[str, str, str, tuple[list, list], dict | None]:
     """The CTEs before Django's UPDATE (`old`: the row with its old values), its RETURNING
     list, the CTEs after it (`ch`: the row if a recorded field changed; rev, od, ad), their
@@ -677,28 +678,10 @@ def _diff_history(connection, diff: Diff) -> tuple[str, str, str, tuple[list, li
     revision_id = existing_revision_id(connection.alias)
     revision_values = None if revision_id is not None else new_revision_values(connection.alias)
     set_in_save = diff.set_in_save()
-    key = (
-        connection.alias,
-        config.model,
-        get_attribute_delta_model(),
-        get_object_delta_model(),
-        get_revision_model(),
-        revision_values is not None,
-        set_in_save,
-    )
-    shape = _DIFF_SHAPES.get(key)
-    if shape is None:
-        shape = _DIFF_SHAPES[key] = _DiffShape(
-            connection, config, revision_values is not None, set_in_save
-        )
+    shape = _shape(_DiffShape, connection, config, revision_values is not None, set_in_save)
     pk_field = config.model._meta.pk
     old_params = [pk_field.get_db_prep_value(diff.pk, connection, prepared=False)]
-    params: list = []
-    if revision_values is not None:
-        params += revision_row(revision_values, connection.alias)
-        params += shape.revisions.extra_values(connection)
-    else:
-        params.append(revision_id)
+    params = _revision_params(connection, shape.revisions, revision_id, revision_values)
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     actor_type_id, actor_id = actor_key(diff.actor, connection.alias)
     values = {

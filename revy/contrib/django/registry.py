@@ -143,7 +143,7 @@ class ModelConfig:
         self.relatives = frozenset({*opts.get_parent_list(), *_descendants(model)} - {model})
         self.aggregate_fields = revy_settings.aggregates().get(model, ())
         self.has_aggregates = bool(self.aggregate_fields) or hasattr(model, "get_event_aggregates")
-        # `read_row`'s compiled SELECT by database alias (None: the ORM's path).
+        # `read_rows`' compiled SELECT of one row, by database alias (None: the ORM's path).
         self.row_readers: dict[str, _RowReader | None] = {}
         getter = itemgetter(*self.attnames)
         if len(self.attnames) == 1:
@@ -193,30 +193,26 @@ class ModelConfig:
     def read_rows(self, using: str, pks) -> dict[Any, tuple]:
         """SELECT the full rows of `pks` as tuples keyed by pk, without building instances.
 
-        In chunks, so that any number of keys fits every database's parameter limit.
+        In chunks, so that any number of keys fits every database's parameter limit. One key
+        (a save or a deletion whose instance's state is not known: the hot path) runs a
+        statement compiled once per database, instead of a queryset built per call.
         """
-        manager = self.model._base_manager.using(using)
         pks = list(pks)
+        if len(pks) == 1:
+            readers = self.row_readers
+            if using not in readers:
+                readers[using] = _RowReader.compile(self, using, pks[0])
+            reader = readers[using]
+            if reader is not None:
+                row = reader.read(pks[0])
+                return {} if row is None else {self.key(self.pk_of(row)): row}
+        manager = self.model._base_manager.using(using)
         rows: dict[Any, tuple] = {}
         for start in range(0, len(pks), 1000):
             chunk = manager.filter(pk__in=pks[start : start + 1000])
             for row in chunk.values_list(*self.attnames):
                 rows[self.key(self.pk_of(row))] = tuple(row)
         return rows
-
-    def read_row(self, using: str, pk: Any) -> tuple | None:
-        """SELECT one full row by primary key (None: no such row), as `read_rows` does.
-
-        The hot path of a save whose instance's state is not known: the statement is compiled
-        once per database and run with the key alone, instead of a queryset built per save.
-        """
-        readers = self.row_readers
-        if using not in readers:
-            readers[using] = _RowReader.compile(self, using, pk)
-        reader = readers[using]
-        if reader is None:
-            return next(iter(self.read_rows(using, [pk]).values()), None)
-        return reader.read(pk)
 
     def frozen(self, values: tuple) -> tuple:
         """Return `values` with the mutable values (dicts, lists) copied, to keep as a base or

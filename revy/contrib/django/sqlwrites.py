@@ -218,12 +218,28 @@ class _SetBasedWrite:
         assert key is not None  # see unsupported()
         return key
 
-    def _execute(self, parts: list[str], final: str, params: list[Any]) -> tuple:
+    def _execute(
+        self,
+        parts: list[str],
+        params: list[Any],
+        revision: _Revision,
+        written: str,
+        pk: str,
+        watched: list[Any],
+    ) -> tuple[int, list[Any]]:
+        """Run the statement of `parts`; return the number of rows `written` (a CTE whose key
+        column is `pk`) and those of the `watched` keys among them."""
+        final = f"SELECT (SELECT count(*) FROM {written}), {revision.created()}"
+        if watched:
+            final += f", ARRAY(SELECT {pk} FROM {written} WHERE {pk} = ANY(%s))"
+            params.append(list(watched))
         with self.connection.cursor() as cursor:
             cursor.execute(
                 "WITH " + ", ".join(part for part in parts if part) + " " + final, params
             )
-            return cursor.fetchone()
+            row = cursor.fetchone()
+        revision.done(row[1])
+        return row[0], (list(row[2]) if watched else [])
 
 
 class SetBasedUpdate(_SetBasedWrite):
@@ -376,13 +392,7 @@ class SetBasedUpdate(_SetBasedWrite):
         ]
         parts.append(f"attributes AS ({attribute_sql})")
 
-        final = f"SELECT (SELECT count(*) FROM upd), {revision.created()}"
-        if watched:
-            final += f", ARRAY(SELECT {pk_n} FROM upd WHERE {pk_n} = ANY(%s))"
-            params.append(list(watched))
-        row = self._execute(parts, final, params)
-        revision.done(row[1])
-        return row[0], (list(row[2]) if watched else [])
+        return self._execute(parts, params, revision, "upd", pk_n, watched)
 
 
 class SetBasedDelete(_SetBasedWrite):
@@ -455,10 +465,4 @@ class SetBasedDelete(_SetBasedWrite):
             now,
             *extra,
         ]
-        final = f"SELECT (SELECT count(*) FROM old), {revision.created()}"
-        if watched:
-            final += f", ARRAY(SELECT {pk_o} FROM old WHERE {pk_o} = ANY(%s))"
-            params.append(list(watched))
-        row = self._execute(parts, final, params)
-        revision.done(row[1])
-        return row[0], (list(row[2]) if watched else [])
+        return self._execute(parts, params, revision, "old", pk_o, watched)

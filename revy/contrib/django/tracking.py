@@ -202,7 +202,7 @@ def _certain_insert(instance, config, raw, force_insert, force_update, pk) -> bo
 
 def select_row(config: ModelConfig, using: str, pk: Any) -> tuple | None:
     """Return the row's current values from the database, or None if it does not exist."""
-    return config.read_row(using, pk)
+    return next(iter(config.read_rows(using, [pk]).values()), None)
 
 
 def _record_save(

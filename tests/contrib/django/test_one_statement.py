@@ -23,12 +23,14 @@ from hypothesis import strategies as st
 from benchmarks.harness import StatementCounter
 from revy import Context
 from revy.contrib.django import recorder, registry
+from revy.contrib.django.tracking import select_row
 from revy.contrib.django.utils import (
     get_attribute_delta_model,
     get_object_delta_model,
     get_revision_model,
 )
 from tests.factories import history_counts, make_author
+from tests.strategies import json_values, texts
 from tests.testapp.models import Author, Book, Ledger, Review, Secret, Stamped
 
 POSTGRES = connection.vendor == "postgresql"
@@ -407,15 +409,6 @@ def test_outside_a_context_every_write_is_one_statement_and_its_own_revision():
 # in the same statement, where the default path reads the row first. The state must be the
 # one the Python path encodes (`recorder.state_json`) for every value.
 
-texts = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
-)
-json_values = st.recursive(
-    st.none() | st.integers(-(2**53), 2**53) | texts | st.booleans(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-    max_leaves=6,
-).filter(lambda value: value is not None)  # None is SQL NULL, which the column refuses
-
 
 def deleted_state(instance, user) -> tuple[dict, dict]:
     """(state the delete recorded, state the Python path encodes from the row) of deleting
@@ -423,7 +416,7 @@ def deleted_state(instance, user) -> tuple[dict, dict]:
     model = type(instance)
     config = registry.config_for(model)
     loaded = model.objects.get(pk=instance.pk)
-    expected = json.loads(recorder.state_json(config, config.read_row("default", instance.pk)))
+    expected = json.loads(recorder.state_json(config, select_row(config, "default", instance.pk)))
     registry.content_type_id(model)
     with Context.via_actor(user):
         assert counted(loaded.delete) == (1, 0)

@@ -31,6 +31,7 @@ from revy.contrib.django.sqlwrites import SetBasedDelete, SetBasedUpdate
 from revy.contrib.django.utils import get_object_delta_model
 from tests.conftest import count_queries
 from tests.factories import changes, history_counts, make_author, object_deltas
+from tests.strategies import json_values, texts
 from tests.testapp.models import Book, Cylinder, Engine, Ledger, Place, Review, Secret, Stamped
 
 pytestmark = [
@@ -187,9 +188,6 @@ def test_a_failing_update_writes_nothing_and_raises_what_django_raises():
 
 # The same history as the Python path --------------------------------------------------------
 
-texts = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=20
-)
 decimals = st.decimals(
     min_value=-999999, max_value=999999, places=2, allow_nan=False, allow_infinity=False
 )
@@ -224,13 +222,6 @@ def test_book_updates_record_what_the_python_path_records(initial, title, pages,
 
     set_based, python = both_paths(Book, make_rows, lambda rows: rows.update(**values))
     assert set_based == python
-
-
-json_values = st.recursive(
-    st.none() | st.integers(-(2**53), 2**53) | texts | st.booleans(),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(texts, inner, max_size=3),
-    max_leaves=6,
-).filter(lambda value: value is not None)  # None is SQL NULL, which the column refuses
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -122,7 +122,11 @@ def _erase(
     field = "actor" if subject == "actor" else "content"
     match = {f"{field}_type": content_type, f"{field}_id": stored}
     deltas = get_object_delta_model()._base_manager.using(using).filter(**match)
-    attributes = get_attribute_delta_model()._base_manager.using(using).filter(**match)
+    # A row's field changes are found through their parents (indexed by content).
+    attribute_match = (
+        match if subject == "actor" else {f"parent__{key}": v for key, v in match.items()}
+    )
+    attributes = get_attribute_delta_model()._base_manager.using(using).filter(**attribute_match)
     revision_ids = set(deltas.values_list("revision_id", flat=True).distinct())
     revision_ids.update(attributes.values_list("revision_id", flat=True).distinct())
     result = Erasure(

@@ -5,6 +5,15 @@ All three main models are swappable (`REVY_REVISION_MODEL`, `REVY_OBJECT_DELTA_M
 and written in batches by `revy.contrib.django.recorder`; they are meant to be read, never
 edited.
 
+Only the keys between history rows are constraints in the database (an object delta's
+revision, an attribute delta's parent, an aggregate's delta). The others would only repeat, at
+every COMMIT, what the writers guarantee: an attribute delta's revision and content are its
+parent's, and content types come from `ContentType.objects.get_for_model`. A constraint on
+`django_content_type` would also lock the model's row there (`FOR KEY SHARE`) in every
+transaction writing history, making concurrent writers of one model share a multixact.
+Deleting a content type through the ORM is still refused while history refers to it
+(`KEEP_HISTORY`).
+
 This module also exports the deletion handlers (`CASCADE`, `SET`, `SET_NULL`, `SET_DEFAULT`)
 and the `ObjectSnapshot` expression, so that the source README's imports work.
 """
@@ -249,6 +258,7 @@ class AbstractObjectDelta(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,  # see the module's docstring
     )
     actor_id = models.CharField(max_length=255, null=True, blank=True)
     actor = GenericForeignKey("actor_type", "actor_id")
@@ -257,7 +267,11 @@ class AbstractObjectDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
+        ContentType,
+        on_delete=KEEP_HISTORY,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # see the module's docstring
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -293,11 +307,13 @@ class AbstractAttributeDelta(models.Model):
     ACTION_CHOICES = ((ACTION_SET, _("Set")), (ACTION_UNSET, _("Unset")))
 
     id = models.BigAutoField(primary_key=True)
+    # Always the parent's revision: the parent's constraint covers it.
     revision = models.ForeignKey(
         revy_settings.get("REVY_REVISION_MODEL"),
         on_delete=models.CASCADE,
         related_name="attribute_deltas",
         verbose_name=_("revision"),
+        db_constraint=False,
     )
     parent = models.ForeignKey(
         revy_settings.get("REVY_OBJECT_DELTA_MODEL"),
@@ -313,6 +329,7 @@ class AbstractAttributeDelta(models.Model):
         blank=True,
         related_name="+",
         db_index=False,
+        db_constraint=False,  # see the module's docstring
     )
     actor_id = models.CharField(max_length=255, null=True, blank=True)
     actor = GenericForeignKey("actor_type", "actor_id")
@@ -320,7 +337,11 @@ class AbstractAttributeDelta(models.Model):
     description = models.TextField(_("description"), blank=True, default="")
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
+        ContentType,
+        on_delete=KEEP_HISTORY,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # see the module's docstring
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")
@@ -376,12 +397,10 @@ class ObjectDelta(AbstractObjectDelta):
 class AttributeDelta(AbstractAttributeDelta):
     class Meta(AbstractAttributeDelta.Meta):
         swappable = "REVY_ATTRIBUTE_DELTA_MODEL"
+        # A row's field changes are found through their parents (`revy_delta_content_idx`,
+        # then `parent`): an index of their own on the content was an eighth of the history's
+        # size and a sixth of the index entries each field change writes.
         indexes = [
-            # Revert conflicts: later changes to the same field of the same row.
-            models.Index(
-                fields=["content_type", "content_id", "field_name", "id"],
-                name="revy_attr_content_idx",
-            ),
             # The actor filter (`export.actor_condition`: the parents of an actor's own field
             # changes, read from the index alone) and erasure.
             models.Index(
@@ -402,7 +421,11 @@ class ObjectDeltaAggregate(models.Model):
     )
     # Not indexed alone: the (content_type, content_id, ...) index serves lookups by type.
     content_type = models.ForeignKey(
-        ContentType, on_delete=KEEP_HISTORY, related_name="+", db_index=False
+        ContentType,
+        on_delete=KEEP_HISTORY,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,  # see the module's docstring
     )
     content_id = models.CharField(max_length=255)
     content = GenericForeignKey("content_type", "content_id")

@@ -317,8 +317,10 @@ def find_conflicts(
                 get_attribute_delta_model()
                 ._base_manager.db_manager(using)
                 .filter(
-                    content_type_id=content_type_id,
-                    content_id__in=chunk,
+                    # Through the parents: their content index finds the rows' deltas.
+                    parent__in=get_object_delta_model()
+                    ._base_manager.db_manager(using)
+                    .filter(content_type_id=content_type_id, content_id__in=chunk),
                     field_name__in=fields_by_type[content_type_id],
                     id__gt=min(
                         after

@@ -30,9 +30,5 @@ class AuditDelta(AbstractObjectDelta):
 class AuditAttribute(AbstractAttributeDelta):
     class Meta(AbstractAttributeDelta.Meta):
         indexes = [
-            models.Index(
-                fields=["content_type", "content_id", "field_name", "id"],
-                name="audit_attribute_content",
-            ),
             models.Index(fields=["actor_type", "actor_id"], name="audit_attribute_actor"),
         ]

@@ -38,6 +38,7 @@ __all__ = [
     "seen_now",
     "state_of",
     "watch",
+    "watch_loaded",
     "watch_new",
     "watched_pks",
 ]
@@ -50,8 +51,8 @@ WRITES_KEY = "revy.writes"
 TRACKED_LIMIT_KEY = "revy.tracked_limit"
 
 
-class InstanceState:
-    """What revy knows about one instance.
+class InstanceState(weakref.ref):
+    """What revy knows about one instance: a weak reference to it, with what it knows.
 
     `base`: the row's values in the database as last seen (None when unknown or new), in the
     context `scope` when its write counter was at `seen`; `pending` marks a base written by a
@@ -59,24 +60,39 @@ class InstanceState:
     `checkpoint`: field values at the last attribution (None: nothing attributed since the
     instance was built). `spans`: per field index, the pending `[actor, description, old,
     new]` changes not yet saved, consecutive changes by one actor collapsed.
+
+    The state is the weak reference the scope watches the instance by: one object per row
+    loaded in a context, not two (loading rows is the hot path: every object is also work
+    for the garbage collector).
     """
 
-    __slots__ = ("base", "checkpoint", "owner", "pending", "scope", "seen", "spans")
+    __slots__ = ("base", "checkpoint", "pending", "scope", "seen", "spans")
 
-    def __init__(
-        self,
-        owner: int,
+    base: tuple | None
+    checkpoint: tuple | None
+    spans: dict[int, list[list]] | None
+    scope: Scope | None
+    seen: int
+    pending: tuple | None
+
+    def __new__(
+        cls,
+        instance: models.Model,
         base: tuple | None,
         checkpoint: tuple | None,
         scope: Scope | None = None,
-    ) -> None:
-        self.owner = owner
+    ) -> InstanceState:
+        self = super().__new__(cls, instance)
         self.base = base
         self.checkpoint = checkpoint
-        self.spans: dict[int, list[list]] | None = None
+        self.spans = None
         self.scope = scope
         self.seen = 0 if scope is None else scope.serial
-        self.pending: tuple | None = None
+        self.pending = None
+        return self
+
+    # `__new__` did it all (weakref.ref's own `__init__` takes other arguments).
+    __init__ = object.__init__
 
     def __reduce__(self):
         # A pickled or deep-copied instance (`cache.set(obj)`, `copy.deepcopy(obj)`) starts
@@ -92,7 +108,7 @@ def _forgotten() -> None:
 def state_of(instance: models.Model) -> InstanceState | None:
     """Return the instance's state; a copy of an instance does not inherit it."""
     state = instance.__dict__.get(STATE_KEY)
-    if state is not None and state.owner == id(instance):
+    if state is not None and state() is instance:
         return state
     return None
 
@@ -111,16 +127,22 @@ def watch_new(instance: models.Model) -> InstanceState:
 
 
 def watch(instance: models.Model, base: tuple | None, checkpoint: tuple | None) -> None:
-    scope = enabled_scope()
     state = state_of(instance)
     if state is not None:
         state.base, state.checkpoint, state.spans = base, checkpoint, None
         seen_now(state)
         return
-    instance.__dict__[STATE_KEY] = InstanceState(id(instance), base, checkpoint, scope)
+    watch_loaded(instance, base, checkpoint, enabled_scope())
+
+
+def watch_loaded(
+    instance: models.Model, base: tuple | None, checkpoint: tuple | None, scope: Scope | None
+) -> None:
+    """Start watching an instance that has no state yet (hot path: every row loaded)."""
+    state = instance.__dict__[STATE_KEY] = InstanceState(instance, base, checkpoint, scope)
     if scope is not None:
         tracked = scope.tracked
-        tracked.append(weakref.ref(instance))
+        tracked.append(state)
         if not len(tracked) & 1023:
             _forget_dead(scope)
 

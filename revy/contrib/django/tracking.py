@@ -22,7 +22,7 @@ from typing import Any, cast
 from django.db import DatabaseError, connections, models, router
 from django.db.models.deletion import Collector
 
-from revy.context import Context, add_boundary_listener, current_scope
+from revy.context import Context, add_boundary_listener, current_scope, enabled_scope
 from revy.contrib.django import deletion, onestatement, recorder
 from revy.contrib.django.attribution import (
     STATE_KEY,
@@ -36,6 +36,7 @@ from revy.contrib.django.attribution import (
     seen_now,
     state_of,
     watch,
+    watch_loaded,
 )
 from revy.contrib.django.inheritance import with_relatives
 from revy.contrib.django.recorder import (
@@ -120,12 +121,16 @@ def _from_db(cls, db, field_names, values, **kwargs):
         if fetch_mode is not None:
             new._state.fetch_mode = fetch_mode
         loaded = values
-    if recording():
+    scope = enabled_scope()
+    if scope is not None or recording():
         config = config_for(cls)
         if config is not None:
-            loaded = tuple(loaded) if loaded is not None else config.values_of(new)
-            loaded = config.frozen(loaded)
-            watch(new, loaded, loaded)
+            if loaded is None:  # built by the model's own __init__, which may have watched it
+                loaded = config.frozen(config.values_of(new))
+                watch(new, loaded, loaded)
+            else:
+                loaded = config.frozen(tuple(loaded))
+                watch_loaded(new, loaded, loaded, scope)
     return new
 
 
@@ -236,7 +241,7 @@ def _record_save(
                 base = select_row(config, using, pk)
     if state is None:
         # Assignments made before revy saw the instance belong to whoever saves it.
-        state = InstanceState(id(self), base, base, current_scope())
+        state = InstanceState(self, base, base, current_scope())
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
     saving = _Saving(config, using, update_fields, actor, description, current, base, own_block)

@@ -24,6 +24,7 @@ from revy import Context
 from revy import Context as C
 from revy.context import current_scope
 from revy.contrib.django import settings as revy_settings
+from revy.contrib.django.attribution import state_of
 from tests.conftest import added, count_queries
 from tests.factories import (
     actor_of,
@@ -1109,6 +1110,21 @@ def test_a_shallow_copy_is_tracked_on_its_own(user):
     assert values(first) == {"title": ("Original", "Copy")}
     assert values(second) == {"pages": (1, 2)}
     assert second.data["title"] == "Copy"
+
+
+def test_a_deep_copy_starts_afresh_and_the_original_keeps_its_state(user):
+    book = make_book(title="Original", pages=1)
+    with C.via_actor(user):
+        loaded = Book.objects.get(pk=book.pk)
+        loaded.title = "Assigned before the copy"
+        duplicate = copy.deepcopy(loaded)
+        assert state_of(duplicate) is None
+        assert state_of(loaded) is not None
+        duplicate.pages = 2
+        duplicate.save()
+    (delta,) = object_deltas(book)
+    # The copy compared with the database: both its changes, by the actor of the save.
+    assert values(delta) == {"title": ("Original", "Assigned before the copy"), "pages": (1, 2)}
 
 
 def test_a_copy_saved_as_a_new_row_records_a_create(user):

@@ -16,8 +16,9 @@ every row at the end of each revision. After every step:
   row did not exist then), for the revision the step recorded; at the end of each example
   for every revision, with `at=` and `delta=` points and `diff()` between revisions too;
 - one outermost context writes at most one revision, and never an empty one;
-- every content type a delta names exists, and no update records a field whose old and new
-  values are equal;
+- every content type a delta names exists, every attribute delta names its object delta's
+  revision and row (no database constraint checks either), and no update records a field whose
+  old and new values are equal;
 - an edit's attribute deltas name the actor who assigned each field.
 
 Examples are bounded by a hypothesis profile chosen with `REVY_PROPERTY_PROFILE`: `ci` (the
@@ -1034,8 +1035,21 @@ class HistoryMachine(RuleBasedStateMachine):
                 "field_name",
                 "old_value",
                 "new_value",
+                # No database constraint checks these: the writers' guarantee is tested here.
+                "revision_id",
+                "parent__revision_id",
+                "parent__content_type_id",
+                "parent__content_id",
             )
         )
+        for row in attributes:
+            own = (row[8], row[2], row[4])  # revision, content type, content id
+            parents = tuple(row[9:12])
+            assert own == parents, (
+                f"attribute delta {row[0]} names revision and row {own}, its object delta "
+                f"{row[1]} {parents}"
+            )
+        attributes = [row[:8] for row in attributes]
         named = {row[2] for row in deltas} | {row[3] for row in deltas}
         named |= {row[2] for row in attributes} | {row[3] for row in attributes}
         named.discard(None)

@@ -56,10 +56,20 @@ from example.api import contracts  # noqa: E402
 from revy import Context  # noqa: E402
 from revy.contrib.django.utils import get_object_delta_model  # noqa: E402
 from tests.conftest import report_line  # noqa: E402
+from tests.history_models import Revision  # noqa: E402
 from tests.rest.conftest import grant, token_client  # noqa: E402
 
 # A search for counterexamples: once per database per CI run (see noxfile.py).
-pytestmark = pytest.mark.search
+pytestmark = [
+    pytest.mark.search,
+    # The checked-in document is the demo's with revy's own history models: with custom ones
+    # swapped in (tests.settings_custom_history), the `content_type` labels it lists include
+    # models that are not installed, which the API rightly refuses.
+    pytest.mark.skipif(
+        Revision._meta.label != "revy.Revision",
+        reason="the checked-in OpenAPI document describes revy's own history models",
+    ),
+]
 
 EXAMPLES = int(os.environ.get("REVY_FUZZ_EXAMPLES", "4"))
 STEPS = int(os.environ.get("REVY_FUZZ_STEPS", "20"))

@@ -73,6 +73,7 @@ class ModelConfig:
         "normalizers",
         "pk_attname",
         "pk_default",
+        "pk_from_default",
         "pk_index",
         "pk_indexes",
         "pk_names",
@@ -95,6 +96,14 @@ class ModelConfig:
         self.pk_index = self.pk_indexes[0]
         # A primary key Django generates from a Python default (UUIDs) unless one is given.
         self.pk_default = opts.pk.has_default()
+        # An instance without a key is saved under what the key field's
+        # `get_pk_value_on_save` gives (`Model._save_table`); without a callable or database
+        # default that is a constant (a CharField's ""), and Django UPDATEs the row having it.
+        self.pk_from_default = not (
+            len(components) > 1
+            or (self.pk_default and callable(opts.pk.default))
+            or opts.pk.has_db_default()
+        )
         self.pk_names = frozenset({"pk", opts.pk.name, opts.pk.attname})
         self.all_indexes = frozenset(range(len(self.attnames)))
         # Field names and attnames (author and author_id) to positions in `attnames`.

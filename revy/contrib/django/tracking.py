@@ -46,7 +46,7 @@ from revy.contrib.django.recorder import (
     attribute_action,
     state_json,
 )
-from revy.contrib.django.registry import ModelConfig, config_for, is_composite
+from revy.contrib.django.registry import ModelConfig, config_for
 from revy.contrib.django.revisions import transaction_marker
 from revy.contrib.django.transactions import guard, run_atomically
 
@@ -198,18 +198,11 @@ def _save_base(
 
 
 def _key_on_save(config: ModelConfig, instance: models.Model, pk: Any) -> Any:
-    """The key Django saves the instance under: its own; when it has none, the key field's
-    default if that is a constant (a CharField's "", for one: Django then UPDATEs the row
-    that has it, if any); None for a new key (auto-increment, a callable or database
-    default), which makes the save an insert."""
-    if pk is not None:
-        return pk
-    field = config.model._meta.pk
-    generated = field.has_default() and callable(field.default)
-    if is_composite(config.model) or generated or field.has_db_default():
-        return None
-    # Django's own choice (`Model._save_table`); without a callable, it has no side effect.
-    return field.get_pk_value_on_save(instance)
+    """The key Django saves the instance under: its own, or when it has none the key field's
+    constant default (`ModelConfig.pk_from_default`); None for a new key, an insert."""
+    if pk is None and config.pk_from_default:
+        return config.model._meta.pk.get_pk_value_on_save(instance)
+    return pk
 
 
 def _certain_insert(instance, config, raw, force_insert, force_update, pk) -> bool:

@@ -65,6 +65,23 @@ def added(*statements: int) -> int:
     return 0 if one_statement() else sum(statements)
 
 
+def feed_caught_up(timeout: float = 10.0) -> None:
+    """Wait until the changes feed can deliver every recorded delta. On PostgreSQL it holds
+    deltas back while an older transaction of the database runs, and a test's committed
+    writes may briefly sit behind autovacuum's, or behind a transaction of another test
+    process that ended while the feed was reading (it then counts, to be safe)."""
+    import time
+
+    from revy.contrib.django.feed import committed
+    from tests.history_models import ObjectDelta
+
+    deadline = time.monotonic() + timeout
+    while committed(ObjectDelta.objects.all()).count() < ObjectDelta.objects.count():
+        if time.monotonic() > deadline:
+            return  # the test's own assertion says what is missing
+        time.sleep(0.02)
+
+
 def report_line(config, text: str) -> None:
     """Print a line in pytest's terminal summary (fuzzers report their figures with it)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from revy import Context
+from tests.conftest import feed_caught_up
 from tests.factories import make_author, make_book
 from tests.graphql.conftest import GraphQLClient, grant
 from tests.history_models import ObjectDelta
@@ -31,6 +32,7 @@ def test_pages_of_the_feed_follow_each_other(gql, user, admin_user):
         author = make_author()
         make_book(author=author)
         make_book(author=author)
+    feed_caught_up()
     gql.login(admin_user)
     first = gql(FEED, {"first": 2}).ok()["changes"]
     rest = gql(FEED, {"after": first["cursor"], "first": 2}).ok()["changes"]
@@ -47,6 +49,7 @@ def test_the_feed_shows_only_models_the_user_may_view(gql, user):
     with Context():
         make_book()
     grant(user, "testapp.view_author")
+    feed_caught_up()
     gql.login(user)
     deltas = gql(FEED).ok()["changes"]["deltas"]
     assert [d["content"]["type"] for d in deltas] == ["testapp.author"]

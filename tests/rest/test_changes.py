@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from revy import Context
-from tests.conftest import count_queries
+from tests.conftest import count_queries, feed_caught_up
 from tests.factories import make_author, make_book
 from tests.history_models import ObjectDelta
 from tests.rest.conftest import assert_problem, grant, token_client
@@ -52,6 +52,7 @@ def test_the_feed_lists_every_delta_oldest_first_in_the_delta_json(admin_api, us
     with Context(actor=user):
         author.name = "Anne"
         author.save()
+    feed_caught_up()
 
     results = follow(admin_api)
 
@@ -66,12 +67,14 @@ def test_the_feed_lists_every_delta_oldest_first_in_the_delta_json(admin_api, us
 def test_resuming_from_the_cursor_gives_only_what_is_new(admin_api):
     with Context():
         make_author()
+    feed_caught_up()
     first = admin_api.get("/api/changes/").json()
     assert len(first["results"]) == 1 and not first["has_more"]
     idle = admin_api.get("/api/changes/", {"after": first["cursor"]}).json()
     assert idle == {"results": [], "cursor": first["cursor"], "has_more": False}
     with Context():
         author = make_author()
+    feed_caught_up()
     later = admin_api.get("/api/changes/", {"after": idle["cursor"]}).json()
     assert [r["content"]["id"] for r in later["results"]] == [str(author.pk)]
 
@@ -81,6 +84,7 @@ def test_a_user_follows_only_the_models_they_may_view(user):
         author = make_author()
         make_book(author=author)
     grant(user, "testapp.view_book")
+    feed_caught_up()
     results = follow(token_client(user))
     assert {r["content"]["type"] for r in results} == {"testapp.book"}
 
@@ -89,6 +93,7 @@ def test_the_filters_of_deltas_apply(admin_api):
     with Context():
         author = make_author()
         make_book(author=author)
+    feed_caught_up()
     results = follow(admin_api, content_type="testapp.author")
     assert [r["content"]["id"] for r in results] == [str(author.pk)]
 
@@ -110,6 +115,7 @@ def test_page_size_is_capped_at_500(admin_api):
     with Context():
         for _ in range(3):
             make_author()
+    feed_caught_up()
     body = admin_api.get("/api/changes/", {"page_size": 100000}).json()
     assert len(body["results"]) == 3
 
@@ -125,6 +131,7 @@ def test_a_page_costs_the_same_number_of_queries_for_2_deltas_as_for_40(admin_ap
         with Context():
             for _ in range(count):
                 make_book()
+        feed_caught_up()
         admin_api.get("/api/changes/")  # warm caches
         with count_queries() as queries:
             assert len(admin_api.get("/api/changes/", {"page_size": 500}).json()["results"]) == (

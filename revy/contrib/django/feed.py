@@ -53,7 +53,10 @@ START = (0, 0)
 # Any transaction pg_stat_activity does not place (it has just ended, or is a prepared one)
 # counts, which can only delay a delta, never skip one. One evaluation per statement (an init
 # plan), so that it bounds the index scan, with the statement's own snapshot: what the query
-# sees and the horizon agree.
+# sees and the horizon agree. A transaction keeps what it first read of pg_stat_activity until
+# it ends, so a consumer polling inside one transaction would take every transaction another
+# database began since for one of its own and be held back: the init plan discards that copy
+# first (pg_stat_clear_snapshot(), evaluated in FROM before the select list reads the view).
 _HORIZON = """(SELECT LEAST(
     pg_snapshot_xmax(pg_current_snapshot())::text::bigint,
     (SELECT MIN(running::text::bigint) FROM pg_snapshot_xip(pg_current_snapshot()) AS running
@@ -64,7 +67,7 @@ _HORIZON = """(SELECT LEAST(
             SELECT oid FROM pg_database WHERE datname = current_database()
         )
      ))
-))"""
+) FROM (SELECT pg_stat_clear_snapshot() OFFSET 0) AS fresh_activity)"""
 
 
 class InvalidCursor(ValueError):

@@ -71,6 +71,7 @@ class ModelConfig:
         "model",
         "mutable",
         "normalizers",
+        "parent_key_attnames",
         "pk_attname",
         "pk_default",
         "pk_from_default",
@@ -80,6 +81,7 @@ class ModelConfig:
         "read",
         "recorded",
         "relatives",
+        "root_pk",
         "row_readers",
     )
 
@@ -96,13 +98,23 @@ class ModelConfig:
         self.pk_index = self.pk_indexes[0]
         # A primary key Django generates from a Python default (UUIDs) unless one is given.
         self.pk_default = opts.pk.has_default()
-        # An instance without a key is saved under what the key field's
+        # A multi-table child is saved under its parents' key: Django saves the parents first
+        # and then sets each link to the key its parent was saved under (`_save_parents`).
+        # The attnames of those keys, from the nearest parent to the root.
+        parent_keys: list[str] = []
+        root = opts
+        while (link := root.pk).remote_field is not None and link.remote_field.parent_link:
+            root = link.remote_field.model._meta
+            parent_keys.append(root.pk.attname)
+        self.parent_key_attnames = tuple(parent_keys)
+        # An instance without a key is saved under what the root's key field's
         # `get_pk_value_on_save` gives (`Model._save_table`); without a callable or database
         # default that is a constant (a CharField's ""), and Django UPDATEs the row having it.
+        self.root_pk = root.pk
         self.pk_from_default = not (
             len(components) > 1
-            or (self.pk_default and callable(opts.pk.default))
-            or opts.pk.has_db_default()
+            or (root.pk.has_default() and callable(root.pk.default))
+            or root.pk.has_db_default()
         )
         self.pk_names = frozenset({"pk", opts.pk.name, opts.pk.attname})
         self.all_indexes = frozenset(range(len(self.attnames)))

@@ -198,10 +198,15 @@ def _save_base(
 
 
 def _key_on_save(config: ModelConfig, instance: models.Model, pk: Any) -> Any:
-    """The key Django saves the instance under: its own, or when it has none the key field's
+    """The key Django saves the instance under: a multi-table child's nearest parent key that
+    is set, else its own (`ModelConfig.parent_key_attnames`); without one, the root key field's
     constant default (`ModelConfig.pk_from_default`); None for a new key, an insert."""
+    for attname in config.parent_key_attnames:
+        parent_key = getattr(instance, attname)
+        if parent_key is not None:
+            pk = parent_key
     if pk is None and config.pk_from_default:
-        return config.model._meta.pk.get_pk_value_on_save(instance)
+        return config.root_pk.get_pk_value_on_save(instance)
     return pk
 
 

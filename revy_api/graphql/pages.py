@@ -13,8 +13,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models
-from django.db.models import prefetch_related_objects
+from django.db.models import Prefetch, prefetch_related_objects
 
+from revy_api.field_changes import prefetched_field_changes
 from revy_api.references import References
 
 __all__ = [
@@ -40,10 +41,11 @@ class Page:
         self._prefetched: set[str] = set()
         self._batches: dict[str, Any] = {}
 
-    def prefetch(self, lookup: str) -> None:
-        """Prefetch a relation (`"children"`, `"revision"`) for every row of the page."""
-        if lookup not in self._prefetched:
-            self._prefetched.add(lookup)
+    def prefetch(self, lookup: str | Prefetch) -> None:
+        """Prefetch a relation (`"revision"`, `prefetch_field_changes()`) for every row."""
+        key = lookup if isinstance(lookup, str) else lookup.prefetch_to
+        if key not in self._prefetched:
+            self._prefetched.add(key)
             prefetch_related_objects(self.nodes, lookup)
 
     def batch(self, key: str, compute: Callable[[list[models.Model]], Any]) -> Any:
@@ -79,8 +81,7 @@ class Page:
         for node in self.nodes:
             self.want(getattr(node, "actor_type_id", None), getattr(node, "actor_id", None))
             self.want(getattr(node, "content_type_id", None), getattr(node, "content_id", None))
-            prefetched = getattr(node, "_prefetched_objects_cache", {}).get("children")
-            for child in prefetched or ():
+            for child in prefetched_field_changes(node) or ():
                 self.want(child.actor_type_id, child.actor_id)
 
 

@@ -26,6 +26,7 @@ from revy.contrib.django.utils import (
     get_revision_model,
 )
 from revy_api import inputs
+from revy_api.field_changes import field_changes, prefetch_field_changes
 from revy_api.graphql.connections import (
     HistoryConnection,
     resolve_connection,
@@ -186,9 +187,8 @@ class ObjectDelta(relay.Node):
     @strawberry.field(description="The field changes of this delta, in order.")
     @django_resolver
     def changes(self, root: Any) -> list[AttributeDelta]:
-        page_of(root).prefetch("children")
-        children = sorted(root.children.all(), key=lambda child: child.pk)
-        return [AttributeDelta.of(child) for child in children]
+        page_of(root).prefetch(prefetch_field_changes("created_at"))
+        return [AttributeDelta.of(child) for child in field_changes(root, "created_at")]
 
     @classmethod
     def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:

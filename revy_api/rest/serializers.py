@@ -19,6 +19,7 @@ from rest_framework import serializers
 from revy.contrib.django.models import Actions
 from revy_api import inputs
 from revy_api.errors import BadRequest
+from revy_api.field_changes import field_changes, prefetch_field_changes
 from revy_api.inputs import MAX_ID
 from revy_api.references import References
 from revy_api.rest.openapi import metadata_schema
@@ -90,13 +91,6 @@ def _references(context: Mapping[str, Any], deltas: Iterable[AbstractObjectDelta
     return references
 
 
-def _children(delta: AbstractObjectDelta) -> Sequence[AbstractAttributeDelta]:
-    cache = getattr(delta, "_prefetched_objects_cache", {})
-    if "children" in cache:
-        return cache["children"]
-    return list(delta.children.order_by("id"))
-
-
 # Object deltas ------------------------------------------------------------------------------
 
 
@@ -109,10 +103,10 @@ class _ObjectDeltaListSerializer(serializers.ListSerializer):
 
 
 class ObjectDeltaSerializer(serializers.Serializer):
-    """One change to one row, with its attribute deltas.
+    """One change to one row, with its attribute deltas."""
 
-    Prefetch `children` on the queryset; lists load actors and contents in one batch.
-    """
+    # Querysets prefetch the field changes (`revy_api.field_changes.prefetch_field_changes`);
+    # lists load actors and contents in one batch. (The docstring is the API document's.)
 
     id = serializers.IntegerField()
     revision = serializers.IntegerField(help_text="The id of the revision it belongs to.")
@@ -151,7 +145,7 @@ class ObjectDeltaSerializer(serializers.Serializer):
                     "actor": ref(child.actor_type_id, child.actor_id),
                     "description": child.description,
                 }
-                for child in _children(delta)
+                for child in field_changes(delta)
             ],
         }
 
@@ -290,14 +284,14 @@ class RevisionDetailSerializer(RevisionSerializer):
         deltas = list(
             _policy(self.context)
             .filter_deltas(_user(self.context), revision.object_deltas.all())
-            .prefetch_related("children")
+            .prefetch_related(prefetch_field_changes())
             .order_by("id")
         )
         references = References().want_deltas(deltas).load()
         pairs = set()
         for delta in deltas:
             pairs.add((delta.actor_type_id, delta.actor_id))
-            pairs.update((child.actor_type_id, child.actor_id) for child in _children(delta))
+            pairs.update((child.actor_type_id, child.actor_id) for child in field_changes(delta))
         render = ObjectDeltaSerializer(context=self.context).render
         return {
             **self.summary(revision, _actor_list(pairs, references), len(deltas)),

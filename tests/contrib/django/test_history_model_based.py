@@ -52,7 +52,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import FieldDoesNotExist, ObjectDoesNotExist
-from django.db import DatabaseError, IntegrityError, models, transaction
+from django.core.management.color import no_style
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -1225,11 +1226,21 @@ def _forget_content_types(*models_: type[models.Model]) -> None:
 
 
 def _wipe() -> None:
-    """Empty the models and the history tables, outside any context (nothing recorded)."""
-    for model in [ItemTag, TagLink, Membership, Doc, Stock, Shop, Place, Group, Item, Tag]:
+    """Empty the models and the history tables, outside any context (nothing recorded), and
+    restart their keys: every example then meets the same keys, so the same choices pick the
+    same rows when hypothesis replays an example (to shrink it, or to explore from it)."""
+    emptied = [ItemTag, TagLink, Membership, Doc, Stock, Shop, Place, Group, Item, Tag]
+    emptied += [get_attribute_delta_model(), get_object_delta_model(), get_revision_model()]
+    for model in emptied:
         model._base_manager.all().delete()
-    for model in [get_attribute_delta_model(), get_object_delta_model(), get_revision_model()]:
-        model._base_manager.all().delete()
+    with connection.cursor() as cursor:
+        sequences = [
+            sequence
+            for model in emptied
+            for sequence in connection.introspection.get_sequences(cursor, model._meta.db_table)
+        ]
+        for sql in connection.ops.sequence_reset_by_name_sql(no_style(), sequences):
+            cursor.execute(sql)
 
 
 def _save_unknown_field() -> None:

@@ -283,6 +283,42 @@ def test_rolling_back_a_child_whose_parent_row_exists_records_no_parent_creation
     assert snapshot(Shop, shop.pk).name == "corner"
 
 
+def _deletion_rolled_back(instance) -> None:
+    """Delete in a transaction that rolls back: Django still clears the instance's key."""
+    with pytest.raises(RuntimeError), transaction.atomic(), Context():
+        instance.delete()
+        raise RuntimeError("roll back")
+
+
+def test_a_row_whose_deletion_rolled_back_is_saved_as_an_update():
+    # The instance is left without its key: a CharField key's save() takes its default "",
+    # and Django UPDATEs the row that has that key.
+    Tag.objects.create(slug="", label="a")
+    tag, _ = created(Tag, slug="t1", label="b")
+    _deletion_rolled_back(tag)
+
+    change(tag, label="c")
+
+    actions = history_of(Tag, "").order_by("pk").values_list("action", flat=True)
+    assert list(actions) == ["Update"]
+    assert Tag.objects.get(slug="").label == "c"
+
+
+def test_a_child_whose_deletion_rolled_back_is_saved_as_an_update():
+    # delete() clears only the child's link; Django saves the parent under its own key first
+    # and the link takes it, so both rows are UPDATEd.
+    shop, _ = created(Shop, name="p")
+    _deletion_rolled_back(shop)
+
+    change(shop, name="q")
+
+    for model in (Shop, Place):
+        own = ContentType.objects.get_for_model(model)
+        deltas = history_of(model, shop.id).filter(content_type=own).order_by("pk")
+        assert list(deltas.values_list("action", flat=True)) == ["Create", "Update"]
+        assert changed_fields(deltas.last()) == {"name": ("p", "q")}
+
+
 def test_ignore_conflicts_on_a_model_with_a_json_field_is_recorded():
     with Context():
         Item.objects.bulk_create([Item(code="a")], ignore_conflicts=True)  # data={}

@@ -1563,25 +1563,3 @@ def test_a_child_whose_link_and_parent_key_differ_is_saved_under_the_parent_key(
     shop, place = _child_and_parent_deltas(second.pk)
     assert shop == [("Update", {"name": ("b", "c")})]
     assert place == [("Update", {"name": ("b", "c")})]
-
-
-def test_a_child_deleted_in_a_rolled_back_transaction_is_saved_as_an_update(user):
-    from tests.trustapp.models import Shop
-
-    with C.via_actor(user):
-        held = Shop.objects.create(name="p")
-    pk = held.pk
-    try:
-        with transaction.atomic(), C.via_actor(user):
-            held.delete()
-            raise RuntimeError("roll back")
-    except RuntimeError:
-        pass
-    with C.via_actor(user):
-        held.save()
-        held.name = "q"
-        held.save()
-    shop, place = _child_and_parent_deltas(pk)
-    assert [action for action, _ in shop] == ["Create", "Update"]
-    assert [action for action, _ in place] == ["Create", "Update"]
-    assert shop[-1][1] == {"name": ("p", "q")}

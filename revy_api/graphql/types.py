@@ -187,8 +187,8 @@ class ObjectDelta(relay.Node):
     @strawberry.field(description="The field changes of this delta, in order.")
     @django_resolver
     def changes(self, root: Any) -> list[AttributeDelta]:
-        page_of(root).prefetch(prefetch_field_changes("created_at"))
-        return [AttributeDelta.of(child) for child in field_changes(root, "created_at")]
+        page_of(root).prefetch(prefetch_field_changes())
+        return [AttributeDelta.of(child) for child in field_changes(root)]
 
     @classmethod
     def resolve_nodes(cls, *, info: Info, node_ids: Iterable[str], required: bool = False) -> Any:

@@ -15,7 +15,7 @@ from django.db import models
 
 from revy.contrib.django._meta import related_model
 from revy.contrib.django.registry import content_id, pk_from_content_id
-from revy_api.field_changes import prefetched_field_changes
+from revy_api.field_changes import loaded_field_changes
 
 __all__ = [
     "References",
@@ -72,7 +72,7 @@ class References:
         for delta in deltas:
             self.want(delta.actor_type_id, delta.actor_id)
             self.want(delta.content_type_id, delta.content_id)
-            for child in prefetched_field_changes(delta) or ():
+            for child in loaded_field_changes(delta) or ():
                 self.want(child.actor_type_id, child.actor_id)
         return self
 

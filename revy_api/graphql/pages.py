@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import models
-from django.db.models import Prefetch, prefetch_related_objects
 
-from revy_api.field_changes import prefetched_field_changes
+from revy_api.field_changes import FieldChange, loaded_field_changes
 from revy_api.references import References
 
 __all__ = [
@@ -31,22 +30,14 @@ _PAGE = "_revy_page"
 class Page:
     """Rows fetched together; loads their related data once, on first use."""
 
-    __slots__ = ("_asked", "_batches", "_pending", "_prefetched", "nodes", "references")
+    __slots__ = ("_asked", "_batches", "_pending", "nodes", "references")
 
     def __init__(self, nodes: Iterable[models.Model]) -> None:
         self.nodes = list(nodes)
         self.references = References()
         self._asked: set[tuple[int, str]] = set()
         self._pending = False
-        self._prefetched: set[str] = set()
         self._batches: dict[str, Any] = {}
-
-    def prefetch(self, lookup: str | Prefetch) -> None:
-        """Prefetch a relation (`"revision"`, `prefetch_field_changes()`) for every row."""
-        key = lookup if isinstance(lookup, str) else lookup.prefetch_to
-        if key not in self._prefetched:
-            self._prefetched.add(key)
-            prefetch_related_objects(self.nodes, lookup)
 
     def batch(self, key: str, compute: Callable[[list[models.Model]], Any]) -> Any:
         """Return `compute(rows)`, computed once per page and `key`."""
@@ -81,7 +72,7 @@ class Page:
         for node in self.nodes:
             self.want(getattr(node, "actor_type_id", None), getattr(node, "actor_id", None))
             self.want(getattr(node, "content_type_id", None), getattr(node, "content_id", None))
-            for child in prefetched_field_changes(node) or ():
+            for child in loaded_field_changes(node) or ():
                 self.want(child.actor_type_id, child.actor_id)
 
 
@@ -94,17 +85,14 @@ def attach_page(nodes: Iterable[models.Model]) -> Page:
     return page
 
 
-def page_of(node: models.Model) -> Page:
+def page_of(node: models.Model | FieldChange) -> Page:
     """Return the page of a row; a row fetched on its own is a page of one.
 
-    An attribute delta belongs to the page of its object delta when it was prefetched
-    through it.
+    A field change (`revy_api.field_changes.FieldChange`) belongs to the page of its object
+    delta.
     """
-    page = node.__dict__.get(_PAGE)
+    row = node.parent if isinstance(node, FieldChange) else node
+    page = row.__dict__.get(_PAGE)
     if page is None:
-        parent = node._state.fields_cache.get("parent")
-        if parent is not None and _PAGE in parent.__dict__:
-            page = parent.__dict__[_PAGE]
-        else:
-            page = attach_page([node])
+        page = attach_page([row])
     return page

@@ -26,7 +26,7 @@ from revy.contrib.django.utils import (
     get_revision_model,
 )
 from revy_api import inputs
-from revy_api.field_changes import field_changes, prefetch_field_changes
+from revy_api.field_changes import field_changes, load_field_changes
 from revy_api.graphql.connections import (
     HistoryConnection,
     resolve_connection,
@@ -187,7 +187,7 @@ class ObjectDelta(relay.Node):
     @strawberry.field(description="The field changes of this delta, in order.")
     @django_resolver
     def changes(self, root: Any) -> list[AttributeDelta]:
-        page_of(root).prefetch(prefetch_field_changes())
+        page_of(root).batch("field changes", load_field_changes)
         return [AttributeDelta.of(child) for child in field_changes(root)]
 
     @classmethod

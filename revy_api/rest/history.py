@@ -55,7 +55,6 @@ from revy.contrib.django._meta import concrete_model
 from revy.contrib.django.headers import REVISION_ID, authenticated_user
 from revy.contrib.django.recovery import CascadedRow
 from revy_api import inputs, operations
-from revy_api.field_changes import prefetch_field_changes
 from revy_api.rest import openapi
 from revy_api.rest.mixins import ProblemDetailsMixin
 from revy_api.rest.pagination import HistoryCursorPagination
@@ -321,7 +320,6 @@ class HistoryMixin(ProblemDetailsMixin, _ViewSet):
         deltas = self.get_history_queryset(target, aggregates=_flag(request, "aggregates"))
         paginator = self.history_pagination_class()
         # No view: the viewset's ordering filters are about its model, not about deltas.
-        deltas = deltas.prefetch_related(prefetch_field_changes())
         page = paginator.paginate_queryset(deltas, request)
         data = ObjectDeltaSerializer(page, many=True, context=self.get_serializer_context()).data
         return paginator.get_paginated_response(data)

@@ -19,7 +19,7 @@ from rest_framework import serializers
 from revy.contrib.django.models import Actions
 from revy_api import inputs
 from revy_api.errors import BadRequest
-from revy_api.field_changes import field_changes, prefetch_field_changes
+from revy_api.field_changes import field_changes, load_field_changes
 from revy_api.inputs import MAX_ID
 from revy_api.references import References
 from revy_api.rest.openapi import metadata_schema
@@ -84,7 +84,10 @@ class _ValueChangeSerializer(serializers.Serializer):
     new = serializers.JSONField(allow_null=True)
 
 
-def _references(context: Mapping[str, Any], deltas: Iterable[AbstractObjectDelta]) -> References:
+def _references(context: Mapping[str, Any], deltas: Sequence[AbstractObjectDelta]) -> References:
+    """The actors and contents of `deltas` and their field changes (read here, one query,
+    unless loaded already), from the context's `references` if it has them."""
+    load_field_changes(deltas)
     references = context.get("references")
     if references is None:
         references = References().want_deltas(deltas).load()
@@ -105,8 +108,9 @@ class _ObjectDeltaListSerializer(serializers.ListSerializer):
 class ObjectDeltaSerializer(serializers.Serializer):
     """One change to one row, with its attribute deltas."""
 
-    # Querysets prefetch the field changes (`revy_api.field_changes.prefetch_field_changes`);
-    # lists load actors and contents in one batch. (The docstring is the API document's.)
+    # Lists read the field changes of all their deltas in one query
+    # (`revy_api.field_changes`), then actors and contents in one batch per model. (The
+    # docstring is the API document's.)
 
     id = serializers.IntegerField()
     revision = serializers.IntegerField(help_text="The id of the revision it belongs to.")
@@ -284,9 +288,9 @@ class RevisionDetailSerializer(RevisionSerializer):
         deltas = list(
             _policy(self.context)
             .filter_deltas(_user(self.context), revision.object_deltas.all())
-            .prefetch_related(prefetch_field_changes())
             .order_by("id")
         )
+        load_field_changes(deltas)
         references = References().want_deltas(deltas).load()
         pairs = set()
         for delta in deltas:

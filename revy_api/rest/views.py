@@ -28,7 +28,6 @@ from revy.contrib.django import feed
 from revy.contrib.django.recovery import deleted
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
 from revy_api import operations
-from revy_api.field_changes import prefetch_field_changes
 from revy_api.references import content_type_for_label
 from revy_api.rest import openapi
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
@@ -183,7 +182,7 @@ class DeltaViewSet(_ReadOnlyHistoryViewSet):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
             return deltas.none()
         visible = self.get_visibility_policy().filter_deltas(self.request.user, deltas)
-        return visible.prefetch_related(prefetch_field_changes())
+        return visible
 
 
 @extend_schema_view(
@@ -267,7 +266,7 @@ class ChangesViewSet(ProblemDetailsMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
             return deltas.none()
         visible = self.get_visibility_policy().filter_deltas(self.request.user, deltas)
-        return visible.prefetch_related(prefetch_field_changes())
+        return visible
 
     @extend_schema(
         operation_id="listChanges",

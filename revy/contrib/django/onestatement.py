@@ -194,7 +194,9 @@ class Statement:
         self.done = False
         self.delta_id: Any = None
         self.change: Change | None = None
-        quote = connections[using].ops.quote_name
+        # The connection, looked up once: `connections[alias]` is a thread/task-local lookup.
+        self.connection = connections[using]
+        quote = self.connection.ops.quote_name
         table_name = quote(config.model._meta.db_table)
         self.insert_prefix = f"INSERT INTO {table_name} "
         self.update_prefix = f"UPDATE {table_name} SET "
@@ -202,9 +204,8 @@ class Statement:
             self.insert_prefix = self.update_prefix = f"DELETE FROM {table_name} WHERE "
 
     def __enter__(self) -> Statement:
-        connection = connections[self.using]
         self._stack().append(self)
-        self._wrapper = connection.execute_wrapper(self)
+        self._wrapper = self.connection.execute_wrapper(self)
         self._wrapper.__enter__()
         return self
 
@@ -213,10 +214,9 @@ class Statement:
         self._stack().pop()
 
     def _stack(self) -> list:
-        connection = connections[self.using]
-        stack = _STATEMENTS.get(connection)
+        stack = _STATEMENTS.get(self.connection)
         if stack is None:
-            stack = _STATEMENTS[connection] = []
+            stack = _STATEMENTS[self.connection] = []
         return stack
 
     def __call__(self, execute, sql, params, many, context):
@@ -234,7 +234,7 @@ class Statement:
         change = self.build(adding)
         if change is None:
             return execute(sql, params, many, context)
-        connection = connections[self.using]
+        connection = self.connection
         from_row = adding and change.pk == PENDING_KEY
         history_sql, history_params, revision_values = _history(
             connection, change, from_row, self.state_from_row
@@ -272,7 +272,7 @@ class Statement:
         """Send Django's UPDATE with the CTEs that read the old row, compare it with the new
         one and record the fields that changed (`_diff_history`)."""
         diff = self.diff()
-        connection = connections[self.using]
+        connection = self.connection
         before, returning, after, history_params, revision_values = _diff_history(connection, diff)
         rewritten = (
             f"WITH {before}, row AS ({sql} RETURNING {returning}), "

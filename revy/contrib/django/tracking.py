@@ -408,6 +408,16 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     spans = state.spans or {}
     after = written
     change: Change | None
+    if statement is not None and statement.change is not None:
+        # The save's own statement wrote the change planned as it was sent
+        # (`_planned_change`): the hooks get that one, not one rebuilt from the instance as
+        # post_save receivers left it, with the key an INSERT returned.
+        change = _with_returned_key(statement.change, config, written)
+        recorder.written(using, [change], [statement.delta_id])
+        note_write(config, change.pk)
+        _after_save(self, state, config, update_fields, base, written)
+        state.pending = transaction_marker(using, own_block=saving.own_block)
+        return
     if base is None:
         change = creation_change(config, self, after, spans, actor, description)
     else:
@@ -424,14 +434,21 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
             return
         change = update_change(config, self, base, after, saved, spans, actor, description)
     if change is not None:
-        if statement is not None and statement.change is not None:
-            recorder.written(using, [change], [statement.delta_id])
-        else:
-            with guard(using):
-                recorder.write(using, with_relatives(using, [change]))
+        with guard(using):
+            recorder.write(using, with_relatives(using, [change]))
         note_write(config, config.pk_of(after))
     _after_save(self, state, config, update_fields, base, written)
     state.pending = transaction_marker(using, own_block=saving.own_block)
+
+
+def _with_returned_key(change: Change, config: ModelConfig, written: tuple) -> Change:
+    """`change` with the key the row's INSERT returned in place of `PENDING_KEY`."""
+    if change.pk == onestatement.PENDING_KEY:
+        change.pk = config.pk_of(written)
+        if change.values is not None:
+            index = config.pk_index
+            change.values = (*change.values[:index], change.pk, *change.values[index + 1 :])
+    return change
 
 
 def _resolve_expressions(state, config, using, current, after, indexes) -> tuple:

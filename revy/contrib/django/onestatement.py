@@ -38,7 +38,6 @@ records the fields that differ (`Diff`); neither reads the row first. A save wit
 
 from __future__ import annotations
 
-import json
 import weakref
 from typing import Any
 
@@ -49,6 +48,7 @@ from revy.context import Context
 from revy.contrib.django import settings as revy_settings
 from revy.contrib.django import sqlencoding
 from revy.contrib.django._meta import concrete_field
+from revy.contrib.django.encoding import encode
 from revy.contrib.django.inserts import Table, table
 from revy.contrib.django.recorder import (
     ATTRIBUTE_DELTA_COLUMNS,
@@ -57,6 +57,8 @@ from revy.contrib.django.recorder import (
     Change,
     actor_key,
     attribute_action,
+    json_safe,
+    json_value,
     value_json,
 )
 from revy.contrib.django.registry import ModelConfig, config_for, is_composite
@@ -365,21 +367,21 @@ class _Shape:
         # The attribute deltas: one JSON array of rows, one parameter. Binding it costs the
         # driver a tenth of what one array per column costs: it quotes one string instead of
         # adapting every element (psycopg binds parameters on the client, into the SQL text).
+        # The values are JSON within it (a JSON null is SQL's NULL), encoded once with the rows.
         self.attributes = table(get_attribute_delta_model(), ATTRIBUTE_DELTA_COLUMNS)
         record = []
         for name in _ROW:
             field = concrete_field(self.attributes.model, name)
             is_json = field.get_internal_type() == "JSONField"
-            record.append(f"{name} {'text' if is_json else field.db_type(connection)}")
+            record.append(f"{name} {'jsonb' if is_json else field.db_type(connection)}")
         record.append("is_key boolean")
         given = {
             "revision_id": "rev.id",
             "parent_id": "od.id",
-            "old_value": "a.old_value::jsonb",
             "new_value": (
-                f"CASE WHEN a.is_key THEN to_jsonb({pk_column}) ELSE a.new_value::jsonb END"
+                f"CASE WHEN a.is_key THEN to_jsonb({pk_column}) ELSE a.new_value END"
                 if from_row
-                else "a.new_value::jsonb"
+                else "a.new_value"
             ),
         }
         if from_row:
@@ -497,8 +499,8 @@ def _history(
                 "action": action,
                 "description": description or "",
                 "field_name": attnames[index],
-                "old_value": value_json(config, index, old),
-                "new_value": None if is_key else value_json(config, index, new),
+                "old_value": json_value(config, index, old),
+                "new_value": None if is_key else json_value(config, index, new),
                 "automatic": actor is AUTOMATIC,
                 "is_key": is_key,
             }
@@ -506,7 +508,13 @@ def _history(
     known = {"content_type_id": content_type_id, "content_id": content_id, "created_at": now}
     params += [known[attname] for attname in shape.attribute_params]
     params += shape.attributes.extra_values(connection)
-    params.append(json.dumps(rows))
+    try:
+        params.append(encode(rows))
+    except TypeError:  # a custom field's own type: the form the database stores
+        for row, (index, *_) in zip(rows, change.attributes, strict=True):
+            row["old_value"] = json_safe(config, index, row["old_value"])
+            row["new_value"] = json_safe(config, index, row["new_value"])
+        params.append(encode(rows))
     return shape.sql, params, revision_values
 
 

@@ -33,6 +33,8 @@ __all__ = [
     "actor_key",
     "after_write",
     "attribute_action",
+    "json_safe",
+    "json_value",
     "state_json",
     "value_json",
     "write",
@@ -157,25 +159,33 @@ def state_json(config: ModelConfig, values: Sequence) -> str:
         return encode({attnames[index]: values[index] for index in indexes})
     except TypeError:
         return encode(
-            {attnames[index]: _serializable(config, index, values[index]) for index in indexes}
+            {attnames[index]: json_safe(config, index, values[index]) for index in indexes}
         )
+
+
+def json_value(config: ModelConfig, index: int, value: Any) -> Any:
+    """One field value as an attribute delta stores it, before encoding: masked fields become
+    the mask (see `json_safe` for values JSON cannot encode)."""
+    if value is not None and index in config.masked:
+        # An empty value hides nothing (the action already says Unset); anything else is masked.
+        return revy_settings.MASK
+    return value
 
 
 def value_json(config: ModelConfig, index: int, value: Any) -> str | None:
     """Encode one field value for an attribute delta (masked fields become the mask)."""
     if value is None:
         return None
-    if index in config.masked:
-        # An empty value hides nothing (the action already says Unset); anything else is masked.
-        return encode(revy_settings.MASK)
+    value = json_value(config, index, value)
     try:
         return encode(value)
     except TypeError:
-        return encode(_serializable(config, index, value))
+        return encode(json_safe(config, index, value))
 
 
-def _serializable(config: ModelConfig, index: int, value: Any) -> Any:
-    """A value JSON cannot encode (a custom field's own type): the form the database stores."""
+def json_safe(config: ModelConfig, index: int, value: Any) -> Any:
+    """`value`, or where JSON cannot encode it (a custom field's own type), the form the
+    database stores."""
     try:
         encode(value)
     except TypeError:

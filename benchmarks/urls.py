@@ -2,11 +2,10 @@
 
 import strawberry
 from django.urls import include, path
-from strawberry.django.views import GraphQLView
 from strawberry.extensions import ParserCache, ValidationCache
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from revy_api.graphql import RevisionQuery
+from revy_api.graphql import GraphQLView, RevisionQuery
 
 
 @strawberry.type

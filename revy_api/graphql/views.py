@@ -24,12 +24,14 @@ What it adds to `strawberry.django.views.GraphQLView` (`AsyncGraphQLView` likewi
   has that media type, and a request that cannot be executed (a document that does not
   parse or validate) is a 400 without `data`. With `application/json` (the default) such
   errors are answered with 200, as before.
+- `GraphQLView` runs the operation on a stack of its own (`_on_fresh_stack`), which makes a
+  page of a few hundred fields about a third cheaper to execute on CPython.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from asgiref.sync import sync_to_async
@@ -67,6 +69,31 @@ _STATUS_CODES = {
     405: "METHOD_NOT_ALLOWED",
     413: "PAYLOAD_TOO_LARGE",
 }
+
+
+def _on_fresh_stack(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Return `function(*args, **kwargs)`, called where CPython's frame stack has room.
+
+    CPython (3.11 and later) keeps Python frames in chunks of 16 KB that it maps when a call
+    does not fit in the current one and unmaps as soon as the frame at the chunk's start
+    returns. graphql-core executes a query recursively (about five frames per level, plus
+    strawberry's resolver wrappers), deeper than what is left of the request's chunk, so a
+    page of 400 fields crossed the chunk's end back and forth: 150 to 960 minor page faults
+    and 12 to 18 ms of CPU for one `objectHistory` page at a million deltas, depending on how
+    deep the view itself was called. This function's frame claims 64 KB
+    (`_FRESH_STACK_SLOTS`, as stack space its code never uses), so CPython gives it a chunk
+    of 128 KB of its own, and the execution fits in the rest: 6 faults, about 10 ms.
+    Elsewhere (another interpreter, another version) it is a plain call.
+    """
+    return function(*args, **kwargs)
+
+
+# Pointers: 64 KB. The chunk is the next power of two above the frame (128 KB), mapped once
+# per operation; only the pages the execution touches cost a fault.
+_FRESH_STACK_SLOTS = 8192
+_on_fresh_stack.__code__ = _on_fresh_stack.__code__.replace(
+    co_stacksize=max(_on_fresh_stack.__code__.co_stacksize, _FRESH_STACK_SLOTS)
+)
 
 
 class _Refused(Exception):
@@ -238,8 +265,9 @@ class GraphQLView(_RevyViewMixin, StrawberryGraphQLView):
         return self.finish(request, response)
 
     def execute_single(self, request: Any, request_adapter: Any, *args: Any, **kwargs: Any) -> Any:
+        execute = super().execute_single
         try:
-            return super().execute_single(request, request_adapter, *args, **kwargs)
+            return _on_fresh_stack(execute, request, request_adapter, *args, **kwargs)
         except HTTPException as error:
             cause = error.__cause__
             if isinstance(cause, InvalidOperationTypeError):

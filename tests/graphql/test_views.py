@@ -11,13 +11,19 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 
 import pytest
-from django.test import Client
+from django.test import Client, override_settings
 from rest_framework.authtoken.models import Token
 
 from revy import Context
-from revy_api.graphql.views import GRAPHQL_RESPONSE_MEDIA_TYPE
+from revy.contrib.django.access import VisibilityPolicy
+from revy_api.graphql.views import (
+    _FRESH_STACK_SLOTS,
+    GRAPHQL_RESPONSE_MEDIA_TYPE,
+    _on_fresh_stack,
+)
 from tests.factories import make_book, object_deltas, revisions
 from tests.graphql.conftest import grant
 
@@ -254,3 +260,34 @@ def test_every_error_has_a_code(url, query, variables, code, user, book):
     assert [error["extensions"]["code"] for error in errors] == [code]
     if code == "INTERNAL_SERVER_ERROR":
         assert errors[0]["message"] == "Internal server error."
+
+
+class StackRecordingPolicy(VisibilityPolicy):
+    """The default policy, noting the functions beneath each resolver that asks it."""
+
+    callers: list[set[str]] = []
+
+    def filter_deltas(self, user, queryset):
+        frame, names = sys._getframe(), set()
+        while frame is not None:
+            names.add(frame.f_code.co_name)
+            frame = frame.f_back
+        self.callers.append(names)
+        return super().filter_deltas(user, queryset)
+
+
+@override_settings(REVY_API={"VISIBILITY_POLICY": f"{__name__}.StackRecordingPolicy"})
+def test_the_operation_runs_on_a_stack_of_its_own(user, book):
+    # CPython maps a chunk for a frame that does not fit in the current one: a frame that
+    # claims this much space gets one of its own, and the execution runs in its rest.
+    assert _on_fresh_stack.__code__.co_stacksize >= _FRESH_STACK_SLOTS >= 8192
+    assert _on_fresh_stack(lambda *args, **kwargs: (args, kwargs), 1, two=2) == ((1,), {"two": 2})
+    StackRecordingPolicy.callers.clear()
+    client = Client()
+    client.force_login(user)
+
+    response = _post(client, "/graphql/", {"query": QUERY})
+
+    assert response.status_code == 200, response.content
+    assert StackRecordingPolicy.callers, "no resolver asked the policy"
+    assert all("_on_fresh_stack" in names for names in StackRecordingPolicy.callers)

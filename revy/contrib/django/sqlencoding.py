@@ -158,12 +158,10 @@ class FieldEncoder:
         if kind == "date":
             return f"to_jsonb(to_char({column}, 'YYYY-MM-DD'))"
         if kind == "datetime":
-            utc = f"({column} AT TIME ZONE 'UTC')"
-            micro = f"to_char({utc}, 'US')"
-            return (
-                f"to_jsonb(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || "
-                f"CASE WHEN {micro} = '000000' THEN '' ELSE '.' || {micro} END || '+00:00')"
-            )
+            # isoformat(): the microseconds only when there are some. Kept short: a
+            # statement's text over 4 KB is parsed again by psycopg at every execution.
+            iso = f"to_char({column} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US+00:00')"
+            return f"to_jsonb(replace({iso}, '.000000+', '+'))"
         if kind == "json":
             return column
         if kind == "binary":

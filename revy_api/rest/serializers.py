@@ -57,6 +57,12 @@ __all__ = [
 ]
 
 
+#: Renders a datetime as the declared `DateTimeField`s do. Asking `self.fields` for theirs
+#: makes DRF deep-copy every declared field of the serializer, nested serializers included,
+#: once per serializer instance, that is once per request.
+_render_datetime = serializers.DateTimeField().to_representation
+
+
 # References and changes -------------------------------------------------------------------
 
 
@@ -137,7 +143,7 @@ class ObjectDeltaSerializer(serializers.Serializer):
             "action": delta.action,
             "event_type": delta.event_type,
             "description": delta.description,
-            "created_at": self.fields["created_at"].to_representation(delta.created_at),
+            "created_at": _render_datetime(delta.created_at),
             "actor": ref(delta.actor_type_id, delta.actor_id),
             "content": ref(delta.content_type_id, delta.content_id),
             "changes": [
@@ -258,7 +264,7 @@ class RevisionSerializer(serializers.Serializer):
         return {
             "id": revision.pk,
             "description": revision.description,
-            "created_at": self.fields["created_at"].to_representation(revision.created_at),
+            "created_at": _render_datetime(revision.created_at),
             "actors": actors,
             "delta_count": count,
         }
@@ -508,7 +514,7 @@ class DeletedObjectSerializer(serializers.Serializer):
         return {
             "delta": deletion.pk,
             "revision": deletion.revision_id,
-            "deleted_at": self.fields["deleted_at"].to_representation(deletion.created_at),
+            "deleted_at": _render_datetime(deletion.created_at),
             "actor": references.ref(deletion.actor_type_id, deletion.actor_id),
             "description": deletion.description,
             "content": {**content, "display": str(deletion.snapshot)},

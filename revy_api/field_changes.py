@@ -91,14 +91,13 @@ class FieldChange:
 def load_field_changes(deltas: Iterable[Any]) -> None:
     """Read the field changes of `deltas` (object deltas of one database) in one query, in id
     order, unless they are loaded already; read them with `loaded_field_changes`."""
-    wanted = {
-        delta.pk: delta
-        for delta in deltas
-        if delta.pk is not None and _ATTRIBUTE not in delta.__dict__
-    }
+    wanted: dict[Any, list[Any]] = {}  # by key: a page may hold one row twice
+    for delta in deltas:
+        if delta.pk is not None and _ATTRIBUTE not in delta.__dict__:
+            wanted.setdefault(delta.pk, []).append(delta)
     if not wanted:
         return
-    using = next(iter(wanted.values()))._state.db
+    using = next(iter(wanted.values()))[0]._state.db
     loaded: dict[Any, list[FieldChange]] = {pk: [] for pk in wanted}
     rows = (
         get_attribute_delta_model()
@@ -109,9 +108,10 @@ def load_field_changes(deltas: Iterable[Any]) -> None:
     )
     for row in rows:
         parent = row[1]
-        loaded[parent].append(FieldChange(row, wanted[parent]))
-    for pk, delta in wanted.items():
-        delta.__dict__[_ATTRIBUTE] = loaded[pk]
+        loaded[parent].append(FieldChange(row, wanted[parent][0]))
+    for pk, same in wanted.items():
+        for delta in same:
+            delta.__dict__[_ATTRIBUTE] = loaded[pk]
 
 
 def loaded_field_changes(delta: Any) -> Sequence[FieldChange] | None:

@@ -69,3 +69,13 @@ def test_a_delta_on_its_own_reads_its_field_changes_when_asked():
     assert first is again
     assert _rows(first) == _rows(attribute_deltas(delta))
     assert [change.pk for change in first] == sorted(change.pk for change in first)
+
+
+def test_a_row_twice_in_a_page_gets_its_field_changes_both_times():
+    with Context():
+        author = make_author(name="Ann")
+    (delta,) = object_deltas(author)
+    (twin,) = object_deltas(author)
+    load_field_changes([delta, twin])
+    assert _rows(loaded_field_changes(delta) or ()) == _rows(attribute_deltas(delta))
+    assert _rows(loaded_field_changes(twin) or ()) == _rows(attribute_deltas(delta))

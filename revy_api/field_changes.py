@@ -44,9 +44,8 @@ _ATTRIBUTE = "_revy_field_changes"
 
 
 class FieldChange:
-    """One field change as the APIs show it: an attribute delta's shown columns, read as
-    values (`pk`, `field_name`, `action`, `old_value`, `new_value`, `actor_type_id`,
-    `actor_id`, `description`, `created_at`), and `parent`, the object delta it belongs to."""
+    """One field change as the APIs show it: an attribute delta's shown columns
+    (`SHOWN_FIELDS`, the key as `pk`), and `parent`, the object delta it belongs to."""
 
     __slots__ = (
         "action",

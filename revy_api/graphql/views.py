@@ -78,7 +78,7 @@ def _on_fresh_stack(function: Callable[..., Any], *args: Any, **kwargs: Any) -> 
     does not fit in the current one and unmaps as soon as the frame at the chunk's start
     returns. graphql-core executes a query recursively (about five frames per level, plus
     strawberry's resolver wrappers), deeper than what is left of the request's chunk, so a
-    page of 400 fields crossed the chunk's end back and forth: 150 to 960 minor page faults
+    page of 400 fields crossed the chunk's end back and forth: 120 to 960 minor page faults
     and 12 to 18 ms of CPU for one `objectHistory` page at a million deltas, depending on how
     deep the view itself was called. This function's frame claims 64 KB
     (`_FRESH_STACK_SLOTS`, as stack space its code never uses), so CPython gives it a chunk

@@ -296,8 +296,7 @@ class RevisionDetailSerializer(RevisionSerializer):
             .filter_deltas(_user(self.context), revision.object_deltas.all())
             .order_by("id")
         )
-        load_field_changes(deltas)
-        references = References().want_deltas(deltas).load()
+        references = _references(self.context, deltas)
         pairs = set()
         for delta in deltas:
             pairs.add((delta.actor_type_id, delta.actor_id))

@@ -373,12 +373,9 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     config, using, update_fields = saving.config, saving.using, saving.update_fields
     if statement is not None and statement.diffed and statement.found:
         # The save's statement read the old row and recorded what changed.
-        if statement.change is not None:
-            recorder.written(using, [statement.change], [statement.delta_id])
-            note_write(config, statement.change.pk)
-        _after_save(
-            self, state, config, update_fields, None, config.normalize(config.values_of(self))
-        )
+        written = config.normalize(config.values_of(self))
+        _statement_wrote(statement, config, using, written)
+        _after_save(self, state, config, update_fields, None, written)
         state.pending = transaction_marker(using, own_block=saving.own_block)
         return
     actor, description, current, base = (
@@ -411,10 +408,8 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     if statement is not None and statement.change is not None:
         # The save's own statement wrote the change planned as it was sent
         # (`_planned_change`): the hooks get that one, not one rebuilt from the instance as
-        # post_save receivers left it, with the key an INSERT returned.
-        change = _with_returned_key(statement.change, config, written)
-        recorder.written(using, [change], [statement.delta_id])
-        note_write(config, change.pk)
+        # post_save receivers left it.
+        _statement_wrote(statement, config, using, written)
         _after_save(self, state, config, update_fields, base, written)
         state.pending = transaction_marker(using, own_block=saving.own_block)
         return
@@ -441,14 +436,19 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     state.pending = transaction_marker(using, own_block=saving.own_block)
 
 
-def _with_returned_key(change: Change, config: ModelConfig, written: tuple) -> Change:
-    """`change` with the key the row's INSERT returned in place of `PENDING_KEY`."""
+def _statement_wrote(statement, config: ModelConfig, using: str, written: tuple) -> None:
+    """Run the hooks of the change the save's own statement wrote, if any, with the key the
+    row's INSERT returned in place of `PENDING_KEY`, and note the write."""
+    change = statement.change
+    if change is None:
+        return
     if change.pk == onestatement.PENDING_KEY:
         change.pk = config.pk_of(written)
         if change.values is not None:
             index = config.pk_index
             change.values = (*change.values[:index], change.pk, *change.values[index + 1 :])
-    return change
+    recorder.written(using, [change], [statement.delta_id])
+    note_write(config, change.pk)
 
 
 def _resolve_expressions(state, config, using, current, after, indexes) -> tuple:

@@ -14,7 +14,12 @@ import strawberry
 from django.db import models
 from django.db.models import Exists, OuterRef, Q
 
-from revy.contrib.django.export import actor_condition, search_condition, window_condition
+from revy.contrib.django.export import (
+    actor_condition,
+    revision_window_conditions,
+    search_condition,
+    window_condition,
+)
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
 from revy_api.graphql.arguments import checked
@@ -68,9 +73,14 @@ def delta_conditions(filters: HistoryFilter | None, *, paged: bool = True) -> Q:
     Values are checked as REST checks them (`revy_api.inputs`); BAD_REQUEST names the
     filter at fault.
     """
-    conditions = Q()
+    return _conditions(filters, paged=paged, for_revisions=False)[0]
+
+
+def _conditions(filters: HistoryFilter | None, *, paged: bool, for_revisions: bool) -> tuple[Q, Q]:
+    """(on the deltas, on their revisions); `for_revisions`: the deltas are tested per revision."""
+    conditions = revisions = Q()
     if filters is None:
-        return conditions
+        return conditions, revisions
     if filters.actor:
         conditions &= _actor_condition(filters.actor, paged)
     if filters.content_type:
@@ -92,11 +102,15 @@ def delta_conditions(filters: HistoryFilter | None, *, paged: bool = True) -> Q:
             since = checked(inputs.moment, filters.since, "since", argument="since")
         if filters.until is not None:
             until = checked(inputs.moment, filters.until, "until", argument="until")
-        conditions &= window_condition(since, until)
+        if for_revisions:
+            window, revisions = revision_window_conditions(since, until)
+        else:
+            window = window_condition(since, until)
+        conditions &= window
     if filters.search:
         text = checked(inputs.search, filters.search, argument="search")
         conditions &= search_condition(text)
-    return conditions
+    return conditions, revisions
 
 
 def filter_revisions(
@@ -111,10 +125,10 @@ def filter_revisions(
     `paged`: for a page newest first (an EXISTS per revision, as REST's `/revisions/`, which
     stops with the page); else for a count (the matching deltas' revisions, read once).
     """
-    conditions = delta_conditions(filters, paged=paged)
+    conditions, revisions = _conditions(filters, paged=paged, for_revisions=True)
     if not conditions:
         return queryset
     deltas = state.visible_deltas(get_object_delta_model()._base_manager.filter(conditions))
     if paged:
-        return queryset.filter(Exists(deltas.filter(revision=OuterRef("pk"))))
-    return queryset.filter(pk__in=deltas.values("revision_id"))
+        return queryset.filter(revisions, Exists(deltas.filter(revision=OuterRef("pk"))))
+    return queryset.filter(revisions, pk__in=deltas.values("revision_id"))

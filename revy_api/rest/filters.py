@@ -18,13 +18,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django_filters import rest_framework as filters
 from django_filters import utils
 from django_filters.fields import IsoDateTimeField
 from rest_framework.request import Request
 
-from revy.contrib.django.export import by_actor, search_condition, window_condition
+from revy.contrib.django.export import (
+    by_actor,
+    revision_window_conditions,
+    search_condition,
+    window_condition,
+)
 from revy.contrib.django.models import Actions
 from revy.contrib.django.utils import get_object_delta_model
 from revy_api import inputs
@@ -148,6 +153,13 @@ class DeltaFilterSet(filters.FilterSet):
         model = get_object_delta_model()
         fields: list[str] = []
 
+    def __init__(self, *args: Any, for_revisions: bool = False, **kwargs: Any) -> None:
+        """`for_revisions`: the deltas are tested per revision (`RevisionFilterBackend`)."""
+        super().__init__(*args, **kwargs)
+        self.for_revisions = for_revisions
+        #: What the revisions must satisfy beyond having a matching delta (`for_revisions`).
+        self.revision_condition = Q()
+
     def filter_window(self, queryset: QuerySet, name: str, value: Any) -> QuerySet:
         return queryset  # both bounds at once, in `filter_queryset`
 
@@ -157,6 +169,11 @@ class DeltaFilterSet(filters.FilterSet):
         since, until = data.get("since"), data.get("until")
         if since is None and until is None:
             return queryset
+        if self.for_revisions:
+            condition, self.revision_condition = revision_window_conditions(
+                since, until, using=queryset.db
+            )
+            return queryset.filter(condition)
         return queryset.filter(window_condition(since, until, using=queryset.db))
 
     def filter_search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
@@ -184,9 +201,14 @@ class RevisionFilterBackend(DeltaFilterBackend):
             request.user, get_object_delta_model()._base_manager.all()
         )
         filterset_class = self.get_filterset_class(view, queryset)
-        filterset = filterset_class(request.query_params, queryset=visible, request=request)
+        filterset = filterset_class(
+            request.query_params, queryset=visible, request=request, for_revisions=True
+        )
         if not filterset.is_valid():
             raise utils.translate_validation(filterset.errors)
         if not filterset.is_filtering():
             return queryset
-        return queryset.filter(Exists(filterset.qs.filter(revision=OuterRef("pk"))))
+        deltas = filterset.qs  # sets `revision_condition`
+        return queryset.filter(
+            filterset.revision_condition, Exists(deltas.filter(revision=OuterRef("pk")))
+        )

@@ -55,6 +55,7 @@ __all__ = [
     "jsonl_lines",
     "lines",
     "records",
+    "revision_window_conditions",
     "search_condition",
     "window_condition",
 ]
@@ -169,27 +170,68 @@ def window_condition(
     """The object deltas recorded in `[since, until]` (either may be None), as a Q.
 
     On PostgreSQL a window of at most `SMALL_WINDOW_ROWS` deltas becomes `id = ANY(ARRAY(<their
-    ids from the (created_at, id) index>))`: a page newest first then reads only the window,
-    where the plain range let the planner scan ids backwards from the newest delta to the
-    window (700,000 deltas for an hour a day into a million). One capped index-only count
+    ids from the (created_at, id, revision) index>))`: a page newest first then reads only the
+    window, where the plain range let the planner scan ids backwards from the newest delta to
+    the window (700,000 deltas for an hour a day into a million). One capped index-only count
     decides; a larger window keeps the plain range, which is right for recent windows (a
     large old window still scans from the newest delta: see `benchmarks/API-SCALE.md`).
     """
+    condition = _window_range(since, until)
+    using = _small_window_database(condition, using)
+    if using is None:
+        return condition
+    window = get_object_delta_model()._base_manager.using(using).filter(condition)
+    return Q(_AnyOf(F("pk"), _array(window.order_by().values("pk"))))
+
+
+def revision_window_conditions(
+    since: datetime.datetime | None, until: datetime.datetime | None, using: str | None = None
+) -> tuple[Q, Q]:
+    """Conditions for the revisions having a delta recorded in `[since, until]`.
+
+    Returns `(on the deltas, on the revisions)`. The deltas' condition is the plain range,
+    which a page of revisions newest first tests on each revision's few deltas (found by their
+    revision key). On PostgreSQL, for a window of at most `SMALL_WINDOW_ROWS` deltas, the
+    revisions' condition is `id = ANY(ARRAY(<the window's revision ids, from the (created_at,
+    id, revision) index alone>))`, so that page probes only revisions with a delta in the
+    window; it was walking every revision newer than the window, or reading the window's
+    deltas by key for their revisions (an hour a day into a million deltas: 31 ms, now 5 ms).
+    Otherwise the revisions' condition is empty.
+    """
+    condition = _window_range(since, until)
+    using = _small_window_database(condition, using)
+    if using is None:
+        return condition, Q()
+    window = get_object_delta_model()._base_manager.using(using).filter(condition)
+    revisions = _array(window.order_by().values("revision_id").distinct())
+    return condition, Q(_AnyOf(F("pk"), revisions))
+
+
+def _window_range(since: datetime.datetime | None, until: datetime.datetime | None) -> Q:
     condition = Q()
     if since is not None:
         condition &= Q(created_at__gte=since)
     if until is not None:
         condition &= Q(created_at__lte=until)
+    return condition
+
+
+def _small_window_database(condition: Q, using: str | None) -> str | None:
+    """The database, when it is PostgreSQL and `condition` holds few deltas; else None."""
     model = get_object_delta_model()
     using = using or router.db_for_read(model)
     if not condition or connections[using].vendor != "postgresql":
-        return condition
+        return None
     window = model._base_manager.using(using).filter(condition).order_by()
     if window.values("pk")[:SMALL_WINDOW_ROWS].count() >= SMALL_WINDOW_ROWS:
-        return condition
+        return None
+    return using
+
+
+def _array(values: models.QuerySet) -> Any:
     from django.contrib.postgres.expressions import ArraySubquery
 
-    return Q(_AnyOf(F("pk"), ArraySubquery(window.values("pk"))))
+    return ArraySubquery(values)
 
 
 class _AnyOf(Func):

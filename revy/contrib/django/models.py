@@ -386,9 +386,9 @@ class ObjectDelta(AbstractObjectDelta):
             # The actor filter (`export.actor_condition`) and erasure: an actor's deltas, by id.
             models.Index(fields=["actor_type", "actor_id", "id"], name="revy_delta_actor_id_idx"),
             models.Index(fields=["event_type"], name="revy_delta_event_type_idx"),
-            # since/until (`export.window_condition`: the window's ids from the index alone),
-            # pruning by age.
-            models.Index(fields=["created_at", "id"], name="revy_delta_created_id_idx"),
+            # since/until (`export.window_condition`, `revision_window_conditions`: the
+            # window's ids, or its revisions, from the index alone), pruning by age.
+            models.Index(fields=["created_at", "id", "revision"], name="revy_delta_window_idx"),
             # The changes feed: deltas in (transaction, id) order from a cursor.
             models.Index(fields=["transaction_id", "id"], name="revy_delta_feed_idx"),
         ]

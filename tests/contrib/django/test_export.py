@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 from django.core.management import CommandError, call_command
 from django.db import connection
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -288,6 +288,42 @@ def test_both_shapes_of_the_window_condition_select_the_window(shapes, bounds):
             condition = export.window_condition(since, until)
         found = set(ObjectDelta.objects.filter(condition).values_list("pk", flat=True))
         assert found == expected, (since, until, small_under)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    deltas=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 20)), max_size=12),
+    bounds=st.tuples(st.integers(-1, 21), st.integers(-1, 21)),
+)
+def test_both_shapes_of_the_revision_window_select_the_revisions_with_a_delta_in_it(deltas, bounds):
+    ObjectDelta.objects.all().delete()
+    Revision.objects.all().delete()
+    start = timezone.now() - datetime.timedelta(days=1)
+    revisions = [Revision.objects.create() for _ in range(4)]
+    content_type = ContentType.objects.get_for_model(Author)
+    for number, (revision, minutes) in enumerate(deltas):
+        ObjectDelta.objects.create(
+            revision=revisions[revision],
+            action="Update",
+            content_type=content_type,
+            content_id=str(number),
+            created_at=start + datetime.timedelta(minutes=minutes),
+        )
+    since, until = (
+        None if minutes < 0 else start + datetime.timedelta(minutes=minutes) for minutes in bounds
+    )
+    expected = {
+        revisions[revision].pk
+        for revision, minutes in deltas
+        if (since is None or minutes >= bounds[0]) and (until is None or minutes <= bounds[1])
+    }
+    for small_under in (0, 1, 10_000):  # no narrowing, or the window's revisions from the index
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(export, "SMALL_WINDOW_ROWS", small_under)
+            on_deltas, on_revisions = export.revision_window_conditions(since, until)
+        in_window = ObjectDelta.objects.filter(on_deltas, revision=OuterRef("pk"))
+        found = Revision.objects.filter(on_revisions, Exists(in_window))
+        assert set(found.values_list("pk", flat=True)) == expected, (since, until, small_under)
 
 
 def test_the_actor_condition_costs_at_most_two_small_queries(user, django_assert_num_queries):

@@ -55,6 +55,7 @@ __all__ = [
     "RESTORE_ACTIONS",
     "RestoreForbidden",
     "VisibilityPolicy",
+    "deletion_effects",
     "get_policy",
     "in_queryset",
     "last_recorded_state",
@@ -196,7 +197,7 @@ class VisibilityPolicy:
         if type(instance)._meta.auto_created:
             touched = [("change", _relation_owner(instance))]
         elif action == "delete":
-            touched = _deletion_effects(instance)
+            touched = deletion_effects(instance)
         else:
             touched = [(action, instance)]
         refused = [
@@ -246,7 +247,7 @@ def _user_cache(user: Any) -> dict | None:
         return None
 
 
-def _deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
+def deletion_effects(instance: models.Model) -> list[tuple[str, models.Model]]:
     """Every row deleting `instance` deletes ("delete") or updates ("change"), itself first.
 
     Collected without deleting anything. The parent rows of a multi-table child are the same

@@ -24,7 +24,7 @@ from django.db import models, router
 
 from revy.contrib.django import history
 from revy.contrib.django._meta import concrete_model, related_model
-from revy.contrib.django.access import _deletion_effects
+from revy.contrib.django.access import deletion_effects
 from revy.contrib.django.encoding import encode
 from revy.contrib.django.models import (
     AbstractAttributeDelta,
@@ -158,7 +158,7 @@ def revert_preview(revision: AbstractRevision, *, check: Check | None = None) ->
             instance = current if current is not None else build_instance(model, state)
             write = PlannedWrite("delete", model, pk, instance, delta=delta)
             if current is not None:
-                write.effects = [(action, row) for action, row in _deletion_effects(current)[1:]]
+                write.effects = [(action, row) for action, row in deletion_effects(current)[1:]]
             preview.writes.append(_checked(write, check))
             states[key] = None
         elif delta.action == "Delete":

@@ -39,7 +39,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from django.contrib import admin, messages
 from django.contrib.admin.utils import quote, unquote
-from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.core.exceptions import (
+    BadRequest,
+    ObjectDoesNotExist,
+    PermissionDenied,
+    ValidationError,
+)
 from django.db import IntegrityError, models, router, transaction
 from django.db.models import Count, Q
 from django.http import (
@@ -442,10 +447,12 @@ class HistoryAdminMixin(_ModelAdmin):
         policy = self.get_visibility_policy()
         if not policy.can_view_object(request.user, self.model, pk, obj=state):
             raise PermissionDenied
-        deltas = list(
+        deltas, older_url = _newest_first_page(
             policy.filter_history(request.user, self.model, pk, aggregates=True)
             .select_related("content_type", "actor_type", "revision")
-            .prefetch_related("actor", "children", "children__actor")[: self.history_page_size]
+            .prefetch_related("actor", "children", "children__actor"),
+            request,
+            self.history_page_size,
         )
         describe = _DiffLabels(request.user, policy, deltas)
         for delta in deltas:
@@ -463,6 +470,7 @@ class HistoryAdminMixin(_ModelAdmin):
             **self._base_context(request, object_id, obj),
             "title": _("History: %s") % (obj if obj is not None else f"{opts.verbose_name} {pk}"),
             "deltas": deltas,
+            "older_url": older_url,
             "can_restore": self._can_restore(request, obj, pk, state),
             "restore_url_name": f"admin:{opts.app_label}_{opts.model_name}_revy_restore",
             "revision_url_name": (
@@ -546,10 +554,12 @@ class HistoryAdminMixin(_ModelAdmin):
             raise PermissionDenied
         policy = self.get_visibility_policy()
         queryset = self.get_queryset(request)
-        deletions = list(
+        deletions, older_url = _newest_first_page(
             history.deleted(self.model)
             .select_related("revision", "actor_type")
-            .prefetch_related("actor")[: self.history_page_size]
+            .prefetch_related("actor"),
+            request,
+            self.history_page_size,
         )
         rows = []
         can_add = self.has_add_permission(request)
@@ -586,8 +596,7 @@ class HistoryAdminMixin(_ModelAdmin):
             "app_label": opts.app_label,
             "module_name": str(opts.verbose_name_plural).capitalize(),
             "rows": rows,
-            "limit": self.history_page_size,
-            "truncated": len(deletions) >= self.history_page_size,
+            "older_url": older_url,
             "revision_url_name": _revision_url_name(self.admin_site, request),
         }
         request.current_app = self.admin_site.name
@@ -610,6 +619,29 @@ class HistoryAdminMixin(_ModelAdmin):
         for obj in queryset:
             _describe_revision(request, obj, _("Deleted “%(object)s”.") % {"object": obj})
         return entries
+
+
+def _newest_first_page(
+    deltas: models.QuerySet, request: HttpRequest, size: int
+) -> tuple[list[Any], str | None]:
+    """The deltas (newest first) older than `?before=<delta id>`, at most `size`, and the
+    query string of the next older page (None when there is none).
+
+    Keyset paging: a page costs the same at the start of a long history and at its end.
+    """
+    before = request.GET.get("before")
+    if before is not None:
+        # Digits only, within a 64-bit key: anything else would reach the database.
+        if not (before.isascii() and before.isdigit() and int(before) < 2**63):
+            raise BadRequest("before: a delta id (a positive integer)")
+        deltas = deltas.filter(pk__lt=int(before))
+    page = list(deltas[: size + 1])
+    if len(page) <= size:
+        return page, None
+    del page[size:]
+    query = request.GET.copy()
+    query["before"] = str(page[-1].pk)
+    return page, f"?{query.urlencode()}"
 
 
 def _version(model: type[models.Model], pk: Any, delta_id: int) -> Any:

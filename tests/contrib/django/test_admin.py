@@ -179,6 +179,28 @@ def test_staff_without_permissions_cannot_see_history(book):
     assert client.get(history_url(book)).status_code == 403
 
 
+def test_the_history_page_pages_through_every_change_newest_first(
+    superuser_client, book, monkeypatch
+):
+    from tests.contrib.django.test_admin_review import _older_pages
+
+    _, client = superuser_client
+    monkeypatch.setattr(BookAdmin, "history_page_size", 2)
+    for number in range(4):
+        with Context():
+            book.title = f"Title {number}"
+            book.save()
+    from revy.contrib.django.history import history_of
+
+    expected = [str(pk) for pk in history_of(book, aggregates=True).values_list("pk", flat=True)]
+
+    pages = _older_pages(client, reverse(admin_url(Book, "history"), args=[book.pk]), "revy-delta")
+
+    assert len(expected) >= 5  # the book's create and four updates, at least
+    assert all(len(page) == 2 for page in pages[:-1]) and 1 <= len(pages[-1]) <= 2
+    assert [pk for page in pages for pk in page] == expected
+
+
 def test_a_deleted_object_keeps_its_history_page_and_can_be_restored(superuser_client, book):
     _, client = superuser_client
     with Context():

@@ -445,6 +445,48 @@ def test_the_deleted_list_needs_the_same_queries_for_1_and_5_rows(superuser_clie
     assert _deleted_page_queries(client, 5) == one == DELETED_PAGE_QUERIES
 
 
+def _older_pages(client, url: str, row_class: str) -> list[list[str]]:
+    """Follow the "older" links from `url`: the rows' `data-*` keys of each page."""
+    import re
+
+    pages = []
+    while url:
+        text = client.get(url).content.decode()
+        pages.append(re.findall(rf'class="{row_class}" data-[a-z]+="([^"]+)"', text))
+        older = re.search(r'class="revy-older" href="([^"]+)"', text)
+        url = url.split("?")[0] + older.group(1).replace("&amp;", "&") if older else None
+    return pages
+
+
+def test_the_deleted_list_pages_through_every_deletion_newest_first(superuser_client, monkeypatch):
+    from tests.contrib.django.test_admin import BookAdmin
+
+    _, client = superuser_client
+    monkeypatch.setattr(BookAdmin, "history_page_size", 2)
+    with Context():
+        author = make_author(name="Ann")
+        books = [make_book(author=author, title=f"Gone {number}") for number in range(5)]
+    for book in books:
+        pk = book.pk
+        with Context():
+            book.delete()
+        book.pk = pk
+
+    pages = _older_pages(client, deleted_url(Book), "revy-deleted-row")
+
+    assert pages == [
+        [str(books[4].pk), str(books[3].pk)],
+        [str(books[2].pk), str(books[1].pk)],
+        [str(books[0].pk)],
+    ]
+
+
+@pytest.mark.parametrize("before", ["x", "-1", "1.5", "9" * 20, "\u0661"])
+def test_a_bad_page_key_of_the_deleted_list_is_a_400(superuser_client, before):
+    _, client = superuser_client
+    assert client.get(deleted_url(Book), {"before": before}).status_code == 400
+
+
 def test_the_deleted_list_without_add_permission_has_no_recover_buttons(books):
     _, client = staff("testapp.view_book")
     with Context():

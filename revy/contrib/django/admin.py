@@ -219,14 +219,15 @@ class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
         """The revision's changes: object, action, field diffs, actors, descriptions."""
         revision = self._revision(request, object_id)
         policy = get_policy()
-        deltas = list(
-            policy.filter_deltas(
-                request.user,
-                get_object_delta_model()._base_manager.filter(revision=revision),
-            )
-            .select_related("content_type", "actor_type")
+        in_revision = get_object_delta_model()._base_manager.filter(revision=revision)
+        visible = policy.filter_deltas(request.user, in_revision)
+        deltas, later_url = _keyset_page(
+            visible.select_related("content_type", "actor_type")
             .prefetch_related("actor", "children", "children__actor")
-            .order_by("id")[: self.revision_page_size]
+            .order_by("id"),
+            request,
+            self.revision_page_size,
+            newest_first=False,
         )
         describe = _DiffLabels(request.user, policy, deltas)
         names = _ObjectNames(self.admin_site, deltas)
@@ -238,8 +239,11 @@ class RevisionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             **self._page_context(request, revision),
             "title": _("Revision %(id)s") % {"id": revision.pk},
             "deltas": deltas,
-            "hidden_count": get_object_delta_model()._base_manager.filter(revision=revision).count()
-            - len(deltas),
+            "later_url": later_url,
+            # The changes the policy hides from this user (not those of other pages).
+            "hidden_count": in_revision.aggregate(
+                hidden=Count("pk", filter=~Q(pk__in=visible.values("pk")))
+            )["hidden"],
             "actors": [_actor_name(actor) for actor in revision.get_actors()],
             "revertible": any(d.action in ("Create", "Update", "Delete") for d in deltas),
             **(extra_context or {}),
@@ -447,7 +451,7 @@ class HistoryAdminMixin(_ModelAdmin):
         policy = self.get_visibility_policy()
         if not policy.can_view_object(request.user, self.model, pk, obj=state):
             raise PermissionDenied
-        deltas, older_url = _newest_first_page(
+        deltas, older_url = _keyset_page(
             policy.filter_history(request.user, self.model, pk, aggregates=True)
             .select_related("content_type", "actor_type", "revision")
             .prefetch_related("actor", "children", "children__actor"),
@@ -554,7 +558,7 @@ class HistoryAdminMixin(_ModelAdmin):
             raise PermissionDenied
         policy = self.get_visibility_policy()
         queryset = self.get_queryset(request)
-        deletions, older_url = _newest_first_page(
+        deletions, older_url = _keyset_page(
             history.deleted(self.model)
             .select_related("revision", "actor_type")
             .prefetch_related("actor"),
@@ -621,26 +625,29 @@ class HistoryAdminMixin(_ModelAdmin):
         return entries
 
 
-def _newest_first_page(
-    deltas: models.QuerySet, request: HttpRequest, size: int
+def _keyset_page(
+    deltas: models.QuerySet, request: HttpRequest, size: int, *, newest_first: bool = True
 ) -> tuple[list[Any], str | None]:
-    """The deltas (newest first) older than `?before=<delta id>`, at most `size`, and the
-    query string of the next older page (None when there is none).
+    """A page of `deltas` (ordered by id, newest first or oldest first) and the query string
+    of the next page (None when there is none).
 
-    Keyset paging: a page costs the same at the start of a long history and at its end.
+    The next page starts after the last id shown: `?before=<id>` newest first, `?after=<id>`
+    oldest first (keyset paging: a page costs the same at the start of a long history and
+    at its end). Anything but digits within a 64-bit key is a 400.
     """
-    before = request.GET.get("before")
-    if before is not None:
+    name = "before" if newest_first else "after"
+    key = request.GET.get(name)
+    if key is not None:
         # Digits only, within a 64-bit key: anything else would reach the database.
-        if not (before.isascii() and before.isdigit() and int(before) < 2**63):
-            raise BadRequest("before: a delta id (a positive integer)")
-        deltas = deltas.filter(pk__lt=int(before))
+        if not (key.isascii() and key.isdigit() and int(key) < 2**63):
+            raise BadRequest(f"{name}: a delta id (a positive integer)")
+        deltas = deltas.filter(**{"pk__lt" if newest_first else "pk__gt": int(key)})
     page = list(deltas[: size + 1])
     if len(page) <= size:
         return page, None
     del page[size:]
     query = request.GET.copy()
-    query["before"] = str(page[-1].pk)
+    query[name] = str(page[-1].pk)
     return page, f"?{query.urlencode()}"
 
 

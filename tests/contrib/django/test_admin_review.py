@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from revy import Context
+from revy.contrib.django.admin import RevisionAdmin
 from tests.contrib.django.test_admin import (  # noqa: F401 (fixtures)
     admin_url,
     registered_admins,
@@ -135,6 +136,36 @@ def test_the_revision_page_shows_only_the_changes_the_viewer_may_see(books):
 
     assert "<ins>Seen</ins>" in text and "Hidden author" not in text
     assert "1 more change is not listed." in text
+
+
+def test_the_revision_page_pages_through_its_changes_oldest_first(superuser_client, monkeypatch):
+    _, client = superuser_client
+    monkeypatch.setattr(RevisionAdmin, "revision_page_size", 2)
+    with Context():
+        author = make_author(name="Ann")
+        for number in range(4):
+            make_book(author=author, title=f"Book {number}")
+    revision = ObjectDelta.objects.latest("id").revision
+    expected = [
+        str(pk) for pk in revision.object_deltas.order_by("id").values_list("pk", flat=True)
+    ]
+
+    pages = _older_pages(client, revision_url(revision), "revy-delta", link="revy-later")
+
+    assert len(expected) == 5
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [pk for page in pages for pk in page] == expected
+    text = client.get(revision_url(revision)).content.decode()
+    assert "not listed" not in text  # the other pages' changes are not hidden ones
+
+
+@pytest.mark.parametrize("after", ["x", "-1", "9" * 20])
+def test_a_bad_page_key_of_the_revision_page_is_a_400(superuser_client, after):
+    _, client = superuser_client
+    with Context():
+        make_author(name="Ann")
+    revision = ObjectDelta.objects.latest("id").revision
+    assert client.get(revision_url(revision), {"after": after}).status_code == 400
 
 
 def test_a_revision_without_visible_changes_is_not_found(books):
@@ -445,15 +476,16 @@ def test_the_deleted_list_needs_the_same_queries_for_1_and_5_rows(superuser_clie
     assert _deleted_page_queries(client, 5) == one == DELETED_PAGE_QUERIES
 
 
-def _older_pages(client, url: str, row_class: str) -> list[list[str]]:
-    """Follow the "older" links from `url`: the rows' `data-*` keys of each page."""
+def _older_pages(client, url: str, row_class: str, link: str = "revy-older") -> list[list[str]]:
+    """Follow the next-page links (class `link`) from `url`: the rows' `data-*` keys of each
+    page."""
     import re
 
     pages = []
     while url:
         text = client.get(url).content.decode()
         pages.append(re.findall(rf'class="{row_class}" data-[a-z]+="([^"]+)"', text))
-        older = re.search(r'class="revy-older" href="([^"]+)"', text)
+        older = re.search(rf'class="{link}" href="([^"]+)"', text)
         url = url.split("?")[0] + older.group(1).replace("&amp;", "&") if older else None
     return pages
 

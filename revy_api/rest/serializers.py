@@ -280,32 +280,59 @@ class _MetadataField(serializers.JSONField):
 
 
 class RevisionDetailSerializer(RevisionSerializer):
-    """A revision with its metadata and the object deltas you may see, oldest first."""
+    """A revision with its metadata and the object deltas you may see, oldest first.
+
+    `deltas` holds at most 500 of them; `deltas_next` is the URL of the next ones
+    (`?deltas_after=<the last delta's id>`), null after the last. `actors` and
+    `delta_count` describe the whole revision on every page, as in the list.
+    """
+
+    #: Object deltas per page of a revision (a bulk write's revision may hold millions).
+    deltas_page_size = 500
 
     metadata = _MetadataField(
         help_text='Request facts: `{"user": {"type", "id"}, "request_id": "..."}`.'
     )
     deltas = ObjectDeltaSerializer(many=True)
+    deltas_next = serializers.URLField(
+        allow_null=True,
+        help_text="The next deltas of the revision (`?deltas_after=`); null after the last.",
+    )
 
     class Meta:
         list_serializer_class = serializers.ListSerializer
 
     def to_representation(self, revision: AbstractRevision) -> dict[str, Any]:
-        deltas = list(
-            _policy(self.context)
-            .filter_deltas(_user(self.context), revision.object_deltas.all())
-            .order_by("id")
-        )
-        references = _references(self.context, deltas)
-        pairs = set()
-        for delta in deltas:
-            pairs.add((delta.actor_type_id, delta.actor_id))
-            pairs.update((child.actor_type_id, child.actor_id) for child in field_changes(delta))
+        policy, user = _policy(self.context), _user(self.context)
+        visible = policy.filter_deltas(user, revision.object_deltas.all()).order_by("id")
+        after = self.context.get("deltas_after")
+        if after is not None:
+            visible = visible.filter(pk__gt=after)
+        size = self.deltas_page_size
+        deltas = list(visible[: size + 1])
+        next_url = None
+        if len(deltas) > size:
+            del deltas[size:]
+            request = self.context["request"]
+            query = request.query_params.copy()
+            query["deltas_after"] = str(deltas[-1].pk)
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
+        # The whole revision's actors and count (the list's rule and queries), and the page's
+        # actors and contents, read in one batch of references.
+        actors, counts = revision_summaries([revision.pk], policy, user)
+        load_field_changes(deltas)
+        references = References().want_deltas(deltas)
+        for type_id, actor_id in actors[revision.pk]:
+            references.want(type_id, actor_id)
+        references.load()
         render = ObjectDeltaSerializer(context=self.context).render
         return {
-            **self.summary(revision, _actor_list(pairs, references), len(deltas)),
+            **self.summary(
+                revision, _actor_list(actors[revision.pk], references), counts[revision.pk]
+            ),
             "metadata": revision.metadata,
             "deltas": [render(delta, references) for delta in deltas],
+            "deltas_next": next_url,
         }
 
 

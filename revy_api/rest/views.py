@@ -27,7 +27,7 @@ from rest_framework.response import Response
 from revy.contrib.django import feed
 from revy.contrib.django.recovery import deleted
 from revy.contrib.django.utils import get_object_delta_model, get_revision_model
-from revy_api import operations
+from revy_api import inputs, operations
 from revy_api.references import content_type_for_label
 from revy_api.rest import openapi
 from revy_api.rest.filters import DeltaFilterBackend, DeltaFilterSet, RevisionFilterBackend
@@ -67,7 +67,18 @@ class _ReadOnlyHistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet
 
 @extend_schema_view(
     list=extend_schema(summary="Revisions having visible deltas, newest first"),
-    retrieve=extend_schema(summary="A revision with its metadata and visible deltas"),
+    retrieve=extend_schema(
+        summary="A revision with its metadata and visible deltas",
+        parameters=[
+            OpenApiParameter(
+                "deltas_after",
+                OpenApiTypes.INT,
+                OpenApiParameter.QUERY,
+                description="The deltas after this delta id (as `deltas_next` gives).",
+            )
+        ],
+        filters=False,
+    ),
 )
 class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
     """Revisions, filtered by their deltas; `POST revert/` undoes one as a new revision."""
@@ -80,6 +91,13 @@ class RevisionViewSet(RevisionContextMixin, _ReadOnlyHistoryViewSet):
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, maybe without a DB
             return revisions.none()
         return self.get_visibility_policy().filter_revisions(self.request.user, revisions)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        after = self.request.query_params.get("deltas_after") if self.request else None
+        if self.action == "retrieve" and after not in (None, ""):
+            context["deltas_after"] = inputs.integer(after, "deltas_after")
+        return context
 
     def get_serializer_class(self) -> type:
         if self.action == "retrieve":

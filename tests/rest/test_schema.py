@@ -178,7 +178,7 @@ def test_object_delta_and_revision_components(document):
     }
     assert set(schemas["RevisionDetail"]["properties"]) == set(
         schemas["Revision"]["properties"]
-    ) | {"metadata", "deltas"}
+    ) | {"metadata", "deltas", "deltas_next"}
 
 
 @override_settings(ROOT_URLCONF="example.project.urls", STATIC_URL="/static/")

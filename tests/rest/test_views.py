@@ -58,7 +58,7 @@ def test_revision_detail_has_metadata_and_deltas_oldest_first(editor_api, editor
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == REVISION_KEYS | {"metadata", "deltas"}
+    assert set(body) == REVISION_KEYS | {"metadata", "deltas", "deltas_next"}
     assert body["metadata"] == {
         "user": {"type": "auth.user", "id": str(editor.pk)},
         "request_id": "r-1",
@@ -67,6 +67,79 @@ def test_revision_detail_has_metadata_and_deltas_oldest_first(editor_api, editor
     assert delta["action"] == "Create"
     assert delta["revision"] == int(revision_id)
     assert {change["field"] for change in delta["changes"]} == {"id", "name", "email", "user_id"}
+
+
+def test_the_detail_lists_the_actors_the_list_does(admin_api, mixed, user):
+    # Keys the database assigned are the system's values, but make nobody an actor: in the
+    # detail as in the list (and `Revision.get_actors()`).
+    listed = admin_api.get("/api/revisions/").json()["results"][1]
+    detail = admin_api.get(f"/api/revisions/{listed['id']}/").json()
+
+    assert detail["actors"] == listed["actors"] == [_ref(user)]
+    assert detail["delta_count"] == listed["delta_count"] == 2
+
+
+@pytest.fixture
+def big_revision(user, other_user):
+    """A revision of 5 authors' creations: 4 by alice, the last one by bob."""
+    with Context(actor=user, revision_description="many"):
+        for number in range(4):
+            Author.objects.create(name=f"Author {number}")
+        with Context(actor=other_user):
+            Author.objects.create(name="Author 4")
+    return object_deltas(Author, Author.objects.latest("pk").pk)[0].revision
+
+
+def test_the_detail_pages_through_a_large_revision_oldest_first(
+    admin_api, big_revision, user, other_user, monkeypatch
+):
+    from revy_api.rest.serializers import RevisionDetailSerializer
+
+    monkeypatch.setattr(RevisionDetailSerializer, "deltas_page_size", 2)
+    url, pages = f"/api/revisions/{big_revision.pk}/", []
+    while url:
+        body = admin_api.get(url).json()
+        pages.append(body)
+        url = body["deltas_next"]
+
+    assert [len(page["deltas"]) for page in pages] == [2, 2, 1]
+    shown = [delta["id"] for page in pages for delta in page["deltas"]]
+    assert shown == list(big_revision.object_deltas.order_by("id").values_list("pk", flat=True))
+    listed = admin_api.get("/api/revisions/").json()["results"][0]
+    assert listed["id"] == big_revision.pk
+    for page in pages:  # every page describes the whole revision, as the list does
+        assert page["delta_count"] == listed["delta_count"] == 5
+        assert page["actors"] == listed["actors"]
+        assert {actor["id"] for actor in page["actors"]} == {str(user.pk), str(other_user.pk)}
+    assert pages[-1]["deltas_next"] is None
+
+
+def test_a_small_revision_has_no_next_page_of_deltas(admin_api, mixed):
+    listed = admin_api.get("/api/revisions/").json()["results"][1]
+    assert admin_api.get(f"/api/revisions/{listed['id']}/").json()["deltas_next"] is None
+
+
+@pytest.mark.parametrize("after", ["x", "-1", "1.5", "\u0661"])
+def test_a_bad_deltas_after_is_a_400(admin_api, big_revision, after):
+    response = admin_api.get(f"/api/revisions/{big_revision.pk}/", {"deltas_after": after})
+    body = assert_problem(response, 400, "bad-request")
+    assert "deltas_after" in body["detail"]
+
+
+def test_the_detail_costs_the_same_queries_for_1_and_5_deltas(admin_api, big_revision, user):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with Context(actor=user):
+        small = object_deltas(Author, Author.objects.create(name="Alone").pk)[0].revision_id
+
+    def queries(revision_id) -> int:
+        admin_api.get(f"/api/revisions/{revision_id}/")  # warm caches
+        with CaptureQueriesContext(connection) as captured:
+            assert admin_api.get(f"/api/revisions/{revision_id}/").status_code == 200
+        return len(captured)
+
+    assert queries(small) == queries(big_revision.pk)
 
 
 def test_a_user_sees_only_the_deltas_of_models_they_may_view(mixed, user):

@@ -39,7 +39,7 @@ records the fields that differ (`Diff`); neither reads the row first. A save wit
 from __future__ import annotations
 
 import weakref
-from typing import Any
+from typing import Any, Self
 
 from django.db import connections, models
 from django.utils import timezone
@@ -78,6 +78,7 @@ from revy.contrib.django.utils import (
 __all__ = [
     "PENDING_KEY",
     "Diff",
+    "RowWrite",
     "Statement",
     "applies",
     "applies_to_delete",
@@ -163,7 +164,66 @@ def applies_to_delete(collector: Any) -> bool:
     )
 
 
-class Statement:
+class RowWrite:
+    """An execute wrapper that calls `wrote()` when Django sends the first INSERT or UPDATE of
+    the saved row's table (the first DELETE, for `delete`), on any database: the instance's
+    values then are the row's, whatever post_save receivers assign afterwards.
+
+    Only the innermost wrapper of a connection acts (`Statement` shares the stack), so that
+    saves made by signal receivers during the save keep theirs.
+    """
+
+    def __init__(self, config: ModelConfig, using: str, wrote=None, delete: bool = False) -> None:
+        self.config = config
+        self.using = using
+        self.wrote = wrote
+        self.done = False
+        # The connection, looked up once: `connections[alias]` is a thread/task-local lookup.
+        self.connection = connections[using]
+        quote = self.connection.ops.quote_name
+        table_name = quote(config.model._meta.db_table)
+        self.insert_prefix = f"INSERT INTO {table_name} "
+        self.update_prefix = f"UPDATE {table_name} SET "
+        if delete:
+            self.insert_prefix = self.update_prefix = f"DELETE FROM {table_name} WHERE "
+
+    def __enter__(self) -> Self:
+        self._stack().append(self)
+        self._wrapper = self.connection.execute_wrapper(self)
+        self._wrapper.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._wrapper.__exit__(*exc)
+        self._stack().pop()
+
+    def _stack(self) -> list:
+        stack = _STATEMENTS.get(self.connection)
+        if stack is None:
+            stack = _STATEMENTS[self.connection] = []
+        return stack
+
+    def _row_write(self, sql: str, many: bool) -> bool | None:
+        """True for the row's INSERT, False for its UPDATE (or DELETE), None for any other
+        statement; the first one only."""
+        if self.done or many or self._stack()[-1] is not self:
+            return None
+        if sql.startswith(self.insert_prefix):
+            adding = True
+        elif sql.startswith(self.update_prefix):
+            adding = False
+        else:
+            return None
+        self.done = True
+        return adding
+
+    def __call__(self, execute, sql, params, many, context):
+        if self._row_write(sql, many) is not None and self.wrote is not None:
+            self.wrote()
+        return execute(sql, params, many, context)
+
+
+class Statement(RowWrite):
     """An execute wrapper that rewrites the first INSERT or UPDATE of the saved row's table
     (the first DELETE, for `delete`).
 
@@ -181,8 +241,7 @@ class Statement:
         state_from_row: bool = False,
         diff=None,
     ) -> None:
-        self.config = config
-        self.using = using
+        super().__init__(config, using, delete=delete)
         self.build = build
         # The deleted row's state is not known: the statement builds it from what the
         # DELETE returns (`state_in_sql`).
@@ -193,44 +252,13 @@ class Statement:
         # Whether the statement sent was the diff's, and whether it found the row.
         self.diffed = False
         self.found = False
-        self.done = False
         self.delta_id: Any = None
         self.change: Change | None = None
-        # The connection, looked up once: `connections[alias]` is a thread/task-local lookup.
-        self.connection = connections[using]
-        quote = self.connection.ops.quote_name
-        table_name = quote(config.model._meta.db_table)
-        self.insert_prefix = f"INSERT INTO {table_name} "
-        self.update_prefix = f"UPDATE {table_name} SET "
-        if delete:
-            self.insert_prefix = self.update_prefix = f"DELETE FROM {table_name} WHERE "
-
-    def __enter__(self) -> Statement:
-        self._stack().append(self)
-        self._wrapper = self.connection.execute_wrapper(self)
-        self._wrapper.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self._wrapper.__exit__(*exc)
-        self._stack().pop()
-
-    def _stack(self) -> list:
-        stack = _STATEMENTS.get(self.connection)
-        if stack is None:
-            stack = _STATEMENTS[self.connection] = []
-        return stack
 
     def __call__(self, execute, sql, params, many, context):
-        if self.done or many or self._stack()[-1] is not self:
+        adding = self._row_write(sql, many)
+        if adding is None:
             return execute(sql, params, many, context)
-        if sql.startswith(self.insert_prefix):
-            adding = True
-        elif sql.startswith(self.update_prefix):
-            adding = False
-        else:
-            return execute(sql, params, many, context)
-        self.done = True
         if self.diff is not None and not adding and " RETURNING " not in sql:
             return self._diffed(execute, sql, params, many, context)
         change = self.build(adding)
@@ -245,8 +273,9 @@ class Statement:
             sql += " RETURNING *"  # Django's DELETE returns nothing of its own
         elif " RETURNING " not in sql:
             # What the history's SELECTs join with (Django reads no row of it).
-            pk = connection.ops.quote_name(self.config.model._meta.pk.column)
-            sql += f" RETURNING {pk}"
+            column = self.config.model._meta.pk.column
+            assert column is not None  # a concrete key
+            sql += f" RETURNING {connection.ops.quote_name(column)}"
         rewritten = (
             f"WITH row AS ({sql}), {history_sql} "
             "SELECT row.*, (SELECT id FROM rev), (SELECT id FROM od) FROM row"

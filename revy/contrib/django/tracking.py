@@ -263,10 +263,12 @@ def _record_save(
         if one:
 
             def diff() -> onestatement.Diff:
-                after = config.normalize(config.values_of(self))
+                saving.note_write(self)
+                after = config.normalize(saving.at_write)
                 return onestatement.Diff(config, self, config.normalize(current), after)
 
             def build(adding: bool) -> Change | None:
+                saving.note_write(self)
                 if unread:  # Django's INSERT after an UPDATE that found no row
                     return None
                 return _planned_change(self, state, saving, adding)
@@ -277,7 +279,10 @@ def _record_save(
                     self, raw, force_insert, force_update, using, update_fields
                 )
         else:
-            result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
+            with onestatement.RowWrite(config, using, lambda: saving.note_write(self)):
+                result = _django_save_base(
+                    self, raw, force_insert, force_update, using, update_fields
+                )
     except Exception:
         # Django raised before writing (pre_save, validation, a failed statement) or after
         # (post_save): in the second case the row changed, and its history must say so.
@@ -297,7 +302,7 @@ def _planned_change(self, state, saving: _Saving, adding: bool) -> Change | None
     config, base = saving.config, saving.base
     if adding != (base is None):
         return None
-    after = config.values_of(self)
+    after = saving.at_write if saving.at_write is not None else config.values_of(self)
     if adding and config.pk_of(after) is None:
         pending = onestatement.PENDING_KEY
         after = (*after[: config.pk_index], pending, *after[config.pk_index + 1 :])
@@ -322,6 +327,7 @@ class _Saving:
 
     __slots__ = (
         "actor",
+        "at_write",
         "base",
         "config",
         "current",
@@ -335,6 +341,29 @@ class _Saving:
         self.config, self.using, self.update_fields = config, using, update_fields
         self.actor, self.description = actor, description
         self.current, self.base, self.own_block = current, base, own
+        # The instance's values when Django sent the row's statement (`onestatement.RowWrite`).
+        self.at_write: tuple | None = None
+
+    def note_write(self, instance: models.Model) -> None:
+        self.at_write = self.config.values_of(instance)
+
+    def as_written(self, after: tuple) -> tuple:
+        """The row as the save wrote it, from the instance's values `after` the save: those it
+        had when Django sent the row's statement, whatever post_save receivers assigned since,
+        except the values Django sets after it (an inserted key, values read back in place of
+        expressions). `after` itself when no statement of the row was seen."""
+        at_write = self.at_write
+        if at_write is None:
+            return after
+        pk_index = self.config.pk_index
+        return tuple(
+            now
+            if then is DEFERRED
+            or hasattr(then, "resolve_expression")
+            or (then is None and index == pk_index)
+            else then
+            for index, (then, now) in enumerate(zip(at_write, after, strict=True))
+        )
 
 
 def _written(instance, saving: _Saving, adding: bool) -> bool:
@@ -373,7 +402,7 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     config, using, update_fields = saving.config, saving.using, saving.update_fields
     if statement is not None and statement.diffed and statement.found:
         # The save's statement read the old row and recorded what changed.
-        written = config.normalize(config.values_of(self))
+        written = config.normalize(saving.as_written(config.values_of(self)))
         _statement_wrote(statement, config, using, written)
         _after_save(self, state, config, update_fields, None, written)
         state.pending = transaction_marker(using, own_block=saving.own_block)
@@ -384,7 +413,7 @@ def _record_saved(self, state, saving: _Saving, statement=None) -> None:
         saving.current,
         saving.base,
     )
-    after = config.values_of(self)
+    after = saving.as_written(config.values_of(self))
     written = config.normalize(after)
     written_indexes = None if update_fields is None else set(config.indexes_of(update_fields))
     expressions = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import datetime
 import json
@@ -18,6 +19,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection, transaction
 from django.db.models import F
+from django.db.models.signals import post_save, pre_save
 from django.test import override_settings
 
 from revy import Context
@@ -1563,3 +1565,83 @@ def test_a_child_whose_link_and_parent_key_differ_is_saved_under_the_parent_key(
     shop, place = _child_and_parent_deltas(second.pk)
     assert shop == [("Update", {"name": ("b", "c")})]
     assert place == [("Update", {"name": ("b", "c")})]
+
+
+# Signal receivers that assign fields ----------------------------------------------------------
+
+
+@pytest.fixture(params=[True, False], ids=["one statement", "default path"])
+def either_path(request, settings):
+    settings.REVY_ONE_STATEMENT = request.param
+
+
+@contextlib.contextmanager
+def receiving(signal, sender, receiver):
+    signal.connect(receiver, sender=sender)
+    try:
+        yield
+    finally:
+        signal.disconnect(receiver, sender=sender)
+
+
+def _assign_title(sender, instance, **kwargs):
+    instance.title = "assigned by a receiver"
+
+
+def _saved_with(signal, creating: bool) -> Book:
+    """A book created, or updated, with `_assign_title` receiving `signal` during the save."""
+    author = make_author()
+    if not creating:
+        with Context():
+            book = Book.objects.create(author=author, title="first")
+    with receiving(signal, Book, _assign_title), Context():
+        if creating:
+            return Book.objects.create(author=author, title="saved")
+        book.title = "saved"
+        book.save()
+    return book
+
+
+@pytest.mark.parametrize("creating", [True, False], ids=["create", "update"])
+def test_history_holds_what_was_written_not_what_a_post_save_receiver_assigns(
+    either_path, creating
+):
+    # A post_save receiver runs after the row is written: its assignment is not in the row
+    # until the instance is saved again, and history must say the same.
+    from revy.contrib.django.history import snapshot
+
+    book = _saved_with(post_save, creating)
+    assert Book.objects.get(pk=book.pk).title == snapshot(Book, book.pk).title == "saved"
+    assert book.title == "assigned by a receiver"
+    with Context():
+        book.save()  # now the row holds it
+    assert Book.objects.get(pk=book.pk).title == "assigned by a receiver"
+    latest = object_deltas(Book, book.pk)[-1]
+    assert latest.action == "Update"
+    assert [(a.field_name, a.old_value, a.new_value) for a in latest.children.all()] == [
+        ("title", "saved", "assigned by a receiver")
+    ]
+
+
+def test_a_post_save_assignment_is_recorded_by_a_later_save_of_the_same_context(either_path):
+    from revy.contrib.django.history import snapshot
+
+    with Context():
+        book = make_book(title="first")
+    with Context():
+        with receiving(post_save, Book, _assign_title):
+            book.title = "saved"
+            book.save()
+        book.save()  # in the same context: the instance's base is the row as written
+    assert Book.objects.get(pk=book.pk).title == "assigned by a receiver"
+    assert snapshot(Book, book.pk).title == "assigned by a receiver"
+
+
+@pytest.mark.parametrize("creating", [True, False], ids=["create", "update"])
+def test_history_holds_what_a_pre_save_receiver_assigns(either_path, creating):
+    # A pre_save receiver runs before the row is written: its assignment is in the row.
+    from revy.contrib.django.history import snapshot
+
+    book = _saved_with(pre_save, creating)
+    row = Book.objects.get(pk=book.pk)
+    assert row.title == snapshot(Book, book.pk).title == "assigned by a receiver"

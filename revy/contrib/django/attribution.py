@@ -66,7 +66,8 @@ class InstanceState(weakref.ref):
     for the garbage collector).
     """
 
-    __slots__ = ("base", "checkpoint", "pending", "scope", "seen", "spans")
+    # `saving`: the save in progress (tracking), set only during a save (read with getattr).
+    __slots__ = ("base", "checkpoint", "pending", "saving", "scope", "seen", "spans")
 
     base: tuple | None
     checkpoint: tuple | None
@@ -74,6 +75,7 @@ class InstanceState(weakref.ref):
     scope: Scope | None
     seen: int
     pending: tuple | None
+    saving: Any  # tracking's save in progress, only while the instance is being saved
 
     def __new__(
         cls,

@@ -228,9 +228,11 @@ def _record_save(
 ):
     actor = Context.get_actor()
     description = Context.get_attribute_delta_description()
+    state = state_of(self)
+    if state is not None:
+        _record_earlier_save(self, state)
     current = config.values_of(self)
     pk = _key_on_save(config, self, config.pk_of(current))
-    state = state_of(self)
     adding = self._state.adding
     # On PostgreSQL the statement of a full save can read the old row itself (`Diff`), unless
     # an assignment of the instance's has an actor of its own.
@@ -258,41 +260,59 @@ def _record_save(
         self.__dict__[STATE_KEY] = state
     attribute(self, state, config, actor, description, current)
     saving = _Saving(config, using, update_fields, actor, description, current, base, own_block)
+    watch: onestatement.RowWrite
     statement = None
+    if one:
+
+        def diff() -> onestatement.Diff:
+            saving.note_write(self)
+            after = config.normalize(saving.at_write)
+            return onestatement.Diff(config, self, config.normalize(current), after)
+
+        def build(adding: bool) -> Change | None:
+            saving.note_write(self)
+            if unread:  # Django's INSERT after an UPDATE that found no row
+                return None
+            return _planned_change(self, state, saving, adding)
+
+        watch = statement = onestatement.Statement(
+            config, using, build, diff=diff if unread else None
+        )
+    else:
+        watch = onestatement.RowWrite(config, using, lambda: saving.note_write(self))
+    # A save of the instance by one of its post_save receivers records this one first. (Not
+    # an attribute of `saving`: the statement's closures refer to it, and a cycle would keep
+    # the instance alive until the garbage collector runs.)
+    state.saving = (saving, statement)
     try:
-        if one:
-
-            def diff() -> onestatement.Diff:
-                saving.note_write(self)
-                after = config.normalize(saving.at_write)
-                return onestatement.Diff(config, self, config.normalize(current), after)
-
-            def build(adding: bool) -> Change | None:
-                saving.note_write(self)
-                if unread:  # Django's INSERT after an UPDATE that found no row
-                    return None
-                return _planned_change(self, state, saving, adding)
-
-            statement = onestatement.Statement(config, using, build, diff=diff if unread else None)
-            with statement:
-                result = _django_save_base(
-                    self, raw, force_insert, force_update, using, update_fields
-                )
-        else:
-            with onestatement.RowWrite(config, using, lambda: saving.note_write(self)):
-                result = _django_save_base(
-                    self, raw, force_insert, force_update, using, update_fields
-                )
+        with watch:
+            result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)
     except Exception:
         # Django raised before writing (pre_save, validation, a failed statement) or after
         # (post_save): in the second case the row changed, and its history must say so.
-        if (statement is not None and statement.change is not None) or _written(
-            self, saving, adding
+        if not saving.recorded and (
+            (statement is not None and statement.change is not None)
+            or _written(self, saving, adding)
         ):
             _record_saved(self, state, saving, statement)
         raise
-    _record_saved(self, state, saving, statement)
+    finally:
+        state.saving = None
+    if not saving.recorded:
+        _record_saved(self, state, saving, statement)
     return result
+
+
+def _record_earlier_save(instance: models.Model, state: InstanceState) -> None:
+    """Record the save of `instance` in progress, if its row is written: the instance is being
+    saved again by one of that save's post_save receivers (`instance.save()` after creating,
+    say), and history must keep the order the row was written in."""
+    in_progress = getattr(state, "saving", None)
+    if in_progress is None:
+        return
+    saving, statement = in_progress
+    if saving.at_write is not None and not saving.recorded:
+        _record_saved(instance, state, saving, statement)
 
 
 def _planned_change(self, state, saving: _Saving, adding: bool) -> Change | None:
@@ -333,6 +353,7 @@ class _Saving:
         "current",
         "description",
         "own_block",
+        "recorded",
         "update_fields",
         "using",
     )
@@ -343,6 +364,7 @@ class _Saving:
         self.current, self.base, self.own_block = current, base, own
         # The instance's values when Django sent the row's statement (`onestatement.RowWrite`).
         self.at_write: tuple | None = None
+        self.recorded = False
 
     def note_write(self, instance: models.Model) -> None:
         self.at_write = self.config.values_of(instance)
@@ -399,6 +421,7 @@ def _written(instance, saving: _Saving, adding: bool) -> bool:
 def _record_saved(self, state, saving: _Saving, statement=None) -> None:
     """Record what the save wrote, in the save's transaction (unless the save's own statement
     did: `statement`, an `onestatement.Statement`)."""
+    saving.recorded = True
     config, using, update_fields = saving.config, saving.using, saving.update_fields
     if statement is not None and statement.diffed and statement.found:
         # The save's statement read the old row and recorded what changed.

@@ -1645,3 +1645,51 @@ def test_history_holds_what_a_pre_save_receiver_assigns(either_path, creating):
     book = _saved_with(pre_save, creating)
     row = Book.objects.get(pk=book.pk)
     assert row.title == snapshot(Book, book.pk).title == "assigned by a receiver"
+
+
+def test_a_post_save_receiver_saving_the_instance_again_is_recorded_after_the_save(either_path):
+    # The common "set a field once the key exists, save again" receiver: its save is a later
+    # change of the row, and history keeps that order.
+    from revy.contrib.django.history import snapshot
+
+    def receiver(sender, instance, created, **kwargs):
+        if created:
+            instance.title = f"Book {instance.pk}"
+            instance.save()
+
+    with receiving(post_save, Book, receiver), Context():
+        book = make_book(title="saved")
+    deltas = object_deltas(Book, book.pk)
+    assert [delta.action for delta in deltas] == ["Create", "Update"]
+    assert deltas[0].data["title"] == "saved"
+    assert [(a.field_name, a.old_value, a.new_value) for a in deltas[1].children.all()] == [
+        ("title", "saved", f"Book {book.pk}")
+    ]
+    assert Book.objects.get(pk=book.pk).title == snapshot(Book, book.pk).title == f"Book {book.pk}"
+
+
+@pytest.mark.parametrize("creating", [True, False], ids=["create", "update"])
+def test_a_saved_instance_is_freed_as_soon_as_it_is_dropped(either_path, creating):
+    # Without reference cycles: an instance kept alive until the garbage collector runs stays
+    # watched by its context, and what a bulk write then reads depends on when it ran.
+    import gc
+    import weakref
+
+    book = make_book(title="first") if not creating else None
+    pk = book.pk if book is not None else None
+    del book
+    gc.collect()
+    gc.disable()
+    try:
+        with Context():
+            if creating:
+                saved = make_book(title="saved")
+            else:
+                saved = Book.objects.get(pk=pk)
+                saved.title = "saved"
+                saved.save()
+            dropped = weakref.ref(saved)
+            del saved
+            assert dropped() is None
+    finally:
+        gc.enable()

@@ -167,17 +167,22 @@ def applies_to_delete(collector: Any) -> bool:
 class RowWrite:
     """An execute wrapper that calls `wrote()` when Django sends the first INSERT or UPDATE of
     the saved row's table (the first DELETE, for `delete`), on any database: the instance's
-    values then are the row's, whatever post_save receivers assign afterwards.
+    values then are the row's, whatever post_save receivers assign afterwards. Then, before
+    any later statement on the connection (a post_save receiver's, say), it calls `then()`
+    once, so that the save is recorded before what its receivers do.
 
-    Only the innermost wrapper of a connection acts (`Statement` shares the stack), so that
-    saves made by signal receivers during the save keep theirs.
+    Only the innermost wrapper of a connection acts on the row's statement (`Statement`
+    shares the stack), so that saves made by signal receivers during the save keep theirs.
     """
 
     def __init__(self, config: ModelConfig, using: str, wrote=None, delete: bool = False) -> None:
         self.config = config
         self.using = using
         self.wrote = wrote
-        self.done = False
+        self.then: Any = None
+        self.done = False  # the row's statement was seen
+        self.sent = False  # and has run
+        self.then_done = False
         # The connection, looked up once: `connections[alias]` is a thread/task-local lookup.
         self.connection = connections[using]
         quote = self.connection.ops.quote_name
@@ -206,7 +211,10 @@ class RowWrite:
     def _row_write(self, sql: str, many: bool) -> bool | None:
         """True for the row's INSERT, False for its UPDATE (or DELETE), None for any other
         statement; the first one only."""
-        if self.done or many or self._stack()[-1] is not self:
+        if self.done:
+            self._after_row(sql, many)
+            return None
+        if many or self._stack()[-1] is not self:
             return None
         if sql.startswith(self.insert_prefix):
             adding = True
@@ -217,10 +225,24 @@ class RowWrite:
         self.done = True
         return adding
 
+    def _after_row(self, sql: str, many: bool) -> None:
+        # Not for the statements revy itself runs while it sends the row's.
+        if self.then is None or self.then_done or not self.sent:
+            return
+        if not many and self._stack()[-1] is self and sql.startswith(self.insert_prefix):
+            return  # Django's INSERT after an UPDATE that found no row: still the row's write
+        self.then_done = True
+        self.then()
+
     def __call__(self, execute, sql, params, many, context):
-        if self._row_write(sql, many) is not None and self.wrote is not None:
+        if self._row_write(sql, many) is None:
+            return execute(sql, params, many, context)
+        if self.wrote is not None:
             self.wrote()
-        return execute(sql, params, many, context)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.sent = True
 
 
 class Statement(RowWrite):
@@ -259,6 +281,13 @@ class Statement(RowWrite):
         adding = self._row_write(sql, many)
         if adding is None:
             return execute(sql, params, many, context)
+        try:
+            return self._send(adding, execute, sql, params, many, context)
+        finally:
+            self.sent = True
+
+    def _send(self, adding: bool, execute, sql, params, many, context):
+        """Send the row's statement, with its history when there is one to record."""
         if self.diff is not None and not adding and " RETURNING " not in sql:
             return self._diffed(execute, sql, params, many, context)
         change = self.build(adding)

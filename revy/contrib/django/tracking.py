@@ -280,10 +280,12 @@ def _record_save(
         )
     else:
         watch = onestatement.RowWrite(config, using, lambda: saving.note_write(self))
-    # A save of the instance by one of its post_save receivers records this one first. (Not
-    # an attribute of `saving`: the statement's closures refer to it, and a cycle would keep
-    # the instance alive until the garbage collector runs.)
+    # What its post_save receivers do comes after the save in history: the save is recorded
+    # before their first statement, or when they save the instance again. (Not an attribute
+    # of `saving`: the statement's closures refer to it, and a cycle would keep the instance
+    # alive until the garbage collector runs.)
     state.saving = (saving, statement)
+    watch.then = lambda: _record_earlier_save(self, state)
     try:
         with watch:
             result = _django_save_base(self, raw, force_insert, force_update, using, update_fields)

@@ -1693,3 +1693,44 @@ def test_a_saved_instance_is_freed_as_soon_as_it_is_dropped(either_path, creatin
             assert dropped() is None
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("creating", [True, False], ids=["create", "update"])
+def test_a_post_save_receiver_updating_the_row_with_a_queryset_is_recorded_after_the_save(
+    either_path, creating
+):
+    # The idiom that avoids signals: `Model.objects.filter(pk=...).update(...)` in post_save.
+    from revy.contrib.django.history import snapshot
+
+    def receiver(sender, instance, **kwargs):
+        Book.objects.filter(pk=instance.pk).update(pages=F("pages") + 1)
+
+    book = None if creating else make_book(title="first", pages=10)
+    with receiving(post_save, Book, receiver), Context():
+        if creating:
+            book = make_book(title="saved", pages=10)
+        else:
+            book.title = "saved"
+            book.save()
+    deltas = object_deltas(Book, book.pk)
+    assert [delta.action for delta in deltas][-2:] == ["Create" if creating else "Update", "Update"]
+    assert Book.objects.get(pk=book.pk).pages == snapshot(Book, book.pk).pages == 11
+
+
+@pytest.mark.parametrize("creating", [True, False], ids=["create", "update"])
+def test_post_save_receivers_see_the_history_of_the_save(either_path, creating):
+    from revy.contrib.django.history import history_of
+
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append([delta.action for delta in history_of(instance)])
+
+    book = None if creating else make_book(title="first")
+    with receiving(post_save, Book, receiver), Context():
+        if creating:
+            make_book(title="saved")
+        else:
+            book.title = "saved"
+            book.save()
+    assert seen == [["Create"]] if creating else [["Update"]]

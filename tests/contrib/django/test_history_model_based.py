@@ -272,8 +272,6 @@ def amounts() -> st.SearchStrategy:
 labels = st.sampled_from(["", "a", "b", "Ä"])
 # Few codes, so that upserts and ignore_conflicts meet existing rows.
 POOL_CODES = [f"c{i}" for i in range(6)]
-# Explicit primary keys of new items: negative, so that no sequence ever reaches them.
-NEGATIVE_IDS = itertools.count(1)
 
 
 # What Django answers a save of an instance whose row is gone, when it cannot insert it again.
@@ -305,6 +303,10 @@ class HistoryMachine(RuleBasedStateMachine):
             # automatic through models until asked, and then maybe in a user's transaction.
             _forget_content_types(ItemTag, TagLink)
         self.sequence = itertools.count(1)
+        # Explicit primary keys of new items: negative, so that no sequence ever reaches them;
+        # counted per example, like the sequences (`_wipe`), so that a replay meets the same
+        # keys (a set of keys, such as the one Django adds links through, is ordered by them).
+        self.negative_ids = itertools.count(1)
         self.held: list[models.Model] = []
         self.points: list[Point] = []  # oldest first
         self.unchecked_points = 0
@@ -451,11 +453,15 @@ class HistoryMachine(RuleBasedStateMachine):
 
     # Picking rows ------------------------------------------------------------------------
 
+    @staticmethod
+    def order(model: type[models.Model]) -> tuple[str, ...]:
+        """The order the machine lists rows of `model` in, the same in a replay."""
+        # Docs have random keys: draws must not depend on them, or replays differ.
+        return ("serial", "pk") if model._meta.concrete_model is Doc else ("pk",)
+
     def pks(self, model: type[models.Model]) -> list:
         """The rows of `model` in the database now (that the machine may touch)."""
-        # Docs have random keys: draws must not depend on them, or replays differ.
-        order = ("serial", "pk") if model is Doc else ("pk",)
-        pks = model._base_manager.order_by(*order).values_list("pk", flat=True)
+        pks = model._base_manager.order_by(*self.order(model)).values_list("pk", flat=True)
         if model is Place and avoided("mti"):
             # Only places that are no shop: a shop's parent row has no history of its own.
             pks = pks.filter(shop=None).exclude(pk__in=self.seen[Shop])
@@ -756,7 +762,7 @@ class HistoryMachine(RuleBasedStateMachine):
                 # Without a returned pk revy cannot tell inserted rows from conflicts (a
                 # documented limitation): give one, an existing one to conflict or a new
                 # negative one, clear of the pk sequence.
-                new = st.just(-next(NEGATIVE_IDS))
+                new = st.just(-next(self.negative_ids))
                 existing = [] if avoided(mode) else self.pks(Item)
                 choices = new | st.sampled_from(existing) if existing else new
                 values["id"] = data.draw(choices, label="explicit id")
@@ -785,7 +791,11 @@ class HistoryMachine(RuleBasedStateMachine):
     def op_bulk_update(self, data) -> None:
         model = self.models_for(data, [Item, ProxyItem, Tag, Doc, Place, Shop, Stock, Membership])
         concrete = model._meta.concrete_model
-        objs = list(model.objects.filter(pk__in=self.pick_some(data, model)))
+        # Ordered: the values drawn below go to the rows in this order. Without ORDER BY,
+        # SQLite returns docs in their random keys' order, and PostgreSQL any rows in their
+        # physical order, which the free space earlier examples left decides.
+        queryset = model.objects.filter(pk__in=self.pick_some(data, model))
+        objs = list(queryset.order_by(*self.order(model)))
         if not objs:
             return
         names = data.draw(
@@ -825,7 +835,10 @@ class HistoryMachine(RuleBasedStateMachine):
         if obj is None or obj.pk is None:
             return
         manager = getattr(obj, attr)
-        others = list(target._base_manager.filter(pk__in=self.pick_some(data, target)))
+        # Ordered (see op_bulk_update): Django adds the links in this order (through a set,
+        # whose order follows insertion when keys collide), and later steps pick links by key.
+        queryset = target._base_manager.filter(pk__in=self.pick_some(data, target))
+        others = list(queryset.order_by(*self.order(target)))
         action = data.draw(st.sampled_from(["add", "remove", "set", "clear"]))
         kwargs = {}
         if relation in {"group.members", "item.groups"} and action in {"add", "set"}:

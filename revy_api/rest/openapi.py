@@ -22,6 +22,7 @@ from revy.contrib.django.models import Actions
 from revy_api import inputs
 
 __all__ = [
+    "DELTAS_AFTER",
     "DIFF_PARAMETERS",
     "LINK_HEADER",
     "POINT_PARAMETERS",
@@ -65,6 +66,13 @@ def _actor_pattern() -> str:
 _ID = {"type": "integer", "format": "int64", "minimum": 1, "maximum": inputs.MAX_ID}
 _MOMENT = {"type": "string", "format": "date-time"}
 _OPTIONAL_MOMENT = {"anyOf": [_MOMENT, {"type": "string", "maxLength": 0}]}
+
+#: A revision's next deltas (`deltas_next`): those after this delta id.
+DELTAS_AFTER = _query(
+    "deltas_after",
+    {**_ID, "minimum": 0},
+    "The deltas after this delta id (as `deltas_next` gives).",
+)
 
 
 def page_parameters() -> list[OpenApiParameter]:

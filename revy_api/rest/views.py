@@ -69,14 +69,7 @@ class _ReadOnlyHistoryViewSet(ProblemDetailsMixin, viewsets.ReadOnlyModelViewSet
     list=extend_schema(summary="Revisions having visible deltas, newest first"),
     retrieve=extend_schema(
         summary="A revision with its metadata and visible deltas",
-        parameters=[
-            OpenApiParameter(
-                "deltas_after",
-                OpenApiTypes.INT,
-                OpenApiParameter.QUERY,
-                description="The deltas after this delta id (as `deltas_next` gives).",
-            )
-        ],
+        parameters=[openapi.DELTAS_AFTER],
         filters=False,
     ),
 )

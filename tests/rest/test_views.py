@@ -119,6 +119,13 @@ def test_a_small_revision_has_no_next_page_of_deltas(admin_api, mixed):
     assert admin_api.get(f"/api/revisions/{listed['id']}/").json()["deltas_next"] is None
 
 
+def test_a_deltas_after_beyond_any_id_is_an_empty_page(admin_api, big_revision):
+    after = "9" * 30
+    body = admin_api.get(f"/api/revisions/{big_revision.pk}/", {"deltas_after": after}).json()
+    assert body["deltas"] == [] and body["deltas_next"] is None
+    assert body["delta_count"] == 5
+
+
 @pytest.mark.parametrize("after", ["x", "-1", "1.5", "\u0661"])
 def test_a_bad_deltas_after_is_a_400(admin_api, big_revision, after):
     response = admin_api.get(f"/api/revisions/{big_revision.pk}/", {"deltas_after": after})

@@ -235,14 +235,19 @@ class RowWrite:
         self.then()
 
     def __call__(self, execute, sql, params, many, context):
-        if self._row_write(sql, many) is None:
+        adding = self._row_write(sql, many)
+        if adding is None:
             return execute(sql, params, many, context)
-        if self.wrote is not None:
-            self.wrote()
         try:
-            return execute(sql, params, many, context)
+            return self._send(adding, execute, sql, params, many, context)
         finally:
             self.sent = True
+
+    def _send(self, adding: bool, execute, sql, params, many, context):
+        """Send the row's statement (`Statement` adds its history)."""
+        if self.wrote is not None:
+            self.wrote()
+        return execute(sql, params, many, context)
 
 
 class Statement(RowWrite):
@@ -276,15 +281,6 @@ class Statement(RowWrite):
         self.found = False
         self.delta_id: Any = None
         self.change: Change | None = None
-
-    def __call__(self, execute, sql, params, many, context):
-        adding = self._row_write(sql, many)
-        if adding is None:
-            return execute(sql, params, many, context)
-        try:
-            return self._send(adding, execute, sql, params, many, context)
-        finally:
-            self.sent = True
 
     def _send(self, adding: bool, execute, sql, params, many, context):
         """Send the row's statement, with its history when there is one to record."""
